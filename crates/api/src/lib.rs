@@ -1,0 +1,54 @@
+//! The HTTP API: one module and one `router()` per endpoint group, the system endpoints, and
+//! [`service`], which wraps routers in the shared pipeline. A Lambda mounts one group; the local
+//! server mounts them all.
+
+pub mod contacts;
+pub mod openapi;
+pub mod paging;
+pub mod system;
+
+use axum::Router;
+use plunk_http_kit::{pipeline, AppState};
+use tower::Layer;
+use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
+
+/// An endpoint group, deployable as its own function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// `/health`, `/openapi.json`.
+    System,
+    /// `/contacts`.
+    Contacts,
+}
+
+impl Group {
+    /// Every group, for the local server.
+    pub const ALL: &'static [Group] = &[Group::System, Group::Contacts];
+
+    fn router(self, state: &AppState) -> Router {
+        match self {
+            Group::System => system::router(),
+            Group::Contacts => contacts::router(state.clone()),
+        }
+    }
+}
+
+/// The routers of `groups` inside the shared pipeline: request ids and error rendering, CORS for
+/// `/v1/*`, 404 for unknown paths, trailing slashes ignored.
+pub fn service(state: AppState, groups: &[Group]) -> NormalizePath<Router> {
+    let mut router = Router::new();
+    for group in groups {
+        router = router.merge(group.router(&state));
+    }
+    let router = router
+        .fallback(pipeline::not_found)
+        .layer(axum::middleware::from_fn(pipeline::cors))
+        .layer(axum::middleware::from_fn(pipeline::finish));
+    NormalizePathLayer::trim_trailing_slash().layer(router)
+}
+
+/// Convenience for tests: the whole API as one service over `state`.
+pub fn app(state: AppState) -> NormalizePath<Router> {
+    service(state, Group::ALL)
+}
+

@@ -1,0 +1,33 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and types.
+
+use plunk_http_kit::openapi::{add_common_errors, ErrorBody, ErrorEnvelope, FieldErrorDoc};
+use plunk_http_kit::ErrorCode;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Plunk-compatible email platform API", description = "Transactional email, contacts, events and more. Every response uses the envelope {success, data} or {success:false, error}."),
+    paths(
+        crate::system::health,
+        crate::system::openapi_json,
+        crate::contacts::list,
+        crate::contacts::upsert,
+        crate::contacts::read,
+        crate::contacts::update,
+        crate::contacts::remove,
+        crate::contacts::lookup,
+    ),
+    components(schemas(ErrorEnvelope, ErrorBody, FieldErrorDoc, ErrorCode)),
+    tags((name = "System"), (name = "Contacts"))
+)]
+struct ApiDoc;
+
+/// The whole document, with the bearer scheme and the common error responses added.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    add_common_errors(&mut doc, &["/health", "/openapi.json"]);
+    doc
+}

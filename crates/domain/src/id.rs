@@ -1,0 +1,43 @@
+//! Resource ids: UUIDv7, canonical lowercase hyphenated form (spec README §2 "IDs").
+
+use uuid::Uuid;
+
+/// A fresh UUIDv7; ids therefore sort by creation time.
+pub fn new_id() -> Uuid {
+    Uuid::now_v7()
+}
+
+/// Parses a path or body id. Only the canonical 36-character hyphenated form is accepted; uppercase
+/// hex is accepted and lowercased by `Uuid`'s own formatting. Anything else is `None`, which callers
+/// report exactly like an unknown id.
+pub fn parse_id(raw: &str) -> Option<Uuid> {
+    if raw.len() != 36 {
+        return None;
+    }
+    Uuid::try_parse(raw).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uppercase_ids_are_accepted_and_lowercased() {
+        let id = parse_id("0193A1F2-5B7C-7D10-8A21-4F6E9C0D1A23").unwrap();
+        assert_eq!(id.to_string(), "0193a1f2-5b7c-7d10-8a21-4f6e9c0d1a23");
+    }
+
+    #[test]
+    fn non_canonical_forms_are_rejected() {
+        assert!(parse_id("0193a1f25b7c7d108a214f6e9c0d1a23").is_none());
+        assert!(parse_id("{0193a1f2-5b7c-7d10-8a21-4f6e9c0d1a23}").is_none());
+        assert!(parse_id("nope").is_none());
+    }
+
+    #[test]
+    fn new_ids_sort_by_creation() {
+        let a = new_id();
+        let b = new_id();
+        assert!(a.to_string() < b.to_string());
+    }
+}

@@ -1,0 +1,14 @@
+//! Pure rules of the email platform: ids, parsed newtypes, timestamps, field validation, the
+//! contact `data` rules, projects and API keys. Nothing in this crate performs I/O.
+
+pub mod contact;
+pub mod email;
+pub mod event;
+pub mod id;
+pub mod project;
+pub mod time;
+pub mod validation;
+
+pub use email::EmailAddress;
+pub use time::Timestamp;
+pub use validation::{FieldCode, FieldError};

@@ -1,0 +1,149 @@
+//! The request pipeline around every router (spec README §4): request ids, error rendering into
+//! the envelope, 404/405, CORS for `/v1/*`, and the body-size check.
+
+use crate::envelope::json_response;
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use plunk_domain::Timestamp;
+use serde_json::json;
+use tracing::Instrument;
+
+/// The request id of the current request, available to handlers as an extension.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// The API gateway's request id, inserted by the Lambda entry point when there is one.
+#[derive(Debug, Clone)]
+pub struct GatewayRequestId(pub String);
+
+/// `X-Request-Id`.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Outermost layer: assigns the request id, renders `ApiError`s (and axum's bare 405s) into the
+/// error envelope, and stamps `X-Request-Id` on every response.
+pub async fn finish(mut req: Request, next: Next) -> Response {
+    let id = req
+        .extensions()
+        .get::<GatewayRequestId>()
+        .map(|g| g.0.clone())
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let mut response = next.run(req).instrument(span).await;
+    if let Some(error) = response.extensions_mut().remove::<ApiError>() {
+        response = render(response, &error, &id);
+    } else if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+        let error = ApiError::new(ErrorCode::MethodNotAllowed, "Method not allowed on this path");
+        response = render(response, &error, &id);
+    }
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
+    }
+    response
+}
+
+/// Replaces the body of `response` with the error envelope, keeping its headers.
+fn render(response: Response, error: &ApiError, request_id: &str) -> Response {
+    let status = error.code.status();
+    let mut body = json!({
+        "code": error.code,
+        "message": error.message,
+        "statusCode": status.as_u16(),
+        "requestId": request_id,
+        "suggestion": error.code.suggestion(),
+    });
+    if error.code == ErrorCode::ValidationError {
+        body["errors"] = json!(error.errors);
+    }
+    if let Some(details) = &error.details {
+        body["details"] = details.clone();
+    }
+    let envelope = json!({
+        "success": false,
+        "error": body,
+        "timestamp": Timestamp::now(),
+    });
+    let (parts, _) = response.into_parts();
+    let mut rendered = json_response(status, serde_json::to_vec(&envelope).unwrap_or_default());
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rendered.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    if let Some(seconds) = error.retry_after {
+        rendered
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    rendered
+}
+
+/// Router fallback: 404 `NOT_FOUND` for unknown paths.
+pub async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "No route matches this path")
+}
+
+const CORS_EXPOSE: &str =
+    "X-Request-Id, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After, Idempotent-Replayed";
+
+/// CORS for `/v1/*` only (spec README §9): preflight answered with 204 before routing, every
+/// response opened to any origin. Other paths get no CORS headers.
+pub async fn cors(req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with("/v1/") {
+        return next.run(req).await;
+    }
+    if req.method() == Method::OPTIONS {
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        let h = response.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("POST, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Authorization, Content-Type, Idempotency-Key"),
+        );
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(CORS_EXPOSE),
+        );
+        return response;
+    }
+    let mut response = next.run(req).await;
+    let h = response.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(CORS_EXPOSE),
+    );
+    response
+}
+
+/// Route layer: 413 `PAYLOAD_TOO_LARGE` when the declared body is over the limit (checked after
+/// routing and before authentication). Bodies of unknown length are limited while being read.
+pub async fn body_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = state.settings.body_limit_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .or_else(|| http_body::Body::size_hint(req.body()).exact());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large(limit).into_response();
+    }
+    next.run(req).await
+}
+
+/// The 413 error for a body over `limit` bytes.
+pub fn too_large(limit: usize) -> ApiError {
+    ApiError::new(ErrorCode::PayloadTooLarge, "The request body is too large")
+        .with_details(json!({ "limitBytes": limit }))
+}
+

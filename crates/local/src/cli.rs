@@ -1,0 +1,192 @@
+//! Argument parsing and dispatch. Exit codes (admin-cli.md §1): 0 success, 1 usage or validation,
+//! 2 not found, 3 conflict, 4 store or network error.
+
+use crate::commands;
+use crate::output::Failure;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use plunk_store::config::StoreConfig;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Admin CLI and local server of the Plunk-compatible email platform.
+#[derive(Debug, Parser)]
+#[command(name = "plunk", version, about)]
+pub struct Cli {
+    /// Machine-readable output: one JSON object on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Skip confirmation prompts.
+    #[arg(long, global = true)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Which store to use.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Backend: the embedded database (default) or a DynamoDB table.
+    #[arg(long, global = true, env = "PLUNK_STORE", value_enum, default_value = "sqlite")]
+    pub store: StoreKind,
+    /// Data directory of the embedded store.
+    #[arg(long, global = true, env = "PLUNK_DATA_DIR", default_value = ".plunk")]
+    pub data_dir: PathBuf,
+    /// DynamoDB table name.
+    #[arg(long, global = true, env = "PLUNK_TABLE")]
+    pub table: Option<String>,
+    /// DynamoDB endpoint (e.g. DynamoDB Local); region and credentials come from the AWS
+    /// environment.
+    #[arg(long, global = true, env = "PLUNK_DYNAMODB_ENDPOINT")]
+    pub dynamodb_endpoint: Option<String>,
+    /// Create the DynamoDB table if it does not exist (for emulators and first installs).
+    #[arg(long, global = true)]
+    pub create_table: bool,
+}
+
+/// Store backends.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StoreKind {
+    Sqlite,
+    Dynamo,
+}
+
+impl StoreArgs {
+    /// The store configuration these arguments name.
+    pub fn config(&self) -> Result<StoreConfig, Failure> {
+        match self.store {
+            StoreKind::Sqlite => Ok(StoreConfig::Sqlite {
+                data_dir: self.data_dir.clone(),
+            }),
+            StoreKind::Dynamo => Ok(StoreConfig::Dynamo {
+                table: self
+                    .table
+                    .clone()
+                    .ok_or_else(|| Failure::usage("--table (or PLUNK_TABLE) is required with --store dynamo"))?,
+                endpoint: self.dynamodb_endpoint.clone(),
+                create_table: self.create_table,
+            }),
+        }
+    }
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage projects.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Run the local server: every endpoint group in one process.
+    Serve(ServeArgs),
+}
+
+/// `plunk project …`
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Create a project with one secret and one public key.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        rate_limit: Option<u32>,
+        #[arg(long)]
+        tracking: Option<String>,
+        #[arg(long)]
+        language: Option<String>,
+    },
+    /// List projects.
+    List,
+    /// Show a project's settings and active key hints.
+    Show { project_id: String },
+    /// Change a project's settings.
+    Update {
+        project_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        rate_limit: Option<u32>,
+        #[arg(long)]
+        tracking: Option<String>,
+        #[arg(long)]
+        language: Option<String>,
+    },
+    /// Disable a project: writes are refused with 403 PROJECT_DISABLED.
+    Disable {
+        project_id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Enable a disabled project.
+    Enable { project_id: String },
+}
+
+/// `plunk keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List a project's active keys.
+    List {
+        #[arg(long)]
+        project: String,
+        /// Include revoked and expired keys.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Create new key(s); the previous active key(s) of that type expire after the grace period.
+    Rotate {
+        #[arg(long)]
+        project: String,
+        #[arg(long = "type", value_enum, default_value = "secret")]
+        key_type: RotateType,
+        /// e.g. 0, 30m, 24h, 7d (at most 7d). Default 0: revoked now.
+        #[arg(long, default_value = "0")]
+        grace: String,
+    },
+    /// Revoke one key immediately.
+    Revoke {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        key: String,
+    },
+}
+
+/// Key types `rotate` can create.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RotateType {
+    Secret,
+    Public,
+    Both,
+}
+
+/// `plunk serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PLUNK_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+}
+
+/// Parses arguments, runs the command and maps the outcome to an exit code.
+pub async fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let usage_error = e.use_stderr();
+            let _ = e.print();
+            return ExitCode::from(if usage_error { 1 } else { 0 });
+        }
+    };
+    let json = cli.json;
+    let result = match &cli.command {
+        Command::Serve(args) => crate::serve::run(&cli, args).await,
+        _ => commands::run(&cli).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(json),
+    }
+}

@@ -1,0 +1,67 @@
+//! `plunk serve`: every endpoint group in one process on the embedded store (or any store the
+//! flags name). On first start with an empty store it creates a project and prints its keys.
+
+use crate::cli::{Cli, ServeArgs};
+use crate::output::Failure;
+use plunk_domain::project::{Tracking, DEFAULT_RATE_LIMIT};
+use plunk_http_kit::{AppState, Settings};
+use tower::ServiceExt;
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,aws_config=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let store = cli.store.config()?.open().await?;
+    let listener = tokio::net::TcpListener::bind(&args.bind)
+        .await
+        .map_err(|e| Failure::usage(format!("cannot listen on {}: {e}", args.bind)))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| Failure::store(e.to_string()))?;
+    let base_url = format!("http://{address}");
+
+    let projects = store.projects().list().await?;
+    if projects.is_empty() {
+        let (project, secret, public) = store
+            .projects()
+            .create("Local", DEFAULT_RATE_LIMIT, Tracking::Enabled, "en")
+            .await?;
+        println!("Created project {} ({})", project.name, project.id);
+        println!("  secret key: {}", secret.expose());
+        println!("  public key: {}", public.expose());
+        println!("  These keys are shown once; more with 'plunk keys rotate --project {}'.", project.id);
+    } else {
+        println!(
+            "{} project(s) in this store; keys were printed when they were created ('plunk project list').",
+            projects.len()
+        );
+    }
+    println!("Serving the API at {base_url}  (try: curl {base_url}/health)");
+
+    let app = plunk_api::app(AppState::new(store, Settings::from_env()));
+    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(app.map_request(|r| r));
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown())
+        .await
+        .map_err(|e| Failure::store(e.to_string()))
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,4 @@
+//! Implementations of the table port.
+
+pub mod dynamo;
+pub mod sqlite;

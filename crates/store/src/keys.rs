@@ -1,0 +1,81 @@
+//! Every key format of the single table lives here and nowhere else (see docs/table-design.md).
+//!
+//! Items of a project carry the project id in their partition key, so no query can cross projects.
+//! The two global items are the API-key lookup (keyed by the key's hash, which is what a request
+//! carries) and the server's cursor secret.
+
+use crate::table::Key;
+use uuid::Uuid;
+
+/// Partition of the project list on `Gsi1`.
+pub const PROJECTS_INDEX: &str = "PROJECTS";
+
+/// A project's settings item.
+pub fn project(project: Uuid) -> Key {
+    Key::new(format!("PROJECT#{project}"), "PROJECT")
+}
+
+/// An API key, addressed by the SHA-256 of the plain key.
+pub fn api_key(sha256_hex: &str) -> Key {
+    Key::new(format!("APIKEY#{sha256_hex}"), "APIKEY")
+}
+
+/// `Gsi1` partition listing a project's keys (sort key: key id).
+pub fn project_keys_index(project: Uuid) -> String {
+    format!("PROJECT#{project}#KEYS")
+}
+
+/// The request counter of a project for one UTC minute (`minute` = Unix seconds / 60).
+pub fn rate_counter(project: Uuid, minute: i64) -> Key {
+    Key::new(format!("PROJECT#{project}#RATE#{minute}"), "RATE")
+}
+
+/// Partition holding a project's contacts, sort key = contact id (so newest last).
+pub fn contacts_partition(project: Uuid) -> String {
+    format!("PROJECT#{project}#CONTACTS")
+}
+
+/// A contact item.
+pub fn contact(project: Uuid, contact: Uuid) -> Key {
+    Key::new(contacts_partition(project), contact.to_string())
+}
+
+/// `Gsi1` partition of a project's contacts with one subscription state (sort key: contact id).
+pub fn contacts_by_subscription_index(project: Uuid, subscribed: bool) -> String {
+    format!("PROJECT#{project}#CONTACTS#SUBSCRIBED#{subscribed}")
+}
+
+/// The uniqueness item of a contact's normalised email; its body names the contact.
+pub fn contact_email(project: Uuid, email: &str) -> Key {
+    Key::new(format!("PROJECT#{project}#CONTACT_EMAIL#{email}"), "EMAIL")
+}
+
+/// A per-project counter, e.g. `contacts` or `contacts_subscribed`.
+pub fn counter(project: Uuid, name: &str) -> Key {
+    Key::new(format!("PROJECT#{project}#COUNTERS"), name)
+}
+
+/// Counter of all contacts of a project.
+pub const CONTACTS_COUNTER: &str = "contacts";
+/// Counter of subscribed contacts of a project.
+pub const SUBSCRIBED_COUNTER: &str = "contacts_subscribed";
+
+/// Partition holding a project's events, sort key = event id.
+pub fn events_partition(project: Uuid) -> String {
+    format!("PROJECT#{project}#EVENTS")
+}
+
+/// An event item.
+pub fn event(project: Uuid, event: Uuid) -> Key {
+    Key::new(events_partition(project), event.to_string())
+}
+
+/// `Gsi1` partition of one contact's events (sort key: event id).
+pub fn contact_events_index(project: Uuid, contact: Uuid) -> String {
+    format!("PROJECT#{project}#CONTACT#{contact}#EVENTS")
+}
+
+/// The server's cursor-signing secrets.
+pub fn cursor_secret() -> Key {
+    Key::new("SYSTEM", "CURSOR_SECRETS")
+}

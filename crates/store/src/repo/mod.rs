@@ -1,0 +1,6 @@
+//! Repositories: domain-level operations over the table port.
+
+pub mod contacts;
+pub mod events;
+pub mod projects;
+pub mod rate_limit;

@@ -1,0 +1,56 @@
+//! The per-project request limit (spec README §7): one counter item per project and UTC minute,
+//! incremented with a conditional ADD so the limit holds across any number of processes.
+
+use crate::keys;
+use crate::table::{StoreError, Table};
+use uuid::Uuid;
+
+/// The outcome of counting one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateDecision {
+    pub allowed: bool,
+    pub limit: u32,
+    /// Requests left in this window (≥ 0).
+    pub remaining: u32,
+    /// Whole seconds until the window resets (1–60).
+    pub reset_seconds: u32,
+}
+
+/// Counts requests against a project's limit.
+pub struct RateLimiter<'a> {
+    table: &'a dyn Table,
+}
+
+impl<'a> RateLimiter<'a> {
+    pub(crate) fn new(table: &'a dyn Table) -> Self {
+        Self { table }
+    }
+
+    /// Counts one request at `now_unix` (seconds). If the store fails the request is allowed
+    /// (fail-open) and the failure is logged.
+    pub async fn hit(&self, project: Uuid, limit: u32, now_unix: i64) -> RateDecision {
+        let minute = now_unix.div_euclid(60);
+        let reset_seconds = (60 - now_unix.rem_euclid(60)) as u32;
+        let key = keys::rate_counter(project, minute);
+        // Kept a little past its minute; DynamoDB's TTL sweep removes it later.
+        let ttl = (minute + 2) * 60;
+        let decision = |allowed: bool, count: i64| RateDecision {
+            allowed,
+            limit,
+            remaining: (i64::from(limit) - count).max(0) as u32,
+            reset_seconds,
+        };
+        match self
+            .table
+            .add(&key, 1, Some(i64::from(limit)), Some(ttl))
+            .await
+        {
+            Ok(count) => decision(true, count),
+            Err(StoreError::ConditionFailed { .. }) => decision(false, i64::from(limit)),
+            Err(error) => {
+                tracing::warn!(%project, %error, "rate limiter store failed; allowing request");
+                decision(true, 0)
+            }
+        }
+    }
+}
