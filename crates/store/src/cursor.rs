@@ -137,7 +137,9 @@ mod tests {
         let c = codec(1, 7);
         let cursor = c.encode(&binding, &position());
         assert!(cursor.len() <= MAX_CURSOR_LEN);
-        assert!(cursor.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(cursor
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_eq!(c.decode(&binding, &cursor).unwrap(), position());
     }
 
@@ -177,8 +179,14 @@ mod tests {
         let old = codec(1, 7);
         let cursor = old.encode(&binding, &position());
         let rotated = CursorCodec::new(vec![
-            CursorSecret { id: 2, bytes: vec![9; 32] },
-            CursorSecret { id: 1, bytes: vec![7; 32] },
+            CursorSecret {
+                id: 2,
+                bytes: vec![9; 32],
+            },
+            CursorSecret {
+                id: 1,
+                bytes: vec![7; 32],
+            },
         ]);
         assert_eq!(rotated.decode(&binding, &cursor).unwrap(), position());
     }

@@ -17,7 +17,7 @@ use tokio::sync::OnceCell;
 
 pub use repo::contacts::{ContactError, ContactFilter, Contacts, UpsertOutcome};
 pub use repo::events::Events;
-pub use repo::projects::{KeyLookup, Projects, ProjectError, RotatedKeys};
+pub use repo::projects::{KeyLookup, ProjectError, Projects, RotatedKeys};
 pub use repo::rate_limit::{RateDecision, RateLimiter};
 
 /// The repositories over one table, cheap to clone.
@@ -87,9 +87,7 @@ async fn load_or_create_cursor_secrets(table: &dyn Table) -> Result<Vec<CursorSe
                 .map_err(|e| StoreError::Other(format!("cursor secrets: {e}")))?;
             let secrets: Vec<CursorSecret> = stored
                 .into_iter()
-                .filter_map(|s| {
-                    decode_hex(&s.hex).map(|bytes| CursorSecret { id: s.id, bytes })
-                })
+                .filter_map(|s| decode_hex(&s.hex).map(|bytes| CursorSecret { id: s.id, bytes }))
                 .collect();
             if !secrets.is_empty() {
                 return Ok(secrets);
@@ -99,14 +97,19 @@ async fn load_or_create_cursor_secrets(table: &dyn Table) -> Result<Vec<CursorSe
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let body = serde_json::json!({ "secrets": [ { "id": 1, "hex": hex } ] });
-        match table.put(Item::new(key.clone(), body), Condition::NotExists).await {
+        match table
+            .put(Item::new(key.clone(), body), Condition::NotExists)
+            .await
+        {
             Ok(()) => {}
             // Another process created it first: read theirs on the next turn.
             Err(e) if e.is_condition_failed() => {}
             Err(e) => return Err(e),
         }
     }
-    Err(StoreError::Other("could not establish cursor secrets".into()))
+    Err(StoreError::Other(
+        "could not establish cursor secrets".into(),
+    ))
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {

@@ -203,8 +203,13 @@ pub trait Table: Send + Sync + 'static {
     async fn delete(&self, key: &Key, condition: Condition) -> Result<(), StoreError>;
     /// Adds `delta` to the counter at `key` (creating it at 0 with `ttl`), only if the result stays
     /// at or below `max`. Returns the new value; `ConditionFailed` when `max` would be exceeded.
-    async fn add(&self, key: &Key, delta: i64, max: Option<i64>, ttl: Option<i64>)
-        -> Result<i64, StoreError>;
+    async fn add(
+        &self,
+        key: &Key,
+        delta: i64,
+        max: Option<i64>,
+        ttl: Option<i64>,
+    ) -> Result<i64, StoreError>;
     /// The live items at `keys` (up to 100), in the order asked; `None` where absent.
     async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError>;
     /// Reads one page of a partition.

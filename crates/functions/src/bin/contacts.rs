@@ -1,1 +1,6 @@
-fn main(){}
+//! Lambda function for the `/contacts` endpoint group.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    plunk_functions::run(plunk_api::Group::Contacts).await
+}

@@ -14,6 +14,10 @@
 //! item as absent (a counter `add` on an expired counter) first delete it with a condition that it
 //! is still expired, then retry; that delete is invisible to readers, who never see expired items.
 //!
+//! Queries read one item past `limit` so that `Page::last` is only set when more items follow.
+//! On `gsi1`, items sharing a `g1sk` come in DynamoDB's own stable order (DynamoDB Local uses a
+//! hash of the table key), not by table key as in the embedded backend; paging visits each once.
+//!
 //! One known difference from the embedded backend: `add` with a `ttl` on an existing live item
 //! that has no `ttl` gives it that `ttl` (`SET ttl = if_not_exists(ttl, :ttl)`), where SQLite only
 //! applies `ttl` when it creates the item. Repositories pass a `ttl` only for counter keys that
@@ -30,10 +34,10 @@ use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext, ProvideErrorMetad
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete,
-    GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType, KeysAndAttributes, Projection,
-    ProjectionType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
-    TableStatus, TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
+    IndexStatus, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
+    ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus,
+    TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
@@ -98,9 +102,18 @@ impl DynamoTable {
     /// Creates the table with its secondary index and TTL if it does not exist yet, and waits
     /// until it is active. Enabling TTL is best effort (some emulators lack it).
     pub async fn create_table_if_missing(&self) -> Result<(), StoreError> {
-        match self.client.describe_table().table_name(&self.table).send().await {
+        match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
             Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
                 self.create_table().await?;
             }
             Err(e) => return Err(sdk_error("DescribeTable", e)),
@@ -153,7 +166,10 @@ impl DynamoTable {
         match result {
             Ok(_) => Ok(()),
             // Someone else created it meanwhile.
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_in_use_exception()) =>
+            {
                 Ok(())
             }
             Err(e) => Err(sdk_error("CreateTable", e)),
@@ -242,7 +258,10 @@ impl DynamoTable {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
                 Ok(())
             }
             Err(e) => Err(sdk_error("DeleteItem", e)),
@@ -424,7 +443,10 @@ impl Table for DynamoTable {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
                 Err(StoreError::ConditionFailed { index: None })
             }
             Err(e) => Err(sdk_error("PutItem", e)),
@@ -445,7 +467,10 @@ impl Table for DynamoTable {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
                 Err(StoreError::ConditionFailed { index: None })
             }
             Err(e) => Err(sdk_error("DeleteItem", e)),
@@ -552,7 +577,7 @@ impl Table for DynamoTable {
         // Read one item beyond `limit` so that `last` is only set when more items follow, and keep
         // reading while expired items (dropped here) leave the page short.
         loop {
-            let want = limit + 1 - items.len();
+            let want = limit.saturating_add(1) - items.len();
             let out = self
                 .client
                 .query()
@@ -640,7 +665,9 @@ impl Table for DynamoTable {
             let transient = reasons.iter().any(|code| {
                 matches!(
                     code.as_deref(),
-                    Some("TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded")
+                    Some(
+                        "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+                    )
                 )
             });
             let message = format!(
@@ -793,7 +820,10 @@ fn item_attrs(item: &Item) -> Attrs {
 }
 
 fn get_str<'a>(attrs: &'a Attrs, name: &str) -> Option<&'a str> {
-    attrs.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+    attrs
+        .get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
 }
 
 fn get_num<T: std::str::FromStr>(attrs: &Attrs, name: &str) -> Option<T> {
@@ -818,7 +848,9 @@ fn decode_item(attrs: &Attrs) -> Result<Item, StoreError> {
         }
     }
     let ttl = number(attrs, TTL).map_err(|()| corrupt(TTL))?;
-    let version = number(attrs, VERSION).map_err(|()| corrupt(VERSION))?.unwrap_or(0);
+    let version = number(attrs, VERSION)
+        .map_err(|()| corrupt(VERSION))?
+        .unwrap_or(0);
     let counter = number(attrs, COUNTER).map_err(|()| corrupt(COUNTER))?;
     let body = match attrs.get(BODY) {
         None => serde_json::Value::Null,

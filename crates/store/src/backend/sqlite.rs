@@ -47,8 +47,10 @@ impl SqliteTable {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(other)?;
         // WAL lets readers and one writer from several processes proceed together.
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(other)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(other)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(other)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(other)?;
         conn.execute_batch(SCHEMA).map_err(other)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
@@ -127,7 +129,13 @@ fn write_item(tx: &Connection, item: &Item) -> Result<(), StoreError> {
 }
 
 /// Adds to a counter, creating it (with `ttl`) when absent or expired. Returns the new value.
-fn add_counter(tx: &Connection, key: &Key, delta: i64, ttl: Option<i64>, now: i64) -> Result<i64, StoreError> {
+fn add_counter(
+    tx: &Connection,
+    key: &Key,
+    delta: i64,
+    ttl: Option<i64>,
+    now: i64,
+) -> Result<i64, StoreError> {
     let current: Option<(Option<i64>, Option<i64>)> = tx
         .query_row(
             "SELECT counter, ttl FROM items WHERE pk = ?1 AND sk = ?2",
@@ -358,4 +366,3 @@ impl Table for SqliteTable {
         .await
     }
 }
-

@@ -90,7 +90,10 @@ fn subscription_event(project: Uuid, contact: &Contact, source: SubscriptionSour
         contact_id: Some(contact.id),
         contact_email: Some(contact.email.to_string()),
         email_id: None,
-        data: json!({ "source": source }).as_object().cloned().unwrap_or_default(),
+        data: json!({ "source": source })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
         source: EventSource::System,
         created_at: contact.updated_at,
     };
@@ -111,7 +114,11 @@ impl<'a> Contacts<'a> {
         Self { table }
     }
 
-    async fn get_versioned(&self, project: Uuid, id: Uuid) -> Result<Option<(Contact, u64)>, StoreError> {
+    async fn get_versioned(
+        &self,
+        project: Uuid,
+        id: Uuid,
+    ) -> Result<Option<(Contact, u64)>, StoreError> {
         match self.table.get(&keys::contact(project, id)).await? {
             Some(item) => Ok(Some((crate::decode(&item)?, item.version))),
             None => Ok(None),
@@ -124,7 +131,11 @@ impl<'a> Contacts<'a> {
     }
 
     /// The id of the contact with this normalised email.
-    pub async fn id_by_email(&self, project: Uuid, email: &EmailAddress) -> Result<Option<Uuid>, StoreError> {
+    pub async fn id_by_email(
+        &self,
+        project: Uuid,
+        email: &EmailAddress,
+    ) -> Result<Option<Uuid>, StoreError> {
         let item = self
             .table
             .get(&keys::contact_email(project, email.as_str()))
@@ -133,7 +144,11 @@ impl<'a> Contacts<'a> {
     }
 
     /// One contact by email.
-    pub async fn get_by_email(&self, project: Uuid, email: &EmailAddress) -> Result<Option<Contact>, StoreError> {
+    pub async fn get_by_email(
+        &self,
+        project: Uuid,
+        email: &EmailAddress,
+    ) -> Result<Option<Contact>, StoreError> {
         match self.id_by_email(project, email).await? {
             Some(id) => self.get(project, id).await,
             None => Ok(None),
@@ -184,7 +199,12 @@ impl<'a> Contacts<'a> {
                         ops.push(counter_op(project, keys::SUBSCRIBED_COUNTER, 1));
                     }
                     match self.table.transact(ops).await {
-                        Ok(()) => return Ok(UpsertOutcome { contact, is_new: true }),
+                        Ok(()) => {
+                            return Ok(UpsertOutcome {
+                                contact,
+                                is_new: true,
+                            })
+                        }
                         // Someone created this address meanwhile: update theirs instead.
                         Err(e) if e.is_condition_failed() => continue,
                         Err(e) => return Err(e.into()),
@@ -192,10 +212,22 @@ impl<'a> Contacts<'a> {
                 }
                 Some(current) => {
                     match self
-                        .try_update(project, current, None, subscribed, Patch::Set(change), source)
+                        .try_update(
+                            project,
+                            current,
+                            None,
+                            subscribed,
+                            Patch::Set(change),
+                            source,
+                        )
                         .await
                     {
-                        Ok(contact) => return Ok(UpsertOutcome { contact, is_new: false }),
+                        Ok(contact) => {
+                            return Ok(UpsertOutcome {
+                                contact,
+                                is_new: false,
+                            })
+                        }
                         Err(ContactError::Store(e)) if e.is_condition_failed() => continue,
                         Err(e) => return Err(e),
                     }
@@ -220,7 +252,14 @@ impl<'a> Contacts<'a> {
                 return Err(ContactError::NotFound);
             };
             match self
-                .try_update(project, (contact, version), email, subscribed, data.clone(), source)
+                .try_update(
+                    project,
+                    (contact, version),
+                    email,
+                    subscribed,
+                    data.clone(),
+                    source,
+                )
                 .await
             {
                 Err(ContactError::Store(e)) if e.is_condition_failed() => continue,
@@ -244,7 +283,9 @@ impl<'a> Contacts<'a> {
         match data {
             Patch::Absent => {}
             Patch::Null => after.data.clear(),
-            Patch::Set(change) => change.apply(&mut after.data).map_err(ContactError::Invalid)?,
+            Patch::Set(change) => change
+                .apply(&mut after.data)
+                .map_err(ContactError::Invalid)?,
         }
         if let Some(s) = subscribed {
             after.subscribed = s;
@@ -325,7 +366,10 @@ impl<'a> Contacts<'a> {
         start_after: Option<Position>,
     ) -> Result<ContactPage, StoreError> {
         let mut query = match filter.subscribed {
-            Some(s) => Query::new(Index::Gsi1, keys::contacts_by_subscription_index(project, s)),
+            Some(s) => Query::new(
+                Index::Gsi1,
+                keys::contacts_by_subscription_index(project, s),
+            ),
             None => Query::new(Index::Primary, keys::contacts_partition(project)),
         };
         query.descending = true;
@@ -335,7 +379,11 @@ impl<'a> Contacts<'a> {
         let mut examined = 0;
         loop {
             // One more than needed tells whether a further page exists without an empty last page.
-            query.limit = if filter.search.is_some() { 100 } else { limit + 1 };
+            query.limit = if filter.search.is_some() {
+                100
+            } else {
+                limit + 1
+            };
             let page = self.table.query(query.clone()).await?;
             let exhausted = page.last.is_none();
             let count = page.items.len();
@@ -372,14 +420,24 @@ impl<'a> Contacts<'a> {
     }
 
     /// Which of `emails` (normalised) have a contact.
-    pub async fn existing(&self, project: Uuid, emails: &[EmailAddress]) -> Result<Vec<bool>, StoreError> {
+    pub async fn existing(
+        &self,
+        project: Uuid,
+        emails: &[EmailAddress],
+    ) -> Result<Vec<bool>, StoreError> {
         let mut found = Vec::with_capacity(emails.len());
         for chunk in emails.chunks(100) {
             let keys: Vec<Key> = chunk
                 .iter()
                 .map(|e| keys::contact_email(project, e.as_str()))
                 .collect();
-            found.extend(self.table.batch_get(&keys).await?.into_iter().map(|i| i.is_some()));
+            found.extend(
+                self.table
+                    .batch_get(&keys)
+                    .await?
+                    .into_iter()
+                    .map(|i| i.is_some()),
+            );
         }
         Ok(found)
     }
@@ -393,7 +451,8 @@ impl<'a> Contacts<'a> {
                 keys::counter(project, keys::SUBSCRIBED_COUNTER),
             ])
             .await?;
-        let value = |i: &Option<Item>| i.as_ref().and_then(|i| i.counter).unwrap_or(0).max(0) as u64;
+        let value =
+            |i: &Option<Item>| i.as_ref().and_then(|i| i.counter).unwrap_or(0).max(0) as u64;
         Ok((value(&got[0]), value(&got[1])))
     }
 }

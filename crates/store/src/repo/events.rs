@@ -16,7 +16,10 @@ pub struct Events<'a> {
 pub fn event_item(project: Uuid, event: &Event) -> Item {
     let mut item = Item::new(keys::event(project, event.id), crate::encode(event));
     if let Some(contact) = event.contact_id {
-        item = item.with_gsi1(keys::contact_events_index(project, contact), event.id.to_string());
+        item = item.with_gsi1(
+            keys::contact_events_index(project, contact),
+            event.id.to_string(),
+        );
     }
     item
 }
@@ -35,7 +38,12 @@ impl<'a> Events<'a> {
     }
 
     /// The events of one contact, newest first (at most `limit`).
-    pub async fn for_contact(&self, project: Uuid, contact: Uuid, limit: usize) -> Result<Vec<Event>, StoreError> {
+    pub async fn for_contact(
+        &self,
+        project: Uuid,
+        contact: Uuid,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
         let mut q = crate::table::Query::new(
             crate::table::Index::Gsi1,
             keys::contact_events_index(project, contact),

@@ -169,7 +169,11 @@ impl<'a> Projects<'a> {
     }
 
     /// A project's keys, oldest first; only usable ones unless `include_inactive`.
-    pub async fn keys(&self, project: Uuid, include_inactive: bool) -> Result<Vec<ApiKeyRecord>, StoreError> {
+    pub async fn keys(
+        &self,
+        project: Uuid,
+        include_inactive: bool,
+    ) -> Result<Vec<ApiKeyRecord>, StoreError> {
         let now = Timestamp::now();
         let mut out = Vec::new();
         let mut q = Query::new(Index::Gsi1, keys::project_keys_index(project));
@@ -240,12 +244,12 @@ impl<'a> Projects<'a> {
             .find(|k| k.key_id == key_id)
             .ok_or_else(|| ProjectError::NotFound(format!("key {key_id}")))?;
         if record.revoked_at.is_some() {
-            return Err(ProjectError::Conflict(format!("key {key_id} is already revoked")));
+            return Err(ProjectError::Conflict(format!(
+                "key {key_id} is already revoked"
+            )));
         }
         record.revoked_at = Some(Timestamp::now());
-        self.table
-            .put(key_item(&record), Condition::Exists)
-            .await?;
+        self.table.put(key_item(&record), Condition::Exists).await?;
         Ok(record)
     }
 }

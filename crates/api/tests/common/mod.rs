@@ -1,0 +1,188 @@
+//! Test harness: the whole API over a real store (embedded SQLite, or DynamoDB Local when
+//! `PLUNK_TEST_DYNAMODB_ENDPOINT` is set), driven in-process with `oneshot`.
+
+#![allow(dead_code)]
+
+use axum::body::Body;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use plunk_domain::project::{Project, Tracking};
+use plunk_http_kit::{AppState, Settings};
+use plunk_store::backend::dynamo::DynamoTable;
+use plunk_store::backend::sqlite::SqliteTable;
+use plunk_store::Store;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt;
+
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Dynamo,
+}
+
+/// A running API and one project with its keys.
+pub struct TestApp {
+    pub state: AppState,
+    pub store: Store,
+    pub project: Project,
+    pub secret: String,
+    pub public: String,
+}
+
+/// A response, body parsed as JSON when it is JSON.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl TestResponse {
+    /// `error.code` of an error envelope.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    /// The `data` member.
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+}
+
+/// A fresh store of the given backend; `None` when DynamoDB Local is not configured.
+pub async fn store(backend: Backend) -> Option<Store> {
+    match backend {
+        Backend::Sqlite => Some(Store::new(Arc::new(SqliteTable::in_memory().unwrap()))),
+        Backend::Dynamo => {
+            let endpoint = std::env::var("PLUNK_TEST_DYNAMODB_ENDPOINT").ok()?;
+            for (k, v) in [
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_ACCESS_KEY_ID", "test"),
+                ("AWS_SECRET_ACCESS_KEY", "test"),
+            ] {
+                if std::env::var(k).is_err() {
+                    std::env::set_var(k, v);
+                }
+            }
+            let name = format!("api-test-{}", uuid::Uuid::now_v7());
+            let table = DynamoTable::from_env(&name, Some(&endpoint)).await;
+            table.create_table_if_missing().await.unwrap();
+            Some(Store::new(Arc::new(table)))
+        }
+    }
+}
+
+impl TestApp {
+    /// An app on the embedded store with default settings (no key cache, so revocations show).
+    pub async fn new() -> Self {
+        Self::on(Backend::Sqlite).await.unwrap()
+    }
+
+    /// An app on `backend`; `None` (and a printed note) when that backend is not available.
+    pub async fn on(backend: Backend) -> Option<Self> {
+        Self::with_settings(backend, test_settings()).await
+    }
+
+    /// An app with custom settings.
+    pub async fn with_settings(backend: Backend, settings: Settings) -> Option<Self> {
+        let Some(store) = store(backend).await else {
+            eprintln!("skipped: PLUNK_TEST_DYNAMODB_ENDPOINT not set");
+            return None;
+        };
+        let (project, secret, public) = store
+            .projects()
+            .create("Test", 1000, Tracking::Enabled, "en")
+            .await
+            .unwrap();
+        Some(Self {
+            state: AppState::new(store.clone(), settings),
+            store,
+            project,
+            secret: secret.expose().to_owned(),
+            public: public.expose().to_owned(),
+        })
+    }
+
+    /// A second project in the same store, with its secret key.
+    pub async fn other_project(&self) -> (Project, String) {
+        let (p, s, _) = self
+            .store
+            .projects()
+            .create("Other", 1000, Tracking::Enabled, "en")
+            .await
+            .unwrap();
+        (p, s.expose().to_owned())
+    }
+
+    /// Sends a request with the project's secret key.
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> TestResponse {
+        let key = self.secret.clone();
+        self.raw(method, path, Some(&key), body.map(|b| b.to_string()), &[("content-type", "application/json")])
+            .await
+    }
+
+    /// Sends a request with full control over key, body text and headers.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(key) = key {
+            req = req.header("authorization", format!("Bearer {key}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(body.map(Body::from).unwrap_or_else(Body::empty)).unwrap();
+        let res = plunk_api::app(self.state.clone()).oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        TestResponse { status, headers, body }
+    }
+}
+
+/// Default settings for tests: key lookups are not cached, so key changes apply at once.
+pub fn test_settings() -> Settings {
+    Settings {
+        key_cache_ttl: Duration::ZERO,
+        ..Settings::default()
+    }
+}
+
+/// Runs an async test body on both backends, as `<name>::sqlite` and `<name>::dynamo`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($( $(#[$meta:meta])* async fn $name:ident($app:ident: TestApp) $body:block )*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                async fn run($app: $crate::common::TestApp) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    run($crate::common::TestApp::on($crate::common::Backend::Sqlite).await.unwrap()).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn dynamo() {
+                    if let Some(app) = $crate::common::TestApp::on($crate::common::Backend::Dynamo).await {
+                        run(app).await
+                    }
+                }
+            }
+        )*
+    };
+}
