@@ -4,6 +4,8 @@
 //!
 //! Semantics every backend honours exactly:
 //! - Items are addressed by `(pk, sk)`; strings compare by UTF-8 bytes, as DynamoDB does.
+//! - On `Gsi1`, items sharing a sort key come in an unspecified but stable order; repositories
+//!   give every index entry a unique sort key.
 //! - An item whose `ttl` (Unix seconds) is in the past is invisible: `get` and `query` skip it and
 //!   `Condition::NotExists` treats it as absent (DynamoDB deletes expired items only lazily).
 //! - Conditions are few and typed so both backends evaluate them identically.

@@ -273,7 +273,8 @@ impl Table for SqliteTable {
             };
             let order = if q.descending { "DESC" } else { "ASC" };
             let cmp = if q.descending { "<" } else { ">" };
-            // Ties on the index sort key are broken by the table key, as DynamoDB does.
+            // Ties on the index sort key are broken by the table key so paging is stable; DynamoDB's own
+            // tie order is unspecified (but stable), and no repository relies on it.
             let mut sql = format!(
                 "SELECT pk, sk, g1pk, g1sk, ttl, version, counter, body FROM items
                  WHERE {pcol} = ?1 AND (ttl IS NULL OR ttl >= ?2)"

@@ -1,0 +1,131 @@
+//! `plunk serve` as a user runs it: first start, restarts, the CLI beside a running server, and
+//! two servers sharing one DynamoDB table.
+
+mod common;
+
+use common::{cli, Server};
+use serde_json::{json, Value};
+
+fn body(res: ureq::Response) -> Value {
+    res.into_json().unwrap_or(Value::Null)
+}
+
+#[test]
+fn first_start_creates_a_project_and_data_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let envs = [("PLUNK_DATA_DIR", data.to_str().unwrap())];
+    let server = Server::start(&envs, &[], dir.path());
+    let secret = server.printed_secret().expect("first start prints the secret key");
+    assert!(server.stdout.iter().any(|l| l.trim().starts_with("public key: pk_")));
+    let (status, res) = server.request("POST", "/contacts", Some(&secret), Some(json!({"email": "ada@example.org"})));
+    assert_eq!(status, 201);
+    let id = body(res)["data"]["id"].as_str().unwrap().to_owned();
+    let log = server.log();
+    drop(server);
+    assert!(!log.contains(&secret), "the key used in requests never reaches the log");
+
+    let server = Server::start(&envs, &[], dir.path());
+    assert!(server.printed_secret().is_none(), "keys are printed only once");
+    let (status, res) = server.request("GET", &format!("/contacts/{id}"), Some(&secret), None);
+    assert_eq!(status, 200);
+    assert_eq!(body(res)["data"]["email"], "ada@example.org");
+}
+
+#[test]
+fn the_cli_manages_projects_while_the_server_runs_on_the_same_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let envs = [("PLUNK_DATA_DIR", data.to_str().unwrap()), ("PLUNK_KEY_CACHE_SECONDS", "0")];
+    let server = Server::start(&envs, &[], dir.path());
+
+    let (code, created) = cli(&data, &["project", "create", "--name", "Second"]);
+    assert_eq!(code, 0, "{created}");
+    let key = created["secretKey"].as_str().unwrap().to_owned();
+    let project_id = created["project"]["id"].as_str().unwrap().to_owned();
+    let (status, _) = server.request("POST", "/contacts", Some(&key), Some(json!({"email": "kim@example.org"})));
+    assert_eq!(status, 201, "a key created by the CLI works on the running server");
+
+    assert_eq!(cli(&data, &["project", "disable", &project_id]).0, 0);
+    let (status, res) = server.request("POST", "/contacts", Some(&key), Some(json!({"email": "lee@example.org"})));
+    assert_eq!(status, 403);
+    assert_eq!(body(res)["error"]["code"], "PROJECT_DISABLED");
+
+    let (_, rotated) = cli(&data, &["keys", "rotate", "--project", &project_id]);
+    let new_key = rotated["created"][0]["key"].as_str().unwrap().to_owned();
+    let (status, _) = server.request("GET", "/contacts", Some(&key), None);
+    assert_eq!(status, 401, "the rotated-out key stops working");
+    let (status, res) = server.request("GET", "/contacts", Some(&new_key), None);
+    assert_eq!(status, 200);
+    assert_eq!(body(res)["data"]["total"], 1);
+}
+
+/// The 1001st request of a minute is refused although requests alternate between two servers:
+/// the counter lives in the shared table. Needs DynamoDB Local (`make test` starts it).
+#[test]
+fn two_servers_sharing_a_dynamodb_table_enforce_one_limit() {
+    let Ok(endpoint) = std::env::var("PLUNK_TEST_DYNAMODB_ENDPOINT") else {
+        eprintln!("skipped: PLUNK_TEST_DYNAMODB_ENDPOINT not set");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let table = format!("rate-{}", uuid::Uuid::now_v7());
+    let envs = [
+        ("PLUNK_STORE", "dynamo"),
+        ("PLUNK_TABLE", table.as_str()),
+        ("PLUNK_DYNAMODB_ENDPOINT", endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ];
+    let out = common::plunk()
+        .args(["--json", "--create-table", "project", "create", "--name", "Shared"])
+        .envs(envs)
+        .output()
+        .unwrap();
+    let (code, created) = common::parse(out);
+    assert_eq!(code, 0, "{created}");
+    let key = created["secretKey"].as_str().unwrap().to_owned();
+    let a = Server::start(&envs, &[], dir.path());
+    let b = Server::start(&envs, &[], dir.path());
+
+    // Start early in a minute so the whole burst falls into one window.
+    let second = chrono_second();
+    if second > 40 {
+        std::thread::sleep(std::time::Duration::from_secs(61 - second));
+    }
+    let servers = [&a, &b];
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let key = key.clone();
+                let servers = servers;
+                s.spawn(move || {
+                    (0..125)
+                        .map(|i| servers[(t + i) % 2].request("GET", "/contacts?limit=1", Some(&key), None).0)
+                        .collect::<Vec<u16>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(statuses.len(), 1000);
+    assert!(statuses.iter().all(|s| *s == 200), "the first 1000 pass");
+    let (status, res) = b.request("GET", "/contacts", Some(&key), None);
+    assert_eq!(status, 429);
+    assert_eq!(res.header("ratelimit-limit"), Some("1000"));
+    assert_eq!(res.header("ratelimit-remaining"), Some("0"));
+    let reset = res.header("ratelimit-reset").unwrap().to_owned();
+    assert_eq!(res.header("retry-after"), Some(reset.as_str()));
+    assert_eq!(body(res)["error"]["code"], "RATE_LIMIT_EXCEEDED");
+    let (status, _) = a.request("GET", "/contacts", Some(&key), None);
+    assert_eq!(status, 429, "the other server refuses too");
+}
+
+fn chrono_second() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60
+}
