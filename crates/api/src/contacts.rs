@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::Router;
 use plunk_domain::contact::{Contact, DataChange};
+use plunk_domain::event::Event;
 use plunk_domain::event::SubscriptionSource;
 use plunk_domain::validation::{Fields, Patch};
 use plunk_domain::{EmailAddress, FieldCode, FieldError};
@@ -25,6 +26,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/contacts", secret(get(list).post(upsert)))
         .route("/contacts/{id}", secret(get(read).patch(update).delete(remove)))
+        .route("/contacts/{id}/events", secret(get(events)))
         .route(
             "/contacts/lookup",
             guarded(&state, Access::SecretReadOnly, post(lookup)),
@@ -347,6 +349,46 @@ pub async fn remove(
     }))
 }
 
+/// A contact's events, newest first.
+#[utoipa::path(get, path = "/contacts/{id}/events", tag = "Contacts",
+    params(
+        ("id" = String, Path, description = "Contact id"),
+        ("limit" = Option<u32>, Query, description = "1-100, default 20", minimum = 1),
+        ("cursor" = Option<String>, Query, description = "From a previous nextCursor"),
+        ("name" = Option<String>, Query, description = "Only events with exactly this name", min_length = 1, max_length = 255),
+    ),
+    responses((status = 200, description = "One page of events", body = inline(EventListEnvelope))),
+    security(("bearer" = [])))]
+pub async fn events(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    path: Result<Path<String>, PathRejection>,
+    query: QueryParams,
+) -> Result<Envelope<ListPage<Event>>, ApiError> {
+    let project = auth.project.id;
+    let mut errors = Vec::new();
+    let limit = query.limit(&mut errors);
+    let name = query.string("name", 1, 255, &mut errors).map(|n| n.trim().to_owned());
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let id = contact_id(path)?;
+    let endpoint = format!("GET /contacts/{id}/events");
+    let binding = CursorBinding::new(project, &endpoint, &[("name", name.as_deref())]);
+    let start = paging::start_position(&state, &query, &binding).await?;
+    if state.store.contacts().get(project, id).await?.is_none() {
+        return Err(not_found());
+    }
+    let page = state
+        .store
+        .events()
+        .for_contact(project, id, name.as_deref(), limit, start)
+        .await?;
+    Ok(Envelope::ok(
+        paging::page(&state, &binding, page.items, page.next, None).await?,
+    ))
+}
+
 /// Which addresses have contacts. Read-only: allowed on disabled projects.
 #[utoipa::path(post, path = "/contacts/lookup", tag = "Contacts", request_body = LookupBody,
     responses((status = 200, description = "Found and not found, as given", body = inline(LookupEnvelope))),
@@ -445,4 +487,45 @@ pub struct DeletedEnvelope {
 pub struct LookupEnvelope {
     success: bool,
     data: LookupResult,
+}
+
+/// An event (spec events-and-emails.md §1).
+#[derive(ToSchema)]
+#[schema(as = Event)]
+#[allow(dead_code)]
+#[schema(rename_all = "camelCase")]
+pub struct EventDoc {
+    #[schema(format = Uuid)]
+    id: String,
+    name: String,
+    #[schema(format = Uuid, nullable = true)]
+    contact_id: Option<String>,
+    #[schema(nullable = true)]
+    contact_email: Option<String>,
+    #[schema(format = Uuid, nullable = true)]
+    email_id: Option<String>,
+    data: serde_json::Map<String, Value>,
+    #[schema(pattern = "^(API|SYSTEM)$")]
+    source: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
+/// One page of events.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "camelCase")]
+pub struct EventPageDoc {
+    items: Vec<EventDoc>,
+    #[schema(nullable = true)]
+    next_cursor: Option<String>,
+    has_more: bool,
+}
+
+/// Success envelope of an event list.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct EventListEnvelope {
+    success: bool,
+    data: EventPageDoc,
 }

@@ -17,6 +17,7 @@ use utoipa::OpenApi;
         crate::contacts::update,
         crate::contacts::remove,
         crate::contacts::lookup,
+        crate::contacts::events,
     ),
     components(schemas(ErrorEnvelope, ErrorBody, FieldErrorDoc, ErrorCode)),
     tags((name = "System"), (name = "Contacts"))

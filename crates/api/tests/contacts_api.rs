@@ -281,11 +281,17 @@ on_both_backends! {
         assert_eq!(res.data()["_meta"], json!({"isNew": false, "isUpdate": true}));
         assert_eq!(app.store.contacts().counts(app.project.id).await.unwrap(), (1, 0));
 
-        let id: uuid::Uuid = created["id"].as_str().unwrap().parse().unwrap();
-        let events = app.store.events().for_contact(app.project.id, id, 10).await.unwrap();
-        assert_eq!(events.len(), 1, "creating emits no subscription event; the change does");
-        assert_eq!(events[0].name, "contact.unsubscribed");
-        assert_eq!(events[0].data["source"], json!("api"));
+        let id = created["id"].as_str().unwrap();
+        let events = app.call(Method::GET, &format!("/contacts/{id}/events"), None).await;
+        assert_eq!(events.status, StatusCode::OK, "{}", events.body);
+        let items = events.data()["items"].as_array().unwrap().clone();
+        assert_eq!(items.len(), 1, "creating emits no subscription event; the change does");
+        assert_eq!(items[0]["name"], json!("contact.unsubscribed"));
+        assert_eq!(items[0]["data"], json!({"source": "api"}));
+        assert_eq!(items[0]["source"], json!("SYSTEM"));
+        assert_eq!(items[0]["contactId"], json!(id));
+        assert_eq!(items[0]["contactEmail"], json!("kim@example.com"));
+        assert_eq!(items[0]["emailId"], Value::Null);
     }
 
     async fn patch_applies_the_data_rules_of_the_spec_example(app: TestApp) {
@@ -562,6 +568,7 @@ async fn the_openapi_document_lists_every_contacts_operation_and_error_code() {
         ("/contacts/{id}", "patch"),
         ("/contacts/{id}", "delete"),
         ("/contacts/lookup", "post"),
+        ("/contacts/{id}/events", "get"),
         ("/health", "get"),
     ] {
         assert!(paths[path][method].is_object(), "{method} {path}");
@@ -569,4 +576,36 @@ async fn the_openapi_document_lists_every_contacts_operation_and_error_code() {
     assert!(paths["/contacts/{id}"]["patch"]["responses"]["409"].is_object());
     let codes = res.body["components"]["schemas"]["ErrorCode"]["enum"].as_array().unwrap();
     assert_eq!(codes.len(), plunk_http_kit::ErrorCode::ALL.len());
+}
+
+on_both_backends! {
+    async fn contact_events_page_newest_first_and_filter_by_name(app: TestApp) {
+        let c = create(&app, "flip@example.org").await;
+        let id = c["id"].as_str().unwrap();
+        for subscribed in [false, true, false, true, false] {
+            app.call(Method::PATCH, &format!("/contacts/{id}"), Some(json!({"subscribed": subscribed}))).await;
+        }
+        let mut names = Vec::new();
+        let mut path = format!("/contacts/{id}/events?limit=2");
+        loop {
+            let res = app.call(Method::GET, &path, None).await;
+            assert_eq!(res.status, StatusCode::OK);
+            names.extend(res.data()["items"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_owned()));
+            match res.data()["nextCursor"].as_str() {
+                Some(c) => path = format!("/contacts/{id}/events?limit=2&cursor={c}"),
+                None => break,
+            }
+        }
+        assert_eq!(names, ["contact.unsubscribed", "contact.subscribed", "contact.unsubscribed", "contact.subscribed", "contact.unsubscribed"]);
+        let res = app.call(Method::GET, &format!("/contacts/{id}/events?name=contact.subscribed"), None).await;
+        assert_eq!(res.data()["items"].as_array().unwrap().len(), 2);
+        // A cursor of one contact's events is not valid for another contact's.
+        let other = create(&app, "other@example.org").await;
+        let res = app.call(Method::GET, &format!("/contacts/{id}/events?limit=1"), None).await;
+        let cursor = res.data()["nextCursor"].as_str().unwrap().to_owned();
+        let res = app.call(Method::GET, &format!("/contacts/{}/events?limit=1&cursor={cursor}", other["id"].as_str().unwrap()), None).await;
+        assert_eq!(res.code(), "INVALID_CURSOR");
+        let res = app.call(Method::GET, &format!("/contacts/{MISSING_ID}/events"), None).await;
+        assert_eq!(res.code(), "CONTACT_NOT_FOUND");
+    }
 }

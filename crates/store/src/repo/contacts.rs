@@ -5,6 +5,7 @@
 
 use crate::keys;
 use crate::repo::events::event_item;
+use crate::repo::scan;
 use crate::table::{Condition, Index, Item, Key, Position, Query, StoreError, Table, WriteOp};
 use plunk_domain::contact::{Contact, DataChange};
 use plunk_domain::event::{subscription_event_name, Event, EventSource, SubscriptionSource};
@@ -15,8 +16,6 @@ use uuid::Uuid;
 
 /// How many times a write lost to a concurrent one is retried before giving up.
 const MAX_ATTEMPTS: usize = 8;
-/// Most items a filtered list request examines before returning a short page.
-const SCAN_BUDGET: usize = 1000;
 
 /// Failures of contact operations.
 #[derive(Debug, thiserror::Error)]
@@ -366,57 +365,24 @@ impl<'a> Contacts<'a> {
         start_after: Option<Position>,
     ) -> Result<ContactPage, StoreError> {
         let mut query = match filter.subscribed {
-            Some(s) => Query::new(
-                Index::Gsi1,
-                keys::contacts_by_subscription_index(project, s),
-            ),
+            Some(s) => Query::new(Index::Gsi1, keys::contacts_by_subscription_index(project, s)),
             None => Query::new(Index::Primary, keys::contacts_partition(project)),
         };
         query.descending = true;
         query.start_after = start_after;
-        let index = query.index;
-        let mut items = Vec::with_capacity(limit);
-        let mut examined = 0;
-        loop {
-            // One more than needed tells whether a further page exists without an empty last page.
-            query.limit = if filter.search.is_some() {
-                100
-            } else {
-                limit + 1
-            };
-            let page = self.table.query(query.clone()).await?;
-            let exhausted = page.last.is_none();
-            let count = page.items.len();
-            for (i, item) in page.items.iter().enumerate() {
-                examined += 1;
-                let contact: Contact = crate::decode(item)?;
-                let matches = filter
-                    .search
-                    .as_deref()
-                    .is_none_or(|s| contact.email.as_str().contains(s));
-                if matches {
-                    if items.len() == limit {
-                        // A further match exists: the page ends at the previous match.
-                        return Ok(ContactPage {
-                            next: Some(position_of(project, &items, index)),
-                            items,
-                        });
-                    }
-                    items.push(contact);
-                }
-                let last_of_all = exhausted && i + 1 == count;
-                if !last_of_all && examined >= SCAN_BUDGET {
-                    return Ok(ContactPage {
-                        items,
-                        next: Some(item.position(index)),
-                    });
-                }
-            }
-            match page.last {
-                Some(last) => query.start_after = Some(last),
-                None => return Ok(ContactPage { items, next: None }),
-            }
-        }
+        let page = scan::page(self.table, query, limit, filter.search.is_some(), |item| {
+            let contact: Contact = crate::decode(item)?;
+            let keep = filter
+                .search
+                .as_deref()
+                .is_none_or(|s| contact.email.as_str().contains(s));
+            Ok(keep.then_some(contact))
+        })
+        .await?;
+        Ok(ContactPage {
+            items: page.items,
+            next: page.next,
+        })
     }
 
     /// Which of `emails` (normalised) have a contact.
@@ -457,8 +423,3 @@ impl<'a> Contacts<'a> {
     }
 }
 
-/// The query position of the last contact of a page (contacts are rebuilt into their item keys).
-fn position_of(project: Uuid, items: &[Contact], index: Index) -> Position {
-    let last = items.last().expect("a full page has a last item");
-    contact_item(project, last, 0).position(index)
-}

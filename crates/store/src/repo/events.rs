@@ -2,7 +2,8 @@
 //! subscription events it will list.
 
 use crate::keys;
-use crate::table::{Item, StoreError, Table};
+use crate::repo::scan::{self, ScanPage};
+use crate::table::{Index, Item, Position, Query, StoreError, Table};
 use plunk_domain::event::Event;
 use uuid::Uuid;
 
@@ -37,20 +38,22 @@ impl<'a> Events<'a> {
         }
     }
 
-    /// The events of one contact, newest first (at most `limit`).
+    /// One page of a contact's events, newest first, optionally only those named `name`.
     pub async fn for_contact(
         &self,
         project: Uuid,
         contact: Uuid,
+        name: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<Event>, StoreError> {
-        let mut q = crate::table::Query::new(
-            crate::table::Index::Gsi1,
-            keys::contact_events_index(project, contact),
-        );
-        q.descending = true;
-        q.limit = limit;
-        let page = self.table.query(q).await?;
-        page.items.iter().map(crate::decode).collect()
+        start_after: Option<Position>,
+    ) -> Result<ScanPage<Event>, StoreError> {
+        let mut query = Query::new(Index::Gsi1, keys::contact_events_index(project, contact));
+        query.descending = true;
+        query.start_after = start_after;
+        scan::page(self.table, query, limit, name.is_some(), |item| {
+            let event: Event = crate::decode(item)?;
+            Ok(name.is_none_or(|n| event.name == n).then_some(event))
+        })
+        .await
     }
 }

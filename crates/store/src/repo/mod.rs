@@ -4,3 +4,4 @@ pub mod contacts;
 pub mod events;
 pub mod projects;
 pub mod rate_limit;
+pub mod scan;
