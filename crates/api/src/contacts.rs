@@ -12,7 +12,9 @@ use plunk_domain::event::SubscriptionSource;
 use plunk_domain::validation::{Fields, Patch};
 use plunk_domain::{EmailAddress, FieldCode, FieldError};
 use plunk_http_kit::auth::guarded;
-use plunk_http_kit::{Access, ApiError, AppState, AuthContext, Envelope, ErrorCode, JsonObject, QueryParams};
+use plunk_http_kit::{
+    Access, ApiError, AppState, AuthContext, Envelope, ErrorCode, JsonObject, QueryParams,
+};
 use plunk_store::cursor::CursorBinding;
 use plunk_store::{ContactError, ContactFilter};
 use serde::Serialize;
@@ -25,7 +27,10 @@ pub fn router(state: AppState) -> Router {
     let secret = |methods| guarded(&state, Access::Secret, methods);
     Router::new()
         .route("/contacts", secret(get(list).post(upsert)))
-        .route("/contacts/{id}", secret(get(read).patch(update).delete(remove)))
+        .route(
+            "/contacts/{id}",
+            secret(get(read).patch(update).delete(remove)),
+        )
         .route("/contacts/{id}/events", secret(get(events)))
         .route(
             "/contacts/lookup",
@@ -203,7 +208,9 @@ pub async fn list(
     let project = auth.project.id;
     let mut errors = Vec::new();
     let limit = query.limit(&mut errors);
-    let search = query.string("search", 1, 255, &mut errors).map(|s| s.to_lowercase());
+    let search = query
+        .string("search", 1, 255, &mut errors)
+        .map(|s| s.to_lowercase());
     let subscribed = query.bool("subscribed", &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
@@ -212,7 +219,10 @@ pub async fn list(
     let binding = CursorBinding::new(
         project,
         "GET /contacts",
-        &[("search", search.as_deref()), ("subscribed", subscribed_text.as_deref())],
+        &[
+            ("search", search.as_deref()),
+            ("subscribed", subscribed_text.as_deref()),
+        ],
     );
     let start = paging::start_position(&state, &query, &binding).await?;
     let total = if start.is_none() && search.is_none() {
@@ -226,7 +236,11 @@ pub async fn list(
         None
     };
     let filter = ContactFilter { search, subscribed };
-    let page = state.store.contacts().list(project, &filter, limit, start).await?;
+    let page = state
+        .store
+        .contacts()
+        .list(project, &filter, limit, start)
+        .await?;
     Ok(Envelope::ok(
         paging::page(&state, &binding, page.items, page.next, total).await?,
     ))
@@ -259,7 +273,13 @@ pub async fn upsert(
     let outcome = state
         .store
         .contacts()
-        .upsert(auth.project.id, &email, subscribed, &change, SubscriptionSource::Api)
+        .upsert(
+            auth.project.id,
+            &email,
+            subscribed,
+            &change,
+            SubscriptionSource::Api,
+        )
         .await
         .map_err(contact_error)?;
     let body = serde_json::to_value(ContactWithMeta {
@@ -320,7 +340,14 @@ pub async fn update(
     let contact = state
         .store
         .contacts()
-        .patch(auth.project.id, id, email.as_ref(), subscribed, data_ref, SubscriptionSource::Api)
+        .patch(
+            auth.project.id,
+            id,
+            email.as_ref(),
+            subscribed,
+            data_ref,
+            SubscriptionSource::Api,
+        )
         .await
         .map_err(contact_error)?;
     Ok(Envelope::ok(contact))
@@ -368,7 +395,9 @@ pub async fn events(
     let project = auth.project.id;
     let mut errors = Vec::new();
     let limit = query.limit(&mut errors);
-    let name = query.string("name", 1, 255, &mut errors).map(|n| n.trim().to_owned());
+    let name = query
+        .string("name", 1, 255, &mut errors)
+        .map(|n| n.trim().to_owned());
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
@@ -423,12 +452,17 @@ pub async fn lookup(
         .filter_map(|(i, s)| EmailAddress::parse(s).ok().map(|e| (i, e)))
         .collect();
     let addresses: Vec<EmailAddress> = parsed.iter().map(|(_, e)| e.clone()).collect();
-    let exists = state.store.contacts().existing(auth.project.id, &addresses).await?;
+    let exists = state
+        .store
+        .contacts()
+        .existing(auth.project.id, &addresses)
+        .await?;
     let mut is_found = vec![false; inputs.len()];
     for ((i, _), found) in parsed.iter().zip(exists) {
         is_found[*i] = found;
     }
-    let (found, not_found): (Vec<_>, Vec<_>) = inputs.into_iter().zip(is_found).partition(|(_, f)| *f);
+    let (found, not_found): (Vec<_>, Vec<_>) =
+        inputs.into_iter().zip(is_found).partition(|(_, f)| *f);
     Ok(Envelope::ok(LookupResult {
         found: found.into_iter().map(|(s, _)| s).collect(),
         not_found: not_found.into_iter().map(|(s, _)| s).collect(),

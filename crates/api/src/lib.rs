@@ -51,4 +51,3 @@ pub fn service(state: AppState, groups: &[Group]) -> NormalizePath<Router> {
 pub fn app(state: AppState) -> NormalizePath<Router> {
     service(state, Group::ALL)
 }
-

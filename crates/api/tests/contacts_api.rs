@@ -25,15 +25,30 @@ fn assert_error_envelope(res: &common::TestResponse, status: u16, code: &str) {
     assert_eq!(res.body["error"]["statusCode"], json!(status));
     let request_id = res.header("x-request-id").expect("x-request-id");
     assert_eq!(res.body["error"]["requestId"], json!(request_id));
-    assert!(res.body["error"]["suggestion"].as_str().is_some_and(|s| !s.is_empty()));
-    assert!(res.body["timestamp"].as_str().is_some_and(|t| t.ends_with('Z') && t.len() == 24));
-    assert_eq!(res.header("content-type"), Some("application/json; charset=utf-8"));
+    assert!(res.body["error"]["suggestion"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty()));
+    assert!(res.body["timestamp"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z') && t.len() == 24));
+    assert_eq!(
+        res.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
 }
 
 #[tokio::test]
 async fn health_needs_no_key_and_carries_a_request_id() {
     let app = TestApp::new().await;
-    let res = app.raw(Method::GET, "/health", None, None, &[("x-request-id", "mine")]).await;
+    let res = app
+        .raw(
+            Method::GET,
+            "/health",
+            None,
+            None,
+            &[("x-request-id", "mine")],
+        )
+        .await;
     assert_eq!(res.status, StatusCode::OK);
     assert_eq!(res.data()["status"], json!("ok"));
     let id = res.header("x-request-id").unwrap();
@@ -46,7 +61,9 @@ async fn unknown_paths_are_404_not_found_in_the_envelope() {
     let app = TestApp::new().await;
     let res = app.raw(Method::GET, "/nope", None, None, &[]).await;
     assert_error_envelope(&res, 404, "NOT_FOUND");
-    let res = app.raw(Method::GET, "/Contacts", Some(&app.secret), None, &[]).await;
+    let res = app
+        .raw(Method::GET, "/Contacts", Some(&app.secret), None, &[])
+        .await;
     assert_error_envelope(&res, 404, "NOT_FOUND");
 }
 
@@ -65,21 +82,41 @@ async fn a_wrong_method_is_405_with_allow_before_authentication() {
 #[tokio::test]
 async fn a_trailing_slash_is_ignored() {
     let app = TestApp::new().await;
-    let res = app.raw(Method::GET, "/contacts/", Some(&app.secret), None, &[]).await;
+    let res = app
+        .raw(Method::GET, "/contacts/", Some(&app.secret), None, &[])
+        .await;
     assert_eq!(res.status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn missing_or_malformed_authorization_is_401_missing_auth() {
     let app = TestApp::new().await;
-    for header in [None, Some("Basic abc"), Some("Bearer"), Some("Bearer  two-spaces")] {
-        let headers: Vec<(&str, &str)> = header.map(|h| vec![("authorization", h)]).unwrap_or_default();
-        let res = app.raw(Method::GET, "/contacts", None, None, &headers).await;
+    for header in [
+        None,
+        Some("Basic abc"),
+        Some("Bearer"),
+        Some("Bearer  two-spaces"),
+    ] {
+        let headers: Vec<(&str, &str)> = header
+            .map(|h| vec![("authorization", h)])
+            .unwrap_or_default();
+        let res = app
+            .raw(Method::GET, "/contacts", None, None, &headers)
+            .await;
         assert_error_envelope(&res, 401, "MISSING_AUTH");
-        assert!(res.header("ratelimit-limit").is_none(), "failed auth is not counted");
+        assert!(
+            res.header("ratelimit-limit").is_none(),
+            "failed auth is not counted"
+        );
     }
     let res = app
-        .raw(Method::GET, "/contacts", None, None, &[("authorization", &format!("bEaReR {}", app.secret))])
+        .raw(
+            Method::GET,
+            "/contacts",
+            None,
+            None,
+            &[("authorization", &format!("bEaReR {}", app.secret))],
+        )
         .await;
     assert_eq!(res.status, StatusCode::OK, "the scheme is case-insensitive");
 }
@@ -89,20 +126,38 @@ async fn malformed_unknown_and_revoked_keys_are_401_invalid_api_key() {
     let app = TestApp::new().await;
     let unknown = format!("sk_{}", "A".repeat(43));
     for key in ["sk_short", "nonsense", unknown.as_str()] {
-        let res = app.raw(Method::GET, "/contacts", Some(key), None, &[]).await;
+        let res = app
+            .raw(Method::GET, "/contacts", Some(key), None, &[])
+            .await;
         assert_error_envelope(&res, 401, "INVALID_API_KEY");
     }
-    let keys = app.store.projects().keys(app.project.id, false).await.unwrap();
-    let secret = keys.iter().find(|k| k.key_type == plunk_domain::project::KeyType::Secret).unwrap();
-    app.store.projects().revoke(app.project.id, secret.key_id).await.unwrap();
-    let res = app.raw(Method::GET, "/contacts", Some(&app.secret), None, &[]).await;
+    let keys = app
+        .store
+        .projects()
+        .keys(app.project.id, false)
+        .await
+        .unwrap();
+    let secret = keys
+        .iter()
+        .find(|k| k.key_type == plunk_domain::project::KeyType::Secret)
+        .unwrap();
+    app.store
+        .projects()
+        .revoke(app.project.id, secret.key_id)
+        .await
+        .unwrap();
+    let res = app
+        .raw(Method::GET, "/contacts", Some(&app.secret), None, &[])
+        .await;
     assert_error_envelope(&res, 401, "INVALID_API_KEY");
 }
 
 #[tokio::test]
 async fn a_public_key_on_contacts_is_403_invalid_key_type() {
     let app = TestApp::new().await;
-    let res = app.raw(Method::GET, "/contacts", Some(&app.public), None, &[]).await;
+    let res = app
+        .raw(Method::GET, "/contacts", Some(&app.public), None, &[])
+        .await;
     assert_error_envelope(&res, 403, "INVALID_KEY_TYPE");
 }
 
@@ -110,7 +165,9 @@ async fn a_public_key_on_contacts_is_403_invalid_key_type() {
 async fn every_authenticated_response_carries_rate_limit_headers() {
     let app = TestApp::new().await;
     let ok = app.call(Method::GET, "/contacts", None).await;
-    let err = app.call(Method::GET, &format!("/contacts/{MISSING_ID}"), None).await;
+    let err = app
+        .call(Method::GET, &format!("/contacts/{MISSING_ID}"), None)
+        .await;
     for res in [&ok, &err] {
         assert_eq!(res.header("ratelimit-limit"), Some("1000"));
         let reset: u32 = res.header("ratelimit-reset").unwrap().parse().unwrap();
@@ -145,9 +202,15 @@ async fn the_request_over_the_limit_gets_429_with_retry_after() {
         assert_eq!(last.header("ratelimit-remaining"), Some("0"));
         assert_eq!(last.header("retry-after"), last.header("ratelimit-reset"));
         let retry: u64 = last.header("retry-after").unwrap().parse().unwrap();
-        assert_eq!(last.body["error"]["details"], json!({ "limit": 3, "retryAfter": retry }));
+        assert_eq!(
+            last.body["error"]["details"],
+            json!({ "limit": 3, "retryAfter": retry })
+        );
     } else {
-        assert!(statuses.iter().filter(|s| **s == 429).count() <= 1, "{statuses:?}");
+        assert!(
+            statuses.iter().filter(|s| **s == 429).count() <= 1,
+            "{statuses:?}"
+        );
     }
 }
 
@@ -164,21 +227,42 @@ async fn a_disabled_project_refuses_writes_but_serves_reads_and_lookup() {
         })
         .await
         .unwrap();
-    let res = app.call(Method::POST, "/contacts", Some(json!({"email": "new@example.org"}))).await;
+    let res = app
+        .call(
+            Method::POST,
+            "/contacts",
+            Some(json!({"email": "new@example.org"})),
+        )
+        .await;
     assert_error_envelope(&res, 403, "PROJECT_DISABLED");
     assert_eq!(res.body["error"]["details"]["reason"], json!("MANUAL"));
     let id = contact["id"].as_str().unwrap();
-    for (method, path) in [(Method::PATCH, format!("/contacts/{id}")), (Method::DELETE, format!("/contacts/{id}"))] {
+    for (method, path) in [
+        (Method::PATCH, format!("/contacts/{id}")),
+        (Method::DELETE, format!("/contacts/{id}")),
+    ] {
         let res = app.call(method, &path, Some(json!({}))).await;
         assert_error_envelope(&res, 403, "PROJECT_DISABLED");
     }
-    assert_eq!(app.call(Method::GET, &format!("/contacts/{id}"), None).await.status, StatusCode::OK);
+    assert_eq!(
+        app.call(Method::GET, &format!("/contacts/{id}"), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
     let res = app
-        .call(Method::POST, "/contacts/lookup", Some(json!({"emails": ["ada@example.org"]})))
+        .call(
+            Method::POST,
+            "/contacts/lookup",
+            Some(json!({"emails": ["ada@example.org"]})),
+        )
         .await;
     assert_eq!(res.status, StatusCode::OK);
     assert_eq!(res.data()["found"], json!(["ada@example.org"]));
-    assert_eq!(app.store.contacts().counts(app.project.id).await.unwrap(), (1, 1));
+    assert_eq!(
+        app.store.contacts().counts(app.project.id).await.unwrap(),
+        (1, 1)
+    );
 }
 
 #[tokio::test]
@@ -186,45 +270,93 @@ async fn bad_bodies_are_400_invalid_request_body() {
     let app = TestApp::new().await;
     let cases: [(&str, Option<&str>); 7] = [
         ("{\"email\":\"a@b.co\"", Some("application/json")),
-        ("{\"email\":\"a@b.co\",\"email\":\"c@d.co\"}", Some("application/json")),
+        (
+            "{\"email\":\"a@b.co\",\"email\":\"c@d.co\"}",
+            Some("application/json"),
+        ),
         ("[]", Some("application/json")),
         ("{\"email\":\"a@b.co\"}", Some("text/plain")),
         ("{\"email\":\"a@b.co\"}", None),
         ("", Some("text/plain")),
-        ("{\"data\":{\"x\":{\"y\":1,\"y\":2}}}", Some("application/json")),
+        (
+            "{\"data\":{\"x\":{\"y\":1,\"y\":2}}}",
+            Some("application/json"),
+        ),
     ];
     for (body, content_type) in cases {
-        let headers: Vec<(&str, &str)> = content_type.map(|c| vec![("content-type", c)]).unwrap_or_default();
-        let res = app.raw(Method::POST, "/contacts", Some(&app.secret), Some(body.to_owned()), &headers).await;
+        let headers: Vec<(&str, &str)> = content_type
+            .map(|c| vec![("content-type", c)])
+            .unwrap_or_default();
+        let res = app
+            .raw(
+                Method::POST,
+                "/contacts",
+                Some(&app.secret),
+                Some(body.to_owned()),
+                &headers,
+            )
+            .await;
         assert_error_envelope(&res, 400, "INVALID_REQUEST_BODY");
     }
     let res = app
-        .raw(Method::POST, "/contacts", Some(&app.secret), Some(r#"{"email":"a@b.co"}"#.into()), &[("content-type", "Application/JSON; charset=UTF-8")])
+        .raw(
+            Method::POST,
+            "/contacts",
+            Some(&app.secret),
+            Some(r#"{"email":"a@b.co"}"#.into()),
+            &[("content-type", "Application/JSON; charset=UTF-8")],
+        )
         .await;
-    assert_eq!(res.status, StatusCode::CREATED, "media type is case-insensitive with parameters");
+    assert_eq!(
+        res.status,
+        StatusCode::CREATED,
+        "media type is case-insensitive with parameters"
+    );
 }
 
 #[tokio::test]
 async fn an_empty_body_is_an_empty_object() {
     let app = TestApp::new().await;
-    let res = app.raw(Method::POST, "/contacts", Some(&app.secret), None, &[]).await;
+    let res = app
+        .raw(Method::POST, "/contacts", Some(&app.secret), None, &[])
+        .await;
     assert_error_envelope(&res, 422, "VALIDATION_ERROR");
-    assert_eq!(res.body["error"]["errors"], json!([{"field": "email", "message": "Required", "code": "required"}]));
+    assert_eq!(
+        res.body["error"]["errors"],
+        json!([{"field": "email", "message": "Required", "code": "required"}])
+    );
 }
 
 #[tokio::test]
 async fn a_body_over_the_limit_is_413_with_the_limit() {
-    let settings = Settings { body_limit_bytes: 64, ..common::test_settings() };
-    let app = TestApp::with_settings(Backend::Sqlite, settings).await.unwrap();
+    let settings = Settings {
+        body_limit_bytes: 64,
+        ..common::test_settings()
+    };
+    let app = TestApp::with_settings(Backend::Sqlite, settings)
+        .await
+        .unwrap();
     let body = json!({ "email": "a@b.co", "data": { "pad": "x".repeat(100) } }).to_string();
     let res = app
-        .raw(Method::POST, "/contacts", Some(&app.secret), Some(body), &[("content-type", "application/json")])
+        .raw(
+            Method::POST,
+            "/contacts",
+            Some(&app.secret),
+            Some(body),
+            &[("content-type", "application/json")],
+        )
         .await;
     assert_error_envelope(&res, 413, "PAYLOAD_TOO_LARGE");
     assert_eq!(res.body["error"]["details"], json!({ "limitBytes": 64 }));
     // Size is checked before authentication.
     let res = app
-        .raw(Method::POST, "/contacts", None, Some("x".repeat(65)), &[("content-type", "application/json")])
+        .raw(
+            Method::POST,
+            "/contacts",
+            None,
+            Some("x".repeat(65)),
+            &[("content-type", "application/json")],
+        )
         .await;
     assert_eq!(res.code(), "PAYLOAD_TOO_LARGE");
 }
@@ -255,7 +387,10 @@ async fn validation_lists_every_field_error_and_writes_nothing() {
             ("data.locale", "invalid_type"),
         ]
     );
-    assert_eq!(app.store.contacts().counts(app.project.id).await.unwrap(), (0, 0));
+    assert_eq!(
+        app.store.contacts().counts(app.project.id).await.unwrap(),
+        (0, 0)
+    );
 }
 
 on_both_backends! {
@@ -484,13 +619,29 @@ on_both_backends! {
 #[tokio::test]
 async fn malformed_and_unknown_ids_are_404_contact_not_found() {
     let app = TestApp::new().await;
-    for path in [format!("/contacts/{MISSING_ID}"), "/contacts/not-a-uuid".into(), "/contacts/%FF".into()] {
+    for path in [
+        format!("/contacts/{MISSING_ID}"),
+        "/contacts/not-a-uuid".into(),
+        "/contacts/%FF".into(),
+    ] {
         let res = app.call(Method::GET, &path, None).await;
         assert_error_envelope(&res, 404, "CONTACT_NOT_FOUND");
     }
-    let res = app.call(Method::PATCH, "/contacts/nope", Some(json!({"subscribed": true}))).await;
+    let res = app
+        .call(
+            Method::PATCH,
+            "/contacts/nope",
+            Some(json!({"subscribed": true})),
+        )
+        .await;
     assert_error_envelope(&res, 404, "CONTACT_NOT_FOUND");
-    let res = app.call(Method::PATCH, "/contacts/nope", Some(json!({"subscribed": 1}))).await;
+    let res = app
+        .call(
+            Method::PATCH,
+            "/contacts/nope",
+            Some(json!({"subscribed": 1})),
+        )
+        .await;
     assert_error_envelope(&res, 422, "VALIDATION_ERROR");
 }
 
@@ -499,10 +650,17 @@ async fn lookup_places_each_input_as_given() {
     let app = TestApp::new().await;
     create(&app, "kim@example.com").await;
     let res = app
-        .call(Method::POST, "/contacts/lookup", Some(json!({"emails": ["Kim@example.com", "nobody@example.com", "not-an-email"]})))
+        .call(
+            Method::POST,
+            "/contacts/lookup",
+            Some(json!({"emails": ["Kim@example.com", "nobody@example.com", "not-an-email"]})),
+        )
         .await;
     assert_eq!(res.status, StatusCode::OK);
-    assert_eq!(res.data(), &json!({"found": ["Kim@example.com"], "notFound": ["nobody@example.com", "not-an-email"]}));
+    assert_eq!(
+        res.data(),
+        &json!({"found": ["Kim@example.com"], "notFound": ["nobody@example.com", "not-an-email"]})
+    );
 }
 
 #[tokio::test]
@@ -513,7 +671,11 @@ async fn lookup_validates_the_array() {
         (json!({}), "emails", "required"),
         (json!({"emails": []}), "emails", "too_small"),
         (json!({"emails": many}), "emails", "too_big"),
-        (json!({"emails": ["a@b.co", 5]}), "emails[1]", "invalid_type"),
+        (
+            json!({"emails": ["a@b.co", 5]}),
+            "emails[1]",
+            "invalid_type",
+        ),
         (json!({"emails": "a@b.co"}), "emails", "invalid_type"),
     ] {
         let res = app.call(Method::POST, "/contacts/lookup", Some(body)).await;
@@ -532,7 +694,9 @@ async fn list_query_values_are_validated() {
         ("subscribed=yes", "subscribed"),
         ("search=", "search"),
     ] {
-        let res = app.call(Method::GET, &format!("/contacts?{query}"), None).await;
+        let res = app
+            .call(Method::GET, &format!("/contacts?{query}"), None)
+            .await;
         assert_error_envelope(&res, 422, "VALIDATION_ERROR");
         assert_eq!(res.body["error"]["errors"][0]["field"], json!(field));
     }
@@ -543,11 +707,25 @@ async fn list_query_values_are_validated() {
 #[tokio::test]
 async fn v1_paths_answer_preflight_and_other_paths_send_no_cors_headers() {
     let app = TestApp::new().await;
-    let res = app.raw(Method::OPTIONS, "/v1/track", None, None, &[("origin", "https://a.example")]).await;
+    let res = app
+        .raw(
+            Method::OPTIONS,
+            "/v1/track",
+            None,
+            None,
+            &[("origin", "https://a.example")],
+        )
+        .await;
     assert_eq!(res.status, StatusCode::NO_CONTENT);
     assert_eq!(res.header("access-control-allow-origin"), Some("*"));
-    assert_eq!(res.header("access-control-allow-methods"), Some("POST, OPTIONS"));
-    assert_eq!(res.header("access-control-allow-headers"), Some("Authorization, Content-Type, Idempotency-Key"));
+    assert_eq!(
+        res.header("access-control-allow-methods"),
+        Some("POST, OPTIONS")
+    );
+    assert_eq!(
+        res.header("access-control-allow-headers"),
+        Some("Authorization, Content-Type, Idempotency-Key")
+    );
     assert_eq!(res.header("access-control-max-age"), Some("86400"));
     assert!(res.header("x-request-id").is_some());
     let res = app.call(Method::GET, "/contacts", None).await;
@@ -574,7 +752,9 @@ async fn the_openapi_document_lists_every_contacts_operation_and_error_code() {
         assert!(paths[path][method].is_object(), "{method} {path}");
     }
     assert!(paths["/contacts/{id}"]["patch"]["responses"]["409"].is_object());
-    let codes = res.body["components"]["schemas"]["ErrorCode"]["enum"].as_array().unwrap();
+    let codes = res.body["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .unwrap();
     assert_eq!(codes.len(), plunk_http_kit::ErrorCode::ALL.len());
 }
 

@@ -189,7 +189,10 @@ mod tests {
         let change =
             DataChange::parse(&obj(json!({"plan": "team", "trial": null, "note": ""}))).unwrap();
         change.apply(&mut stored).unwrap();
-        assert_eq!(stored, obj(json!({"name": "Ada", "note": "keep", "plan": "team"})));
+        assert_eq!(
+            stored,
+            obj(json!({"name": "Ada", "note": "keep", "plan": "team"}))
+        );
     }
 
     #[test]
@@ -204,15 +207,19 @@ mod tests {
         change.apply(&mut stored).unwrap();
         assert_eq!(change.one_shot, obj(json!({"code": "123456"})));
         assert_eq!(stored["plan"], json!("pro"));
-        assert_eq!(stored["wrapperLike"], json!({"value": 1, "persistent": true, "extra": 2}));
+        assert_eq!(
+            stored["wrapperLike"],
+            json!({"value": 1, "persistent": true, "extra": 2})
+        );
     }
 
     #[test]
     fn reserved_keys_are_dropped_silently() {
         let mut stored = Map::new();
-        let change =
-            DataChange::parse(&obj(json!({"email": "x", "plunk_id": 1, "unsubscribeUrl": "u", "a": 1})))
-                .unwrap();
+        let change = DataChange::parse(&obj(
+            json!({"email": "x", "plunk_id": 1, "unsubscribeUrl": "u", "a": 1}),
+        ))
+        .unwrap();
         change.apply(&mut stored).unwrap();
         assert_eq!(stored, obj(json!({"a": 1})));
     }
@@ -240,6 +247,9 @@ mod tests {
         let half = "y".repeat(MAX_DATA_BYTES / 2 + 10);
         let mut stored = obj(json!({ "first": half.clone() }));
         let change = DataChange::parse(&obj(json!({ "second": half }))).unwrap();
-        assert_eq!(change.apply(&mut stored).unwrap_err()[0].code, FieldCode::TooBig);
+        assert_eq!(
+            change.apply(&mut stored).unwrap_err()[0].code,
+            FieldCode::TooBig
+        );
     }
 }

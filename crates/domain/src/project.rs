@@ -128,7 +128,11 @@ impl std::fmt::Debug for PlainKey {
 }
 
 /// Generates a key of 256 random bits from the OS generator and the record that describes it.
-pub fn generate_key(project_id: Uuid, key_type: KeyType, now: Timestamp) -> (PlainKey, ApiKeyRecord) {
+pub fn generate_key(
+    project_id: Uuid,
+    key_type: KeyType,
+    now: Timestamp,
+) -> (PlainKey, ApiKeyRecord) {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let plain = format!("{}{}", key_type.prefix(), URL_SAFE_NO_PAD.encode(bytes));
@@ -182,9 +186,13 @@ mod tests {
         assert_eq!(key_shape(plain.expose()), Some(KeyType::Secret));
         assert_eq!(plain.expose().len(), 46);
         assert_eq!(record.sha256, hash_key(plain.expose()));
-        assert!(!serde_json::to_string(&record).unwrap().contains(plain.expose()));
+        assert!(!serde_json::to_string(&record)
+            .unwrap()
+            .contains(plain.expose()));
         assert!(record.hint.starts_with("sk_…"));
-        assert!(plain.expose().ends_with(&record.hint[record.hint.len() - 4..]));
+        assert!(plain
+            .expose()
+            .ends_with(&record.hint[record.hint.len() - 4..]));
         assert_eq!(format!("{plain:?}"), "PlainKey(<redacted>)");
     }
 
@@ -192,7 +200,10 @@ mod tests {
     fn malformed_keys_have_no_shape() {
         assert_eq!(key_shape("sk_short"), None);
         assert_eq!(key_shape(&format!("xk_{}", "a".repeat(43))), None);
-        assert_eq!(key_shape(&format!("pk_{}", "a".repeat(43))), Some(KeyType::Public));
+        assert_eq!(
+            key_shape(&format!("pk_{}", "a".repeat(43))),
+            Some(KeyType::Public)
+        );
         assert_eq!(key_shape(&format!("sk_{}=", "a".repeat(42))), None);
     }
 

@@ -106,7 +106,11 @@ impl<'a> Fields<'a> {
             }
             None => None,
             Some(Value::Null) => {
-                self.error(name, FieldCode::InvalidType, "Expected a value, received null");
+                self.error(
+                    name,
+                    FieldCode::InvalidType,
+                    "Expected a value, received null",
+                );
                 None
             }
             Some(v) => Some(v),
@@ -164,17 +168,31 @@ impl<'a> Fields<'a> {
         self.string_value(name, v, min, max)
     }
 
-    fn string_value(&mut self, name: &str, v: &'a Value, min: usize, max: usize) -> Option<&'a str> {
+    fn string_value(
+        &mut self,
+        name: &str,
+        v: &'a Value,
+        min: usize,
+        max: usize,
+    ) -> Option<&'a str> {
         let Value::String(s) = v else {
             self.error(name, FieldCode::InvalidType, "Expected a string");
             return None;
         };
         let len = s.chars().count();
         if len < min {
-            self.error(name, FieldCode::TooSmall, format!("Must be at least {min} characters"));
+            self.error(
+                name,
+                FieldCode::TooSmall,
+                format!("Must be at least {min} characters"),
+            );
             None
         } else if len > max {
-            self.error(name, FieldCode::TooBig, format!("Must be at most {max} characters"));
+            self.error(
+                name,
+                FieldCode::TooBig,
+                format!("Must be at most {max} characters"),
+            );
             None
         } else {
             Some(s.as_str())
@@ -213,10 +231,18 @@ impl<'a> Fields<'a> {
             return None;
         };
         if items.len() < min {
-            self.error(name, FieldCode::TooSmall, format!("Must contain at least {min} item(s)"));
+            self.error(
+                name,
+                FieldCode::TooSmall,
+                format!("Must contain at least {min} item(s)"),
+            );
             None
         } else if items.len() > max {
-            self.error(name, FieldCode::TooBig, format!("Must contain at most {max} items"));
+            self.error(
+                name,
+                FieldCode::TooBig,
+                format!("Must contain at most {max} items"),
+            );
             None
         } else {
             Some(items)

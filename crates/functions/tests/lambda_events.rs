@@ -31,18 +31,27 @@ async fn next(State(rt): State<Runtime>) -> (HeaderMap, String) {
         let event = rt.events.lock().unwrap().pop_front();
         if let Some((id, event)) = event {
             let mut h = HeaderMap::new();
-            h.insert("lambda-runtime-aws-request-id", HeaderValue::from_str(&id).unwrap());
+            h.insert(
+                "lambda-runtime-aws-request-id",
+                HeaderValue::from_str(&id).unwrap(),
+            );
             let deadline = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .as_millis()
                 + 30_000;
-            h.insert("lambda-runtime-deadline-ms", HeaderValue::from(deadline as u64));
+            h.insert(
+                "lambda-runtime-deadline-ms",
+                HeaderValue::from(deadline as u64),
+            );
             h.insert(
                 "lambda-runtime-invoked-function-arn",
                 HeaderValue::from_static("arn:aws:lambda:us-east-1:123456789012:function:test"),
             );
-            h.insert("lambda-runtime-trace-id", HeaderValue::from_static("Root=1-00000000-000000000000000000000000"));
+            h.insert(
+                "lambda-runtime-trace-id",
+                HeaderValue::from_static("Root=1-00000000-000000000000000000000000"),
+            );
             return (h, event.to_string());
         }
         ready.await;
@@ -77,7 +86,10 @@ impl Function {
         };
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(respond),
+            )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(error))
             .with_state(runtime.clone());
@@ -97,13 +109,21 @@ impl Function {
             .stdout(Stdio::null())
             .spawn()
             .expect("function binary starts");
-        Self { child, runtime, results: rx }
+        Self {
+            child,
+            runtime,
+            results: rx,
+        }
     }
 
     /// Sends one event and waits for the function's response.
     async fn invoke(&mut self, event: Value) -> Value {
         let id = uuid_like();
-        self.runtime.events.lock().unwrap().push_back((id.clone(), event));
+        self.runtime
+            .events
+            .lock()
+            .unwrap()
+            .push_back((id.clone(), event));
         self.runtime.ready.notify_waiters();
         let (got, value) = tokio::time::timeout(Duration::from_secs(30), self.results.recv())
             .await
@@ -122,7 +142,13 @@ impl Drop for Function {
 }
 
 fn uuid_like() -> String {
-    format!("{:032x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+    format!(
+        "{:032x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
 }
 
 fn fixture(name: &str, secret: &str) -> Value {
@@ -151,26 +177,37 @@ async fn the_contacts_binary_answers_api_gateway_v2_events() {
     let (store, secret) = project_store(dir.path()).await;
     let mut function = Function::start(env!("CARGO_BIN_EXE_contacts"), dir.path()).await;
 
-    let created = function.invoke(fixture("contacts-create.json", &secret)).await;
+    let created = function
+        .invoke(fixture("contacts-create.json", &secret))
+        .await;
     assert_eq!(created["statusCode"], 201, "{created}");
     let headers = &created["headers"];
-    assert_eq!(headers["x-request-id"], "K4uYbhHqIAMEVcQ=", "the gateway's request id is used");
+    assert_eq!(
+        headers["x-request-id"], "K4uYbhHqIAMEVcQ=",
+        "the gateway's request id is used"
+    );
     assert_eq!(headers["content-type"], "application/json; charset=utf-8");
     assert_eq!(headers["ratelimit-limit"], "1000");
     let contact = body(&created)["data"].clone();
     assert_eq!(contact["email"], "ada@example.org");
     assert_eq!(contact["data"]["plan"], "team");
 
-    let listed = function.invoke(fixture("contacts-list.json", &secret)).await;
+    let listed = function
+        .invoke(fixture("contacts-list.json", &secret))
+        .await;
     assert_eq!(listed["statusCode"], 200, "{listed}");
     assert_eq!(body(&listed)["data"]["items"][0]["id"], contact["id"]);
     assert_eq!(body(&listed)["data"]["total"], 1);
 
-    let missing = function.invoke(fixture("contacts-get-missing.json", &secret)).await;
+    let missing = function
+        .invoke(fixture("contacts-get-missing.json", &secret))
+        .await;
     assert_eq!(missing["statusCode"], 404);
     assert_eq!(body(&missing)["error"]["code"], "CONTACT_NOT_FOUND");
 
-    let anonymous = function.invoke(fixture("contacts-no-auth.json", &secret)).await;
+    let anonymous = function
+        .invoke(fixture("contacts-no-auth.json", &secret))
+        .await;
     assert_eq!(anonymous["statusCode"], 401);
     assert_eq!(body(&anonymous)["error"]["code"], "MISSING_AUTH");
 
@@ -194,5 +231,8 @@ async fn the_system_binary_serves_health_and_no_contacts() {
     event["rawPath"] = "/contacts".into();
     event["requestContext"]["http"]["path"] = "/contacts".into();
     let other = function.invoke(event).await;
-    assert_eq!(other["statusCode"], 404, "each function serves only its own group");
+    assert_eq!(
+        other["statusCode"], 404,
+        "each function serves only its own group"
+    );
 }

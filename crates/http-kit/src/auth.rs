@@ -111,7 +111,12 @@ async fn lookup(state: &AppState, plain: &str) -> Result<KeyLookup, ApiError> {
     let found = match state.keys.get(&hash) {
         Some(hit) => hit,
         None => {
-            let found = state.store.projects().find_key(&hash).await?.ok_or_else(invalid)?;
+            let found = state
+                .store
+                .projects()
+                .find_key(&hash)
+                .await?
+                .ok_or_else(invalid)?;
             state.keys.put(hash.clone(), found.clone());
             found
         }
@@ -175,13 +180,18 @@ pub async fn authenticate(
         .hit(project.id, project.rate_limit_per_minute, now)
         .await;
     let mut response = if !rate.allowed {
-        ApiError::new(ErrorCode::RateLimitExceeded, "Too many requests this minute")
-            .with_details(json!({ "limit": rate.limit, "retryAfter": rate.reset_seconds }))
-            .with_retry_after(u64::from(rate.reset_seconds))
-            .into_response()
+        ApiError::new(
+            ErrorCode::RateLimitExceeded,
+            "Too many requests this minute",
+        )
+        .with_details(json!({ "limit": rate.limit, "retryAfter": rate.reset_seconds }))
+        .with_retry_after(u64::from(rate.reset_seconds))
+        .into_response()
     } else if project.disabled && is_write(req.method()) && access != Access::SecretReadOnly {
         ApiError::new(ErrorCode::ProjectDisabled, "The project is disabled")
-            .with_details(json!({ "reason": project.disabled_reason.as_deref().unwrap_or("MANUAL") }))
+            .with_details(
+                json!({ "reason": project.disabled_reason.as_deref().unwrap_or("MANUAL") }),
+            )
             .into_response()
     } else {
         req.extensions_mut().insert(AuthContext {
@@ -195,7 +205,10 @@ pub async fn authenticate(
 }
 
 fn is_write(method: &Method) -> bool {
-    matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
+    matches!(
+        *method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    )
 }
 
 fn stamp_rate_headers(headers: &mut HeaderMap, rate: &RateDecision) {

@@ -88,7 +88,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub errors: Vec<FieldError>,
-    pub details: Option<Value>,
+    /// Boxed to keep `Result<_, ApiError>` small on the happy path.
+    pub details: Option<Box<Value>>,
     /// Seconds for a `Retry-After` header.
     pub retry_after: Option<u64>,
 }
@@ -125,18 +126,24 @@ impl ApiError {
 
     /// 400 `INVALID_CURSOR`.
     pub fn invalid_cursor() -> Self {
-        Self::new(ErrorCode::InvalidCursor, "The cursor is not valid for this request")
+        Self::new(
+            ErrorCode::InvalidCursor,
+            "The cursor is not valid for this request",
+        )
     }
 
     /// 500: the cause is logged here and never returned to the caller.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(ErrorCode::InternalServerError, "An unexpected error occurred")
+        Self::new(
+            ErrorCode::InternalServerError,
+            "An unexpected error occurred",
+        )
     }
 
     /// Adds machine-readable `details`.
     pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -184,7 +191,10 @@ mod tests {
             assert!(!code.suggestion().is_empty());
         }
         assert_eq!(ErrorCode::InvalidKeyType.status(), StatusCode::FORBIDDEN);
-        assert_eq!(ErrorCode::PayloadTooLarge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            ErrorCode::PayloadTooLarge.status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
         assert_eq!(
             serde_json::to_value(ErrorCode::IdempotencyKeyInProgress).unwrap(),
             "IDEMPOTENCY_KEY_IN_PROGRESS"

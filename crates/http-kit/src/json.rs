@@ -36,11 +36,7 @@ impl FromRequest<AppState> for JsonObject {
                 ))
             }
             Some(Ok(ct)) if is_json_media_type(&ct) => {}
-            Some(_) => {
-                return Err(ApiError::bad_body(
-                    "Content-Type must be application/json",
-                ))
-            }
+            Some(_) => return Err(ApiError::bad_body("Content-Type must be application/json")),
         }
         parse_object(&bytes).map(Self)
     }
@@ -143,8 +139,14 @@ mod tests {
 
     #[test]
     fn duplicate_member_names_are_refused_at_any_depth() {
-        assert_eq!(code(br#"{"a":1,"a":2}"#), Some(ErrorCode::InvalidRequestBody));
-        assert_eq!(code(br#"{"a":{"b":[{"c":1,"c":1}]}}"#), Some(ErrorCode::InvalidRequestBody));
+        assert_eq!(
+            code(br#"{"a":1,"a":2}"#),
+            Some(ErrorCode::InvalidRequestBody)
+        );
+        assert_eq!(
+            code(br#"{"a":{"b":[{"c":1,"c":1}]}}"#),
+            Some(ErrorCode::InvalidRequestBody)
+        );
         assert_eq!(code(br#"{"a":{"c":1},"b":{"c":1}}"#), None);
     }
 

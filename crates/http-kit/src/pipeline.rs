@@ -38,7 +38,10 @@ pub async fn finish(mut req: Request, next: Next) -> Response {
     if let Some(error) = response.extensions_mut().remove::<ApiError>() {
         response = render(response, &error, &id);
     } else if response.status() == StatusCode::METHOD_NOT_ALLOWED {
-        let error = ApiError::new(ErrorCode::MethodNotAllowed, "Method not allowed on this path");
+        let error = ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            "Method not allowed on this path",
+        );
         response = render(response, &error, &id);
     }
     if let Ok(value) = HeaderValue::from_str(&id) {
@@ -69,7 +72,7 @@ fn render(response: Response, error: &ApiError, request_id: &str) -> Response {
         body["errors"] = json!(error.errors);
     }
     if let Some(details) = &error.details {
-        body["details"] = details.clone();
+        body["details"] = (**details).clone();
     }
     let envelope = json!({
         "success": false,
@@ -108,7 +111,10 @@ pub async fn cors(req: Request, next: Next) -> Response {
     if req.method() == Method::OPTIONS {
         let mut response = StatusCode::NO_CONTENT.into_response();
         let h = response.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
         h.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
             HeaderValue::from_static("POST, OPTIONS"),
@@ -117,7 +123,10 @@ pub async fn cors(req: Request, next: Next) -> Response {
             header::ACCESS_CONTROL_ALLOW_HEADERS,
             HeaderValue::from_static("Authorization, Content-Type, Idempotency-Key"),
         );
-        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
         h.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
             HeaderValue::from_static(CORS_EXPOSE),
@@ -126,7 +135,10 @@ pub async fn cors(req: Request, next: Next) -> Response {
     }
     let mut response = next.run(req).await;
     let h = response.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static(CORS_EXPOSE),
@@ -155,4 +167,3 @@ pub fn too_large(limit: usize) -> ApiError {
     ApiError::new(ErrorCode::PayloadTooLarge, "The request body is too large")
         .with_details(json!({ "limitBytes": limit }))
 }
-

@@ -45,7 +45,11 @@ impl QueryParams {
             Some(raw) => match raw.parse::<i128>() {
                 Ok(n) if n >= 1 => n.min(MAX_LIMIT as i128) as usize,
                 Ok(_) => {
-                    errors.push(FieldError::new("limit", FieldCode::TooSmall, "limit must be at least 1"));
+                    errors.push(FieldError::new(
+                        "limit",
+                        FieldCode::TooSmall,
+                        "limit must be at least 1",
+                    ));
                     DEFAULT_LIMIT
                 }
                 Err(_) => {
@@ -53,7 +57,11 @@ impl QueryParams {
                     if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
                         return MAX_LIMIT;
                     }
-                    errors.push(FieldError::new("limit", FieldCode::InvalidType, "limit must be an integer"));
+                    errors.push(FieldError::new(
+                        "limit",
+                        FieldCode::InvalidType,
+                        "limit must be an integer",
+                    ));
                     DEFAULT_LIMIT
                 }
             },
@@ -66,21 +74,39 @@ impl QueryParams {
             "true" => Some(true),
             "false" => Some(false),
             _ => {
-                errors.push(FieldError::new(name, FieldCode::InvalidType, "Expected true or false"));
+                errors.push(FieldError::new(
+                    name,
+                    FieldCode::InvalidType,
+                    "Expected true or false",
+                ));
                 None
             }
         }
     }
 
     /// A string parameter with a length range in characters.
-    pub fn string(&self, name: &str, min: usize, max: usize, errors: &mut Vec<FieldError>) -> Option<String> {
+    pub fn string(
+        &self,
+        name: &str,
+        min: usize,
+        max: usize,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<String> {
         let raw = self.get(name)?;
         let len = raw.chars().count();
         if len < min {
-            errors.push(FieldError::new(name, FieldCode::TooSmall, format!("Must be at least {min} characters")));
+            errors.push(FieldError::new(
+                name,
+                FieldCode::TooSmall,
+                format!("Must be at least {min} characters"),
+            ));
             None
         } else if len > max {
-            errors.push(FieldError::new(name, FieldCode::TooBig, format!("Must be at most {max} characters")));
+            errors.push(FieldError::new(
+                name,
+                FieldCode::TooBig,
+                format!("Must be at most {max} characters"),
+            ));
             None
         } else {
             Some(raw.to_owned())
@@ -97,7 +123,10 @@ mod tests {
         let mut e = Vec::new();
         assert_eq!(QueryParams::parse("").limit(&mut e), 20);
         assert_eq!(QueryParams::parse("limit=500").limit(&mut e), 100);
-        assert_eq!(QueryParams::parse("limit=99999999999999999999999999999999999999999").limit(&mut e), 100);
+        assert_eq!(
+            QueryParams::parse("limit=99999999999999999999999999999999999999999").limit(&mut e),
+            100
+        );
         assert!(e.is_empty());
         QueryParams::parse("limit=0").limit(&mut e);
         QueryParams::parse("limit=1.5").limit(&mut e);

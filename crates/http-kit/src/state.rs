@@ -30,10 +30,16 @@ impl Settings {
     /// Defaults, overridden by `PLUNK_BODY_LIMIT_BYTES` and `PLUNK_KEY_CACHE_SECONDS` (≤ 60).
     pub fn from_env() -> Self {
         let mut s = Self::default();
-        if let Some(n) = std::env::var("PLUNK_BODY_LIMIT_BYTES").ok().and_then(|v| v.parse().ok()) {
+        if let Some(n) = std::env::var("PLUNK_BODY_LIMIT_BYTES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
             s.body_limit_bytes = n;
         }
-        if let Some(n) = std::env::var("PLUNK_KEY_CACHE_SECONDS").ok().and_then(|v| v.parse::<u64>().ok()) {
+        if let Some(n) = std::env::var("PLUNK_KEY_CACHE_SECONDS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
             s.key_cache_ttl = Duration::from_secs(n.min(60));
         }
         s

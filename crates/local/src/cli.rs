@@ -28,7 +28,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct StoreArgs {
     /// Backend: the embedded database (default) or a DynamoDB table.
-    #[arg(long, global = true, env = "PLUNK_STORE", value_enum, default_value = "sqlite")]
+    #[arg(
+        long,
+        global = true,
+        env = "PLUNK_STORE",
+        value_enum,
+        default_value = "sqlite"
+    )]
     pub store: StoreKind,
     /// Data directory of the embedded store.
     #[arg(long, global = true, env = "PLUNK_DATA_DIR", default_value = ".plunk")]
@@ -60,10 +66,9 @@ impl StoreArgs {
                 data_dir: self.data_dir.clone(),
             }),
             StoreKind::Dynamo => Ok(StoreConfig::Dynamo {
-                table: self
-                    .table
-                    .clone()
-                    .ok_or_else(|| Failure::usage("--table (or PLUNK_TABLE) is required with --store dynamo"))?,
+                table: self.table.clone().ok_or_else(|| {
+                    Failure::usage("--table (or PLUNK_TABLE) is required with --store dynamo")
+                })?,
                 endpoint: self.dynamodb_endpoint.clone(),
                 create_table: self.create_table,
             }),

@@ -3,8 +3,8 @@
 use crate::cli::{Cli, Command, KeysCommand, ProjectCommand, RotateType};
 use crate::output::{emit, Failure};
 use plunk_domain::project::{
-    valid_language, valid_project_name, ApiKeyRecord, KeyType, Project, Tracking, DEFAULT_RATE_LIMIT,
-    MAX_RATE_LIMIT,
+    valid_language, valid_project_name, ApiKeyRecord, KeyType, Project, Tracking,
+    DEFAULT_RATE_LIMIT, MAX_RATE_LIMIT,
 };
 use plunk_store::{ProjectError, Store};
 use serde_json::{json, Value};
@@ -52,7 +52,11 @@ fn check_language(tag: &str) -> Result<(), Failure> {
 
 /// Parses `0`, `30m`, `24h`, `7d` (also `s`); at most 7 days.
 pub fn parse_duration(raw: &str) -> Result<chrono::Duration, Failure> {
-    let bad = || Failure::usage(format!("invalid duration '{raw}' (use e.g. 0, 30m, 24h, 7d)"));
+    let bad = || {
+        Failure::usage(format!(
+            "invalid duration '{raw}' (use e.g. 0, 30m, 24h, 7d)"
+        ))
+    };
     if raw == "0" {
         return Ok(chrono::Duration::zero());
     }
@@ -103,7 +107,13 @@ fn key_line(k: &ApiKeyRecord) -> String {
         (None, Some(at)) => format!("expires {at}"),
         (None, None) => "active".into(),
     };
-    format!("{}  {:<6}  {}  created {}  {state}", k.key_id, json!(k.key_type).as_str().unwrap_or_default(), k.hint, k.created_at)
+    format!(
+        "{}  {:<6}  {}  created {}  {state}",
+        k.key_id,
+        json!(k.key_type).as_str().unwrap_or_default(),
+        k.hint,
+        k.created_at
+    )
 }
 
 async fn require_project(store: &Store, id: Uuid) -> Result<Project, Failure> {
@@ -117,21 +127,37 @@ async fn require_project(store: &Store, id: Uuid) -> Result<Project, Failure> {
 async fn project(cli: &Cli, store: &Store, cmd: &ProjectCommand) -> Result<(), Failure> {
     let json = cli.json;
     match cmd {
-        ProjectCommand::Create { name, rate_limit, tracking, language } => {
+        ProjectCommand::Create {
+            name,
+            rate_limit,
+            tracking,
+            language,
+        } => {
             check_name(name)?;
             let rate = check_rate(rate_limit.unwrap_or(DEFAULT_RATE_LIMIT))?;
-            let tracking = tracking.as_deref().map(parse_tracking).transpose()?.unwrap_or(Tracking::Enabled);
+            let tracking = tracking
+                .as_deref()
+                .map(parse_tracking)
+                .transpose()?
+                .unwrap_or(Tracking::Enabled);
             let language = language.as_deref().unwrap_or("en");
             check_language(language)?;
-            let (project, secret, public) = store.projects().create(name, rate, tracking, language).await?;
-            emit(json, &json!({ "project": project, "secretKey": secret.expose(), "publicKey": public.expose() }), || {
-                format!(
+            let (project, secret, public) = store
+                .projects()
+                .create(name, rate, tracking, language)
+                .await?;
+            emit(
+                json,
+                &json!({ "project": project, "secretKey": secret.expose(), "publicKey": public.expose() }),
+                || {
+                    format!(
                     "{}\n\nsecretKey: {}\npublicKey: {}\n\nThese keys are shown once; store them now.",
                     project_text(&project),
                     secret.expose(),
                     public.expose()
                 )
-            });
+                },
+            );
         }
         ProjectCommand::List => {
             let projects = store.projects().list().await?;
@@ -145,7 +171,15 @@ async fn project(cli: &Cli, store: &Store, cmd: &ProjectCommand) -> Result<(), F
                 }
                 projects
                     .iter()
-                    .map(|p| format!("{}  {}  {}{}", p.id, p.created_at, p.name, if p.disabled { "  (disabled)" } else { "" }))
+                    .map(|p| {
+                        format!(
+                            "{}  {}  {}{}",
+                            p.id,
+                            p.created_at,
+                            p.name,
+                            if p.disabled { "  (disabled)" } else { "" }
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             });
@@ -153,12 +187,26 @@ async fn project(cli: &Cli, store: &Store, cmd: &ProjectCommand) -> Result<(), F
         ProjectCommand::Show { project_id } => {
             let project = require_project(store, parse_project_id(project_id)?).await?;
             let keys = store.projects().keys(project.id, false).await?;
-            emit(json, &json!({ "project": project, "keys": keys.iter().map(key_json).collect::<Vec<_>>() }), || {
-                let lines: Vec<String> = keys.iter().map(key_line).collect();
-                format!("{}\n\nactive keys:\n{}", project_text(&project), lines.join("\n"))
-            });
+            emit(
+                json,
+                &json!({ "project": project, "keys": keys.iter().map(key_json).collect::<Vec<_>>() }),
+                || {
+                    let lines: Vec<String> = keys.iter().map(key_line).collect();
+                    format!(
+                        "{}\n\nactive keys:\n{}",
+                        project_text(&project),
+                        lines.join("\n")
+                    )
+                },
+            );
         }
-        ProjectCommand::Update { project_id, name, rate_limit, tracking, language } => {
+        ProjectCommand::Update {
+            project_id,
+            name,
+            rate_limit,
+            tracking,
+            language,
+        } => {
             let id = parse_project_id(project_id)?;
             if let Some(n) = name {
                 check_name(n)?;
@@ -186,25 +234,35 @@ async fn project(cli: &Cli, store: &Store, cmd: &ProjectCommand) -> Result<(), F
                     Ok(())
                 })
                 .await?;
-            emit(json, &json!({ "project": project }), || project_text(&project));
+            emit(json, &json!({ "project": project }), || {
+                project_text(&project)
+            });
         }
         ProjectCommand::Disable { project_id, reason } => {
             let id = parse_project_id(project_id)?;
-            if reason.as_ref().is_some_and(|r| r.chars().count() > 200 || r.is_empty()) {
+            if reason
+                .as_ref()
+                .is_some_and(|r| r.chars().count() > 200 || r.is_empty())
+            {
                 return Err(Failure::usage("--reason must be 1-200 characters"));
             }
             let project = store
                 .projects()
                 .update(id, |p| {
                     if p.disabled {
-                        return Err(ProjectError::Conflict(format!("project {} is already disabled", p.id)));
+                        return Err(ProjectError::Conflict(format!(
+                            "project {} is already disabled",
+                            p.id
+                        )));
                     }
                     p.disabled = true;
                     p.disabled_reason = Some(reason.clone().unwrap_or_else(|| "MANUAL".into()));
                     Ok(())
                 })
                 .await?;
-            emit(json, &json!({ "project": project }), || project_text(&project));
+            emit(json, &json!({ "project": project }), || {
+                project_text(&project)
+            });
         }
         ProjectCommand::Enable { project_id } => {
             let id = parse_project_id(project_id)?;
@@ -212,14 +270,19 @@ async fn project(cli: &Cli, store: &Store, cmd: &ProjectCommand) -> Result<(), F
                 .projects()
                 .update(id, |p| {
                     if !p.disabled {
-                        return Err(ProjectError::Conflict(format!("project {} is not disabled", p.id)));
+                        return Err(ProjectError::Conflict(format!(
+                            "project {} is not disabled",
+                            p.id
+                        )));
                     }
                     p.disabled = false;
                     p.disabled_reason = None;
                     Ok(())
                 })
                 .await?;
-            emit(json, &json!({ "project": project }), || project_text(&project));
+            emit(json, &json!({ "project": project }), || {
+                project_text(&project)
+            });
         }
     }
     Ok(())
@@ -232,11 +295,17 @@ async fn keys(cli: &Cli, store: &Store, cmd: &KeysCommand) -> Result<(), Failure
             let id = parse_project_id(project)?;
             require_project(store, id).await?;
             let keys = store.projects().keys(id, *all).await?;
-            emit(json, &json!({ "keys": keys.iter().map(key_json).collect::<Vec<_>>() }), || {
-                keys.iter().map(key_line).collect::<Vec<_>>().join("\n")
-            });
+            emit(
+                json,
+                &json!({ "keys": keys.iter().map(key_json).collect::<Vec<_>>() }),
+                || keys.iter().map(key_line).collect::<Vec<_>>().join("\n"),
+            );
         }
-        KeysCommand::Rotate { project, key_type, grace } => {
+        KeysCommand::Rotate {
+            project,
+            key_type,
+            grace,
+        } => {
             let id = parse_project_id(project)?;
             let grace = parse_duration(grace)?;
             let types: &[KeyType] = match key_type {
@@ -259,31 +328,48 @@ async fn keys(cli: &Cli, store: &Store, cmd: &KeysCommand) -> Result<(), Failure
                 .iter()
                 .map(|k| json!({ "keyId": k.key_id, "type": k.key_type, "expiresAt": k.expires_at, "revokedAt": k.revoked_at }))
                 .collect();
-            emit(json, &json!({ "created": created, "replaced": replaced }), || {
-                let mut out: Vec<String> = rotated
-                    .created
-                    .iter()
-                    .map(|(plain, r)| format!("new {} key {}: {}", json!(r.key_type).as_str().unwrap_or_default(), r.key_id, plain.expose()))
-                    .collect();
-                for k in &rotated.replaced {
-                    out.push(match (k.revoked_at, k.expires_at) {
-                        (Some(at), _) => format!("old key {} revoked at {at}", k.key_id),
-                        (_, Some(at)) => format!("old key {} expires at {at}", k.key_id),
-                        _ => format!("old key {}", k.key_id),
-                    });
-                }
-                out.push("New keys are shown once; store them now.".into());
-                out.join("\n")
-            });
+            emit(
+                json,
+                &json!({ "created": created, "replaced": replaced }),
+                || {
+                    let mut out: Vec<String> = rotated
+                        .created
+                        .iter()
+                        .map(|(plain, r)| {
+                            format!(
+                                "new {} key {}: {}",
+                                json!(r.key_type).as_str().unwrap_or_default(),
+                                r.key_id,
+                                plain.expose()
+                            )
+                        })
+                        .collect();
+                    for k in &rotated.replaced {
+                        out.push(match (k.revoked_at, k.expires_at) {
+                            (Some(at), _) => format!("old key {} revoked at {at}", k.key_id),
+                            (_, Some(at)) => format!("old key {} expires at {at}", k.key_id),
+                            _ => format!("old key {}", k.key_id),
+                        });
+                    }
+                    out.push("New keys are shown once; store them now.".into());
+                    out.join("\n")
+                },
+            );
         }
         KeysCommand::Revoke { project, key } => {
             let id = parse_project_id(project)?;
-            let key_id = plunk_domain::id::parse_id(key).ok_or_else(|| Failure::not_found(format!("no key {key}")))?;
+            let key_id = plunk_domain::id::parse_id(key)
+                .ok_or_else(|| Failure::not_found(format!("no key {key}")))?;
             require_project(store, id).await?;
             let active = store.projects().keys(id, false).await?;
             let target = active.iter().find(|k| k.key_id == key_id);
             let last_secret = target.is_some_and(|t| {
-                t.key_type == KeyType::Secret && active.iter().filter(|k| k.key_type == KeyType::Secret).count() == 1
+                t.key_type == KeyType::Secret
+                    && active
+                        .iter()
+                        .filter(|k| k.key_type == KeyType::Secret)
+                        .count()
+                        == 1
             });
             if last_secret && !cli.yes {
                 return Err(Failure::usage(
@@ -291,9 +377,17 @@ async fn keys(cli: &Cli, store: &Store, cmd: &KeysCommand) -> Result<(), Failure
                 ));
             }
             let record = store.projects().revoke(id, key_id).await?;
-            emit(json, &json!({ "keyId": record.key_id, "revokedAt": record.revoked_at }), || {
-                format!("revoked {} at {}", record.key_id, record.revoked_at.map(|t| t.to_string()).unwrap_or_default())
-            });
+            emit(
+                json,
+                &json!({ "keyId": record.key_id, "revokedAt": record.revoked_at }),
+                || {
+                    format!(
+                        "revoked {} at {}",
+                        record.key_id,
+                        record.revoked_at.map(|t| t.to_string()).unwrap_or_default()
+                    )
+                },
+            );
         }
     }
     Ok(())
@@ -306,7 +400,10 @@ mod tests {
     #[test]
     fn durations_parse_and_are_capped_at_seven_days() {
         assert_eq!(parse_duration("0").unwrap(), chrono::Duration::zero());
-        assert_eq!(parse_duration("30m").unwrap(), chrono::Duration::minutes(30));
+        assert_eq!(
+            parse_duration("30m").unwrap(),
+            chrono::Duration::minutes(30)
+        );
         assert_eq!(parse_duration("24h").unwrap(), chrono::Duration::hours(24));
         assert_eq!(parse_duration("7d").unwrap(), chrono::Duration::days(7));
         assert_eq!(parse_duration("8d").unwrap_err().code, 1);

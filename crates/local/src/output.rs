@@ -16,25 +16,44 @@ pub struct Failure {
 impl Failure {
     /// Exit 1: usage or validation.
     pub fn usage(message: impl Into<String>) -> Self {
-        Self { code: 1, kind: "usage", message: message.into() }
+        Self {
+            code: 1,
+            kind: "usage",
+            message: message.into(),
+        }
     }
     /// Exit 2: not found.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self { code: 2, kind: "not_found", message: message.into() }
+        Self {
+            code: 2,
+            kind: "not_found",
+            message: message.into(),
+        }
     }
     /// Exit 3: conflict.
     pub fn conflict(message: impl Into<String>) -> Self {
-        Self { code: 3, kind: "conflict", message: message.into() }
+        Self {
+            code: 3,
+            kind: "conflict",
+            message: message.into(),
+        }
     }
     /// Exit 4: store or network.
     pub fn store(message: impl Into<String>) -> Self {
-        Self { code: 4, kind: "store", message: message.into() }
+        Self {
+            code: 4,
+            kind: "store",
+            message: message.into(),
+        }
     }
 
     /// Prints the failure (JSON on stdout with `--json`, text on stderr otherwise).
     pub fn report(self, json: bool) -> ExitCode {
         if json {
-            println!("{}", json!({ "error": { "kind": self.kind, "message": self.message } }));
+            println!(
+                "{}",
+                json!({ "error": { "kind": self.kind, "message": self.message } })
+            );
         } else {
             eprintln!("error: {}", self.message);
         }

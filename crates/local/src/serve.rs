@@ -34,7 +34,10 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         println!("Created project {} ({})", project.name, project.id);
         println!("  secret key: {}", secret.expose());
         println!("  public key: {}", public.expose());
-        println!("  These keys are shown once; more with 'plunk keys rotate --project {}'.", project.id);
+        println!(
+            "  These keys are shown once; more with 'plunk keys rotate --project {}'.",
+            project.id
+        );
     } else {
         println!(
             "{} project(s) in this store; keys were printed when they were created ('plunk project list').",
@@ -44,7 +47,8 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     println!("Serving the API at {base_url}  (try: curl {base_url}/health)");
 
     let app = plunk_api::app(AppState::new(store, Settings::from_env()));
-    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(app.map_request(|r| r));
+    let service =
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(app.map_request(|r| r));
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown())
         .await
@@ -57,7 +61,8 @@ async fn shutdown() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

@@ -8,7 +8,17 @@ use serde_json::json;
 #[test]
 fn project_create_prints_one_json_object_and_stores_only_key_hashes() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, out) = cli(dir.path(), &["project", "create", "--name", "Acme", "--tracking", "MARKETING_ONLY"]);
+    let (code, out) = cli(
+        dir.path(),
+        &[
+            "project",
+            "create",
+            "--name",
+            "Acme",
+            "--tracking",
+            "MARKETING_ONLY",
+        ],
+    );
     assert_eq!(code, 0, "{out}");
     let project = &out["project"];
     assert_eq!(project["name"], "Acme");
@@ -33,7 +43,12 @@ fn project_create_prints_one_json_object_and_stores_only_key_hashes() {
     let (code, shown) = cli(dir.path(), &["project", "show", id]);
     assert_eq!(code, 0);
     assert!(!shown.to_string().contains(secret));
-    let hints: Vec<&str> = shown["keys"].as_array().unwrap().iter().map(|k| k["hint"].as_str().unwrap()).collect();
+    let hints: Vec<&str> = shown["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["hint"].as_str().unwrap())
+        .collect();
     assert!(hints.contains(&format!("sk_…{}", &secret[secret.len() - 4..]).as_str()));
 }
 
@@ -45,24 +60,92 @@ fn exit_codes_follow_the_spec() {
     let missing = "0193a1f3-0000-7000-8000-000000000000";
 
     assert_eq!(cli(dir.path(), &["project", "create", "--name", ""]).0, 1);
-    assert_eq!(cli(dir.path(), &["project", "create", "--name", "B", "--rate-limit", "0"]).0, 1);
-    assert_eq!(cli(dir.path(), &["project", "create", "--name", "B", "--rate-limit", "30001"]).0, 1);
-    assert_eq!(cli(dir.path(), &["project", "create", "--name", "B", "--tracking", "SOMETIMES"]).0, 1);
-    assert_eq!(cli(dir.path(), &["project", "create", "--name", "B", "--language", "EN"]).0, 1);
-    assert_eq!(cli(dir.path(), &["project", "frobnicate"]).0, 1, "usage errors exit 1");
+    assert_eq!(
+        cli(
+            dir.path(),
+            &["project", "create", "--name", "B", "--rate-limit", "0"]
+        )
+        .0,
+        1
+    );
+    assert_eq!(
+        cli(
+            dir.path(),
+            &["project", "create", "--name", "B", "--rate-limit", "30001"]
+        )
+        .0,
+        1
+    );
+    assert_eq!(
+        cli(
+            dir.path(),
+            &[
+                "project",
+                "create",
+                "--name",
+                "B",
+                "--tracking",
+                "SOMETIMES"
+            ]
+        )
+        .0,
+        1
+    );
+    assert_eq!(
+        cli(
+            dir.path(),
+            &["project", "create", "--name", "B", "--language", "EN"]
+        )
+        .0,
+        1
+    );
+    assert_eq!(
+        cli(dir.path(), &["project", "frobnicate"]).0,
+        1,
+        "usage errors exit 1"
+    );
     assert_eq!(cli(dir.path(), &["project", "show", missing]).0, 2);
     assert_eq!(cli(dir.path(), &["project", "show", "not-an-id"]).0, 2);
-    assert_eq!(cli(dir.path(), &["keys", "revoke", "--project", &id, "--key", missing]).0, 2);
+    assert_eq!(
+        cli(
+            dir.path(),
+            &["keys", "revoke", "--project", &id, "--key", missing]
+        )
+        .0,
+        2
+    );
 
-    let (code, disabled) = cli(dir.path(), &["project", "disable", &id, "--reason", "billing"]);
+    let (code, disabled) = cli(
+        dir.path(),
+        &["project", "disable", &id, "--reason", "billing"],
+    );
     assert_eq!(code, 0);
     assert_eq!(disabled["project"]["disabled"], true);
     assert_eq!(disabled["project"]["disabledReason"], "billing");
-    assert_eq!(cli(dir.path(), &["project", "disable", &id]).0, 3, "already disabled");
+    assert_eq!(
+        cli(dir.path(), &["project", "disable", &id]).0,
+        3,
+        "already disabled"
+    );
     assert_eq!(cli(dir.path(), &["project", "enable", &id]).0, 0);
-    assert_eq!(cli(dir.path(), &["project", "enable", &id]).0, 3, "not disabled");
+    assert_eq!(
+        cli(dir.path(), &["project", "enable", &id]).0,
+        3,
+        "not disabled"
+    );
 
-    let (code, updated) = cli(dir.path(), &["project", "update", &id, "--name", "Renamed", "--rate-limit", "5"]);
+    let (code, updated) = cli(
+        dir.path(),
+        &[
+            "project",
+            "update",
+            &id,
+            "--name",
+            "Renamed",
+            "--rate-limit",
+            "5",
+        ],
+    );
     assert_eq!(code, 0);
     assert_eq!(updated["project"]["name"], "Renamed");
     assert_eq!(updated["project"]["rateLimitPerMinute"], 5);
@@ -73,14 +156,29 @@ fn exit_codes_follow_the_spec() {
 
     // A store that cannot be reached is exit 4.
     let out = plunk()
-        .args(["--json", "--store", "dynamo", "--table", "t", "--dynamodb-endpoint", "http://127.0.0.1:9", "project", "list"])
+        .args([
+            "--json",
+            "--store",
+            "dynamo",
+            "--table",
+            "t",
+            "--dynamodb-endpoint",
+            "http://127.0.0.1:9",
+            "project",
+            "list",
+        ])
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "x")
         .env("AWS_SECRET_ACCESS_KEY", "x")
         .env("AWS_MAX_ATTEMPTS", "1")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -89,28 +187,66 @@ fn rotation_replaces_keys_now_or_after_a_grace_period() {
     let (_, out) = cli(dir.path(), &["project", "create", "--name", "R"]);
     let id = out["project"]["id"].as_str().unwrap().to_owned();
 
-    let (code, rotated) = cli(dir.path(), &["keys", "rotate", "--project", &id, "--type", "both", "--grace", "24h"]);
+    let (code, rotated) = cli(
+        dir.path(),
+        &[
+            "keys",
+            "rotate",
+            "--project",
+            &id,
+            "--type",
+            "both",
+            "--grace",
+            "24h",
+        ],
+    );
     assert_eq!(code, 0, "{rotated}");
     let created = rotated["created"].as_array().unwrap();
     assert_eq!(created.len(), 2);
-    assert!(created.iter().all(|k| k["key"].as_str().unwrap().len() == 46));
+    assert!(created
+        .iter()
+        .all(|k| k["key"].as_str().unwrap().len() == 46));
     let replaced = rotated["replaced"].as_array().unwrap();
     assert_eq!(replaced.len(), 2);
-    assert!(replaced.iter().all(|k| k["expiresAt"].is_string() && k["revokedAt"].is_null()));
+    assert!(replaced
+        .iter()
+        .all(|k| k["expiresAt"].is_string() && k["revokedAt"].is_null()));
     // Old keys still work during the grace period: four active keys.
-    assert_eq!(cli(dir.path(), &["keys", "list", "--project", &id]).1["keys"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        cli(dir.path(), &["keys", "list", "--project", &id]).1["keys"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
 
     let (code, rotated) = cli(dir.path(), &["keys", "rotate", "--project", &id]);
     assert_eq!(code, 0);
     assert_eq!(rotated["created"][0]["type"], "secret");
-    assert!(rotated["replaced"].as_array().unwrap().iter().all(|k| k["revokedAt"].is_string()));
+    assert!(rotated["replaced"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|k| k["revokedAt"].is_string()));
     let (_, active) = cli(dir.path(), &["keys", "list", "--project", &id]);
-    let types: Vec<&str> = active["keys"].as_array().unwrap().iter().map(|k| k["type"].as_str().unwrap()).collect();
+    let types: Vec<&str> = active["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["type"].as_str().unwrap())
+        .collect();
     assert_eq!(types.iter().filter(|t| **t == "secret").count(), 1);
     let (_, all) = cli(dir.path(), &["keys", "list", "--project", &id, "--all"]);
     assert_eq!(all["keys"].as_array().unwrap().len(), 5);
 
-    assert_eq!(cli(dir.path(), &["keys", "rotate", "--project", &id, "--grace", "8d"]).0, 1);
+    assert_eq!(
+        cli(
+            dir.path(),
+            &["keys", "rotate", "--project", &id, "--grace", "8d"]
+        )
+        .0,
+        1
+    );
 }
 
 #[test]
@@ -128,10 +264,43 @@ fn revoking_the_last_secret_key_needs_yes() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(cli(dir.path(), &["keys", "revoke", "--project", &id, "--key", &secret_id]).0, 1);
-    let (code, revoked) = cli(dir.path(), &["--yes", "keys", "revoke", "--project", &id, "--key", &secret_id]);
+    assert_eq!(
+        cli(
+            dir.path(),
+            &["keys", "revoke", "--project", &id, "--key", &secret_id]
+        )
+        .0,
+        1
+    );
+    let (code, revoked) = cli(
+        dir.path(),
+        &[
+            "--yes",
+            "keys",
+            "revoke",
+            "--project",
+            &id,
+            "--key",
+            &secret_id,
+        ],
+    );
     assert_eq!(code, 0);
     assert_eq!(revoked["keyId"], json!(secret_id));
     assert!(revoked["revokedAt"].is_string());
-    assert_eq!(cli(dir.path(), &["--yes", "keys", "revoke", "--project", &id, "--key", &secret_id]).0, 3);
+    assert_eq!(
+        cli(
+            dir.path(),
+            &[
+                "--yes",
+                "keys",
+                "revoke",
+                "--project",
+                &id,
+                "--key",
+                &secret_id
+            ]
+        )
+        .0,
+        3
+    );
 }

@@ -16,17 +16,33 @@ fn first_start_creates_a_project_and_data_survives_a_restart() {
     let data = dir.path().join("data");
     let envs = [("PLUNK_DATA_DIR", data.to_str().unwrap())];
     let server = Server::start(&envs, &[], dir.path());
-    let secret = server.printed_secret().expect("first start prints the secret key");
-    assert!(server.stdout.iter().any(|l| l.trim().starts_with("public key: pk_")));
-    let (status, res) = server.request("POST", "/contacts", Some(&secret), Some(json!({"email": "ada@example.org"})));
+    let secret = server
+        .printed_secret()
+        .expect("first start prints the secret key");
+    assert!(server
+        .stdout
+        .iter()
+        .any(|l| l.trim().starts_with("public key: pk_")));
+    let (status, res) = server.request(
+        "POST",
+        "/contacts",
+        Some(&secret),
+        Some(json!({"email": "ada@example.org"})),
+    );
     assert_eq!(status, 201);
     let id = body(res)["data"]["id"].as_str().unwrap().to_owned();
     let log = server.log();
     drop(server);
-    assert!(!log.contains(&secret), "the key used in requests never reaches the log");
+    assert!(
+        !log.contains(&secret),
+        "the key used in requests never reaches the log"
+    );
 
     let server = Server::start(&envs, &[], dir.path());
-    assert!(server.printed_secret().is_none(), "keys are printed only once");
+    assert!(
+        server.printed_secret().is_none(),
+        "keys are printed only once"
+    );
     let (status, res) = server.request("GET", &format!("/contacts/{id}"), Some(&secret), None);
     assert_eq!(status, 200);
     assert_eq!(body(res)["data"]["email"], "ada@example.org");
@@ -36,18 +52,34 @@ fn first_start_creates_a_project_and_data_survives_a_restart() {
 fn the_cli_manages_projects_while_the_server_runs_on_the_same_data() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let envs = [("PLUNK_DATA_DIR", data.to_str().unwrap()), ("PLUNK_KEY_CACHE_SECONDS", "0")];
+    let envs = [
+        ("PLUNK_DATA_DIR", data.to_str().unwrap()),
+        ("PLUNK_KEY_CACHE_SECONDS", "0"),
+    ];
     let server = Server::start(&envs, &[], dir.path());
 
     let (code, created) = cli(&data, &["project", "create", "--name", "Second"]);
     assert_eq!(code, 0, "{created}");
     let key = created["secretKey"].as_str().unwrap().to_owned();
     let project_id = created["project"]["id"].as_str().unwrap().to_owned();
-    let (status, _) = server.request("POST", "/contacts", Some(&key), Some(json!({"email": "kim@example.org"})));
-    assert_eq!(status, 201, "a key created by the CLI works on the running server");
+    let (status, _) = server.request(
+        "POST",
+        "/contacts",
+        Some(&key),
+        Some(json!({"email": "kim@example.org"})),
+    );
+    assert_eq!(
+        status, 201,
+        "a key created by the CLI works on the running server"
+    );
 
     assert_eq!(cli(&data, &["project", "disable", &project_id]).0, 0);
-    let (status, res) = server.request("POST", "/contacts", Some(&key), Some(json!({"email": "lee@example.org"})));
+    let (status, res) = server.request(
+        "POST",
+        "/contacts",
+        Some(&key),
+        Some(json!({"email": "lee@example.org"})),
+    );
     assert_eq!(status, 403);
     assert_eq!(body(res)["error"]["code"], "PROJECT_DISABLED");
 
@@ -79,7 +111,14 @@ fn two_servers_sharing_a_dynamodb_table_enforce_one_limit() {
         ("AWS_SECRET_ACCESS_KEY", "test"),
     ];
     let out = common::plunk()
-        .args(["--json", "--create-table", "project", "create", "--name", "Shared"])
+        .args([
+            "--json",
+            "--create-table",
+            "project",
+            "create",
+            "--name",
+            "Shared",
+        ])
         .envs(envs)
         .output()
         .unwrap();
@@ -99,15 +138,21 @@ fn two_servers_sharing_a_dynamodb_table_enforce_one_limit() {
         let handles: Vec<_> = (0..8)
             .map(|t| {
                 let key = key.clone();
-                let servers = servers;
                 s.spawn(move || {
                     (0..125)
-                        .map(|i| servers[(t + i) % 2].request("GET", "/contacts?limit=1", Some(&key), None).0)
+                        .map(|i| {
+                            servers[(t + i) % 2]
+                                .request("GET", "/contacts?limit=1", Some(&key), None)
+                                .0
+                        })
                         .collect::<Vec<u16>>()
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     assert_eq!(statuses.len(), 1000);
     assert!(statuses.iter().all(|s| *s == 200), "the first 1000 pass");

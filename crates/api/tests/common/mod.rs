@@ -123,8 +123,14 @@ impl TestApp {
     /// Sends a request with the project's secret key.
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> TestResponse {
         let key = self.secret.clone();
-        self.raw(method, path, Some(&key), body.map(|b| b.to_string()), &[("content-type", "application/json")])
-            .await
+        self.raw(
+            method,
+            path,
+            Some(&key),
+            body.map(|b| b.to_string()),
+            &[("content-type", "application/json")],
+        )
+        .await
     }
 
     /// Sends a request with full control over key, body text and headers.
@@ -143,13 +149,22 @@ impl TestApp {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let req = req.body(body.map(Body::from).unwrap_or_else(Body::empty)).unwrap();
-        let res = plunk_api::app(self.state.clone()).oneshot(req).await.unwrap();
+        let req = req
+            .body(body.map(Body::from).unwrap_or_else(Body::empty))
+            .unwrap();
+        let res = plunk_api::app(self.state.clone())
+            .oneshot(req)
+            .await
+            .unwrap();
         let status = res.status();
         let headers = res.headers().clone();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        TestResponse { status, headers, body }
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
     }
 }
 

@@ -47,6 +47,8 @@ pub struct Server {
 
 impl Server {
     /// Starts `plunk serve --bind 127.0.0.1:0` with extra environment and waits for its URL.
+    // The child is killed and waited for by `Drop` (or right here when it never starts).
+    #[allow(clippy::zombie_processes)]
     pub fn start(envs: &[(&str, &str)], extra_args: &[&str], log_dir: &Path) -> Self {
         let stderr_path = log_dir.join(format!("serve-{}.log", uuid::Uuid::now_v7()));
         let stderr = std::fs::File::create(&stderr_path).unwrap();
@@ -71,9 +73,11 @@ impl Server {
         });
         let mut lines = Vec::new();
         loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(30))
-                .expect("plunk serve prints its URL within 30 s");
+            let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("plunk serve did not print its URL within 30 s");
+            };
             let done = line.starts_with("Serving the API at ");
             lines.push(line.clone());
             if done {
@@ -83,7 +87,12 @@ impl Server {
                     .next()
                     .unwrap()
                     .to_owned();
-                return Self { child, base_url: url, stdout: lines, stderr_path };
+                return Self {
+                    child,
+                    base_url: url,
+                    stdout: lines,
+                    stderr_path,
+                };
             }
         }
     }
@@ -101,7 +110,13 @@ impl Server {
     }
 
     /// Sends a request; returns status, headers of interest and JSON body.
-    pub fn request(&self, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> (u16, ureq::Response) {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, ureq::Response) {
         let mut req = ureq::request(method, &format!("{}{path}", self.base_url));
         if let Some(k) = key {
             req = req.set("Authorization", &format!("Bearer {k}"));

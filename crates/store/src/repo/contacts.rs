@@ -365,7 +365,10 @@ impl<'a> Contacts<'a> {
         start_after: Option<Position>,
     ) -> Result<ContactPage, StoreError> {
         let mut query = match filter.subscribed {
-            Some(s) => Query::new(Index::Gsi1, keys::contacts_by_subscription_index(project, s)),
+            Some(s) => Query::new(
+                Index::Gsi1,
+                keys::contacts_by_subscription_index(project, s),
+            ),
             None => Query::new(Index::Primary, keys::contacts_partition(project)),
         };
         query.descending = true;
@@ -422,4 +425,3 @@ impl<'a> Contacts<'a> {
         Ok((value(&got[0]), value(&got[1])))
     }
 }
-

@@ -35,7 +35,10 @@ pub async fn page<T>(
             if let Some(record) = keep(item)? {
                 if items.len() == limit {
                     // Another match exists: this page ends at the previous one.
-                    return Ok(ScanPage { items, next: last_kept });
+                    return Ok(ScanPage {
+                        items,
+                        next: last_kept,
+                    });
                 }
                 items.push(record);
                 last_kept = Some(item.position(index));
