@@ -6,7 +6,7 @@
 #   infra/scripts/schemathesis.sh [extra schemathesis run options]
 #
 # Environment (all optional):
-#   SCHEMATHESIS_MAX_EXAMPLES  test cases per operation and phase (default 25)
+#   SCHEMATHESIS_MAX_EXAMPLES  test cases per operation and phase (default 100)
 #   SCHEMATHESIS_PHASES        default examples,coverage,fuzzing (add stateful once the spec has links)
 #   SCHEMATHESIS_SEED          default fixed, so a CI failure reproduces; set "random" to explore
 #   SCHEMATHESIS_TIMEOUT       hard limit for the whole run in seconds (default 600)
@@ -19,7 +19,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/plunk-target}"
 VENV="$ROOT/.venv"
 [[ -x "$VENV/bin/schemathesis" ]] || { echo "schemathesis: $VENV is missing: run 'make tools'" >&2; exit 1; }
 
-MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-25}"
+MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-100}"
 PHASES="${SCHEMATHESIS_PHASES:-examples,coverage,fuzzing}"
 SEED="${SCHEMATHESIS_SEED:-20260301}"
 TIMEOUT="${SCHEMATHESIS_TIMEOUT:-600}"

@@ -76,7 +76,12 @@ fn micros(d: Duration) -> String {
 
 /// Prints finished phases as an aligned table (latencies in microseconds).
 pub fn print_table(phases: &[Phase]) {
-    let width = phases.iter().map(|p| p.name.len()).max().unwrap_or(5).max(5);
+    let width = phases
+        .iter()
+        .map(|p| p.name.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     println!(
         "{:<width$}  {:>7}  {:>9}  {:>9}  {:>9}  {:>9}  {:>9}  {:>6}",
         "phase", "count", "p50 µs", "p90 µs", "p99 µs", "max µs", "req/s", "errors"

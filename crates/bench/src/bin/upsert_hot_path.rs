@@ -49,7 +49,12 @@ async fn main() {
     for i in 0..PROJECTS {
         let (project, secret, _) = store
             .projects()
-            .create(&format!("bench-{i}"), MAX_RATE_LIMIT, Tracking::Enabled, "en")
+            .create(
+                &format!("bench-{i}"),
+                MAX_RATE_LIMIT,
+                Tracking::Enabled,
+                "en",
+            )
             .await
             .expect("create project");
         projects.push(ProjectRef {
@@ -112,10 +117,19 @@ async fn main() {
 
     let mut phase = Phase::start("store upsert (new)", n);
     for i in 0..n {
-        let (email, change) = (email(i), change(json!({ "firstName": "Ada", "plan": "free", "signup": i })));
+        let (email, change) = (
+            email(i),
+            change(json!({ "firstName": "Ada", "plan": "free", "signup": i })),
+        );
         let t = Instant::now();
         let outcome = contacts
-            .upsert(projects[i % PROJECTS].project.id, &email, None, &change, SubscriptionSource::Api)
+            .upsert(
+                projects[i % PROJECTS].project.id,
+                &email,
+                None,
+                &change,
+                SubscriptionSource::Api,
+            )
             .await;
         phase.record(t.elapsed(), matches!(outcome, Ok(o) if o.is_new));
     }
@@ -123,10 +137,19 @@ async fn main() {
 
     let mut phase = Phase::start("store upsert (update)", n);
     for i in 0..n {
-        let (email, change) = (email(i), change(json!({ "plan": "pro", "visits": i, "lastName": "Lovelace" })));
+        let (email, change) = (
+            email(i),
+            change(json!({ "plan": "pro", "visits": i, "lastName": "Lovelace" })),
+        );
         let t = Instant::now();
         let outcome = contacts
-            .upsert(projects[i % PROJECTS].project.id, &email, None, &change, SubscriptionSource::Api)
+            .upsert(
+                projects[i % PROJECTS].project.id,
+                &email,
+                None,
+                &change,
+                SubscriptionSource::Api,
+            )
             .await;
         phase.record(t.elapsed(), matches!(outcome, Ok(o) if !o.is_new));
     }

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# `make bench`: performance figures, printed (never asserted). Described in docs/benchmarks.md.
+#
+#   1. upsert-hot-path (crates/bench): POST /contacts through the whole router in process, one
+#      request at a time, over the embedded SQLite store; and the same upserts on the store alone.
+#   2. Load test: `plunk serve` on a fresh data directory, driven by wrk over 64 connections:
+#      POST /contacts (a new contact per request), then GET /contacts/:id.
+#
+# Load is spread over 16 projects (a project allows at most 30,000 requests a minute); the
+# summary reports non-2xx responses so 429s (or anything else) would show.
+#
+# Settings (environment): BENCH_N (hot-path requests per phase, 20000), BENCH_DURATION (wrk run
+# length, 10s), BENCH_CONNECTIONS (64), BENCH_THREADS (wrk threads, 2), BENCH_PROJECTS (16).
+# Needs curl and jq; installs wrk with apt-get when missing.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/plunk-target}"
+N="${BENCH_N:-20000}"
+DURATION="${BENCH_DURATION:-10s}"
+CONNECTIONS="${BENCH_CONNECTIONS:-64}"
+THREADS="${BENCH_THREADS:-2}"
+PROJECTS="${BENCH_PROJECTS:-16}"
+IDS_PER_PROJECT=125
+
+START_SECONDS=$SECONDS
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/plunk-bench.XXXXXX")"
+SERVER_PID=""
+
+cleanup() {
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+log() { echo "bench: $*" >&2; }
+die() {
+    log "$*"
+    exit 1
+}
+
+SUDO=""
+[[ "$(id -u)" == 0 ]] || SUDO="sudo"
+apt_install() {
+    log "apt-get install $*"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
+        || { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
+}
+
+# ---- build -------------------------------------------------------------------------------------
+# `--profile bench` writes to $CARGO_TARGET_DIR/release (cargo names the bench profile's directory
+# `release`); the binaries are copied out at once so a concurrent release build cannot swap them.
+log "building (profile bench)"
+(cd "$ROOT" && cargo build --profile bench -p plunk-bench -p plunk-local)
+mkdir -p "$WORK/bin"
+cp "$CARGO_TARGET_DIR/release/upsert-hot-path" "$CARGO_TARGET_DIR/release/plunk" "$WORK/bin/"
+PLUNK="$WORK/bin/plunk"
+
+# ---- 1. in-process hot path --------------------------------------------------------------------
+log "upsert-hot-path, $N requests a phase"
+"$WORK/bin/upsert-hot-path" "$N" | tee "$WORK/hot-path.txt"
+
+# ---- 2. load test against plunk serve ----------------------------------------------------------
+command -v curl >/dev/null || apt_install curl
+command -v jq >/dev/null || apt_install jq
+command -v wrk >/dev/null || apt_install wrk
+
+export PLUNK_DATA_DIR="$WORK/data"
+log "creating $PROJECTS projects"
+: >"$WORK/keys.txt"
+for i in $(seq 1 "$PROJECTS"); do
+    "$PLUNK" project create --name "bench-$i" --rate-limit 30000 --json | jq -r .secretKey >>"$WORK/keys.txt"
+done
+
+log "starting plunk serve"
+RUST_LOG=warn "$PLUNK" serve --bind 127.0.0.1:0 >"$WORK/serve.out" 2>"$WORK/serve.err" &
+SERVER_PID=$!
+BASE_URL=""
+for _ in $(seq 1 100); do
+    BASE_URL="$(sed -n 's|^Serving the API at \(http://[^ ]*\).*|\1|p' "$WORK/serve.out")"
+    [[ -n "$BASE_URL" ]] && break
+    kill -0 "$SERVER_PID" 2>/dev/null || die "plunk serve exited: $(cat "$WORK/serve.err")"
+    sleep 0.1
+done
+[[ -n "$BASE_URL" ]] || die "plunk serve did not report its address"
+curl -sf -o /dev/null "$BASE_URL/health" || die "$BASE_URL/health does not answer"
+log "server at $BASE_URL"
+
+# run_wrk NAME SCRIPT ARG: one wrk run; its output goes to the terminal and $WORK/NAME.txt.
+run_wrk() {
+    local name=$1 script=$2 arg=$3
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$ROOT/infra/bench/$script" \
+        "$BASE_URL" -- "$arg" | tee "$WORK/$name.txt"
+    kill -0 "$SERVER_PID" 2>/dev/null || die "plunk serve died during $name: $(tail -5 "$WORK/serve.err")"
+}
+
+# Warm-up (not reported): connections, key cache, SQLite pages.
+log "warm-up: 2 s of POST /contacts"
+wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -s "$ROOT/infra/bench/post_contacts.lua" \
+    "$BASE_URL" -- "$WORK/keys.txt" >"$WORK/warmup.txt"
+
+log "load test: POST /contacts (new contact each request)"
+run_wrk post post_contacts.lua "$WORK/keys.txt"
+
+# Ids for the GET test: the newest contacts of each project, each with its own project's key.
+log "collecting $IDS_PER_PROJECT contact ids per project"
+: >"$WORK/ids.txt"
+while read -r key; do
+    curl -sf -H "Authorization: Bearer $key" "$BASE_URL/contacts?limit=100" >"$WORK/page.json"
+    cursor="$(jq -r '.data.nextCursor // empty' "$WORK/page.json")"
+    jq -r --arg k "$key" '.data.items[] | "\($k) \(.id)"' "$WORK/page.json" >>"$WORK/ids.txt"
+    if [[ -n "$cursor" ]]; then
+        curl -sf -G -H "Authorization: Bearer $key" --data-urlencode "cursor=$cursor" \
+            --data-urlencode "limit=$((IDS_PER_PROJECT - 100))" "$BASE_URL/contacts" \
+            | jq -r --arg k "$key" '.data.items[] | "\($k) \(.id)"' >>"$WORK/ids.txt"
+    fi
+done <"$WORK/keys.txt"
+IDS=$(wc -l <"$WORK/ids.txt")
+[[ "$IDS" -gt 0 ]] || die "no contact ids collected"
+
+log "load test: GET /contacts/:id over $IDS ids"
+run_wrk get get_contact.lua "$WORK/ids.txt"
+
+kill -TERM "$SERVER_PID"
+wait "$SERVER_PID" || true
+SERVER_PID=""
+SERVER_WARNINGS=$(grep -c . "$WORK/serve.err" || true)
+
+# ---- summary -----------------------------------------------------------------------------------
+field() { sed -n "s/^RESULT.* $2=\([^ ]*\).*/\1/p" "$WORK/$1.txt"; }
+row() {
+    printf '%-26s %9s %9s %9s %9s %7s %7s\n' "$1" "$(field "$2" rps)" "$(field "$2" p50_ms)" \
+        "$(field "$2" p99_ms)" "$(field "$2" requests)" "$(field "$2" non2xx)" "$(field "$2" socket_errors)"
+}
+
+cat <<EOF
+
+==================================== plunk bench summary ====================================
+$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), \
+commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+changes'), profile bench
+
+1. In process: whole router over embedded SQLite (file, WAL), one request at a time (µs)
+$(sed -n '/^phase/,$p' "$WORK/hot-path.txt")
+
+2. Load test: plunk serve (SQLite, RUST_LOG=warn), wrk -t$THREADS -c$CONNECTIONS -d$DURATION,
+   $PROJECTS projects (keys rotating per request), GET over $IDS ids
+$(printf '%-26s %9s %9s %9s %9s %7s %7s' test req/s "p50 ms" "p99 ms" requests non2xx sockerr)
+$(row "POST /contacts (create)" post)
+$(row "GET /contacts/:id" get)
+   server log lines at warn or above: $SERVER_WARNINGS
+
+total time: $((SECONDS - START_SECONDS)) s (including the build)
+==============================================================================================
+EOF
