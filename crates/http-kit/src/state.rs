@@ -1,6 +1,8 @@
 //! The state every router shares: the store, deployment settings and the auth cache.
 
 use crate::auth::KeyCache;
+use plunk_messaging::identity::local::LocalIdentities;
+use plunk_messaging::identity::SendingIdentities;
 use plunk_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,15 +54,24 @@ pub struct AppState {
     pub store: Store,
     pub settings: Arc<Settings>,
     pub keys: Arc<KeyCache>,
+    /// Sending domains at the email provider.
+    pub identities: Arc<dyn SendingIdentities>,
 }
 
 impl AppState {
-    /// State over `store` with `settings`.
+    /// State over `store` with `settings` and local stand-ins for the provider ports.
     pub fn new(store: Store, settings: Settings) -> Self {
         Self {
             store,
             keys: Arc::new(KeyCache::new(settings.key_cache_ttl)),
             settings: Arc::new(settings),
+            identities: Arc::new(LocalIdentities),
         }
+    }
+
+    /// Replaces the sending-identity port (SES v2 in deployments).
+    pub fn with_identities(mut self, identities: Arc<dyn SendingIdentities>) -> Self {
+        self.identities = identities;
+        self
     }
 }

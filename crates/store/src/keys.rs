@@ -79,3 +79,24 @@ pub fn contact_events_index(project: Uuid, contact: Uuid) -> String {
 pub fn cursor_secret() -> Key {
     Key::new("SYSTEM", "CURSOR_SECRETS")
 }
+
+/// Partition holding a project's sending domains, sort key = domain id.
+pub fn domains_partition(project: Uuid) -> String {
+    format!("PROJECT#{project}#DOMAINS")
+}
+
+/// A domain item.
+pub fn domain(project: Uuid, domain: Uuid) -> Key {
+    Key::new(domains_partition(project), domain.to_string())
+}
+
+/// `Gsi1` partition of a project's domains with one verification state (sort key: domain id).
+pub fn domains_by_verified_index(project: Uuid, verified: bool) -> String {
+    format!("PROJECT#{project}#DOMAINS#VERIFIED#{verified}")
+}
+
+/// The global claim on a domain name: one project only (spec domains.md §2). Its body is
+/// `{projectId, domainId, verified}`, which is all the sender check needs in one read.
+pub fn domain_name(name: &str) -> Key {
+    Key::new(format!("DOMAIN_NAME#{name}"), "DOMAIN")
+}

@@ -51,6 +51,11 @@ impl Store {
         Contacts::new(self.table.as_ref())
     }
 
+    /// Sending domains and the sender check.
+    pub fn domains(&self) -> repo::domains::Domains<'_> {
+        repo::domains::Domains::new(self.table.as_ref())
+    }
+
     /// Events.
     pub fn events(&self) -> Events<'_> {
         Events::new(self.table.as_ref())
