@@ -95,7 +95,7 @@ fmt-check:
 clippy:
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test-rust: $(NODE_STAMP) ## the Rust tests only, with DynamoDB Local for the store contract suite
+test-rust: $(NODE_STAMP) $(PY_STAMP) ## the Rust tests only, with DynamoDB Local for the store contract suite
 	infra/scripts/test.sh
 
 lint-template: $(SAM_STAMP) ## cfn-lint and sam validate --lint on template.yaml (offline)

@@ -155,7 +155,8 @@ fn contact_id(path: Result<Path<String>, PathRejection>) -> Result<Uuid, ApiErro
         .ok_or_else(not_found)
 }
 
-fn contact_error(e: ContactError) -> ApiError {
+/// Maps contact repository errors to API errors.
+pub(crate) fn contact_error(e: ContactError) -> ApiError {
     match e {
         ContactError::NotFound => not_found(),
         ContactError::EmailTaken => ApiError::new(

@@ -3,9 +3,13 @@
 //! server mounts them all.
 
 pub mod contacts;
+pub mod domains;
+pub mod emails;
 pub mod openapi;
 pub mod paging;
+pub mod send;
 pub mod system;
+pub mod templates;
 
 use axum::Router;
 use plunk_http_kit::{pipeline, AppState};
@@ -19,16 +23,35 @@ pub enum Group {
     System,
     /// `/contacts`.
     Contacts,
+    /// `/domains`.
+    Domains,
+    /// `POST /v1/send` (and `/v1/track` with the events issue).
+    PublicApi,
+    /// `/emails`.
+    Emails,
+    /// `/templates`.
+    Templates,
 }
 
 impl Group {
     /// Every group, for the local server.
-    pub const ALL: &'static [Group] = &[Group::System, Group::Contacts];
+    pub const ALL: &'static [Group] = &[
+        Group::System,
+        Group::Contacts,
+        Group::Domains,
+        Group::PublicApi,
+        Group::Emails,
+        Group::Templates,
+    ];
 
     fn router(self, state: &AppState) -> Router {
         match self {
             Group::System => system::router(),
             Group::Contacts => contacts::router(state.clone()),
+            Group::Domains => domains::router(state.clone()),
+            Group::PublicApi => send::router(state.clone()),
+            Group::Emails => emails::router(state.clone()),
+            Group::Templates => templates::router(state.clone()),
         }
     }
 }
@@ -36,7 +59,13 @@ impl Group {
 /// The routers of `groups` inside the shared pipeline: request ids and error rendering, CORS for
 /// `/v1/*`, 404 for unknown paths, trailing slashes ignored.
 pub fn service(state: AppState, groups: &[Group]) -> NormalizePath<Router> {
-    let mut router = Router::new();
+    service_with(state, groups, Router::new())
+}
+
+/// Like [`service`], with `extra` routes inside the same pipeline (the local server's
+/// `/_local/*` pages).
+pub fn service_with(state: AppState, groups: &[Group], extra: Router) -> NormalizePath<Router> {
+    let mut router = extra;
     for group in groups {
         router = router.merge(group.router(&state));
     }

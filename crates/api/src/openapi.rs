@@ -18,9 +18,24 @@ use utoipa::OpenApi;
         crate::contacts::remove,
         crate::contacts::lookup,
         crate::contacts::events,
+        crate::domains::list,
+        crate::domains::create,
+        crate::domains::read,
+        crate::domains::verify,
+        crate::domains::remove,
+        crate::send::send,
+        crate::emails::list,
+        crate::emails::read,
+        crate::templates::list,
+        crate::templates::create,
+        crate::templates::read,
+        crate::templates::update,
+        crate::templates::remove,
+        crate::templates::duplicate,
+        crate::templates::usage,
     ),
     components(schemas(ErrorEnvelope, ErrorBody, FieldErrorDoc, ErrorCode)),
-    tags((name = "System"), (name = "Contacts"))
+    tags((name = "System"), (name = "Contacts"), (name = "Domains"), (name = "Public API"), (name = "Emails"), (name = "Templates"))
 )]
 struct ApiDoc;
 

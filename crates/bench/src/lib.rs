@@ -6,10 +6,22 @@
 //!   updating existing ones (data merge) — and the same two phases straight on the store
 //!   (`Store::contacts().upsert`), with latency percentiles and throughput per phase.
 //!
+//! - `pacing`: the global send pace on a simulated clock (1–8 consumers, a campaign backlog and
+//!   transactional arrivals), then the real router, worker and consumer loop on the wall clock.
+//! - `faults`: thousands of randomised fault schedules around the send worker (duplicates, crashes,
+//!   provider and store errors); counts duplicate hand-offs and lost emails.
+//! - `send-cost`: request units, queue requests and provider calls per email, priced in dollars.
+//! - `send-accept`: `POST /v1/send` latency in process.
+//!
 //! The HTTP load test (many connections against `plunk serve`) is `wrk` driven by
 //! `infra/bench/*.lua`; it needs no code here.
 //!
 //! Figures are printed, never asserted: they depend on the machine.
+
+pub mod fake_mailer;
+pub mod inproc;
+pub mod metered;
+pub mod stats;
 
 use std::time::{Duration, Instant};
 

@@ -120,6 +120,12 @@ impl DataChange {
         }
     }
 
+    /// Also stores `value` under `key` (e.g. the recipient name of a send as `name`).
+    pub fn set(&mut self, key: &str, value: Value) {
+        self.ops.retain(|(k, _)| k != key);
+        self.ops.push((key.to_owned(), DataOp::Set(value)));
+    }
+
     /// True when merging changes nothing that is stored.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()

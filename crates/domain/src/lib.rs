@@ -3,9 +3,13 @@
 
 pub mod contact;
 pub mod email;
+pub mod email_record;
 pub mod event;
 pub mod id;
 pub mod project;
+pub mod send_request;
+pub mod sending_domain;
+pub mod template;
 pub mod time;
 pub mod validation;
 

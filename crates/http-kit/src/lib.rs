@@ -6,10 +6,12 @@
 //! - [`pipeline`]: request ids, error rendering, 404/405, CORS for `/v1/*`, body size.
 //! - [`auth`]: API keys, key types, rate limits and disabled projects (checks 5–8 of README §4).
 //! - [`json`] and [`query`]: extractors that turn bad input into 400/422 errors.
+//! - [`idempotency`]: `Idempotency-Key` replays for the endpoints of spec README §8.
 
 pub mod auth;
 pub mod envelope;
 pub mod error;
+pub mod idempotency;
 pub mod json;
 pub mod openapi;
 pub mod pipeline;

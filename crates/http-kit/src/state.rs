@@ -1,8 +1,11 @@
 //! The state every router shares: the store, deployment settings and the auth cache.
 
 use crate::auth::KeyCache;
+use plunk_messaging::blob::BlobStore;
 use plunk_messaging::identity::local::LocalIdentities;
 use plunk_messaging::identity::SendingIdentities;
+use plunk_messaging::memory::MemoryBlobs;
+use plunk_messaging::send_queues::SendQueues;
 use plunk_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +19,8 @@ pub struct Settings {
     pub key_cache_ttl: Duration,
     /// Reported by `/health`.
     pub version: &'static str,
+    /// Label of every domain's MAIL FROM subdomain (`<label>.<domain>`, spec domains.md §1).
+    pub mail_from_label: String,
 }
 
 impl Default for Settings {
@@ -24,6 +29,7 @@ impl Default for Settings {
             body_limit_bytes: 5 * 1024 * 1024,
             key_cache_ttl: Duration::from_secs(60),
             version: env!("CARGO_PKG_VERSION"),
+            mail_from_label: "mail".to_owned(),
         }
     }
 }
@@ -44,6 +50,14 @@ impl Settings {
         {
             s.key_cache_ttl = Duration::from_secs(n.min(60));
         }
+        // `PLUNK_MAIL_FROM_LABEL`: one DNS label; anything else keeps the default.
+        if let Some(label) = std::env::var("PLUNK_MAIL_FROM_LABEL")
+            .ok()
+            .map(|v| v.trim().to_ascii_lowercase())
+            .filter(|v| plunk_domain::sending_domain::is_valid_label(v))
+        {
+            s.mail_from_label = label;
+        }
         s
     }
 }
@@ -56,6 +70,10 @@ pub struct AppState {
     pub keys: Arc<KeyCache>,
     /// Sending domains at the email provider.
     pub identities: Arc<dyn SendingIdentities>,
+    /// Where accepted emails are queued for sending.
+    pub send_queues: SendQueues,
+    /// Attachments and other large content.
+    pub blobs: Arc<dyn BlobStore>,
 }
 
 impl AppState {
@@ -66,7 +84,21 @@ impl AppState {
             keys: Arc::new(KeyCache::new(settings.key_cache_ttl)),
             settings: Arc::new(settings),
             identities: Arc::new(LocalIdentities),
+            send_queues: SendQueues::in_memory(),
+            blobs: Arc::new(MemoryBlobs::default()),
         }
+    }
+
+    /// Replaces the send queues (SQS or the embedded queue in deployments and `plunk serve`).
+    pub fn with_send_queues(mut self, queues: SendQueues) -> Self {
+        self.send_queues = queues;
+        self
+    }
+
+    /// Replaces the blob store (S3 or a folder).
+    pub fn with_blobs(mut self, blobs: Arc<dyn BlobStore>) -> Self {
+        self.blobs = blobs;
+        self
     }
 
     /// Replaces the sending-identity port (SES v2 in deployments).

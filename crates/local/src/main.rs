@@ -1,7 +1,9 @@
 //! `plunk`: the admin CLI (spec admin-cli.md) and the local server (`plunk serve`).
 
+mod background;
 mod cli;
 mod commands;
+mod outbox_page;
 mod output;
 mod serve;
 

@@ -44,9 +44,24 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
             projects.len()
         );
     }
-    println!("Serving the API at {base_url}  (try: curl {base_url}/health)");
 
-    let app = plunk_api::app(AppState::new(store, Settings::from_env()));
+    let data_dir = cli.store.data_dir.clone();
+    let runtime = crate::background::start(&store, &data_dir).await?;
+    let state = AppState::new(store, Settings::from_env())
+        .with_send_queues(runtime.queues.clone())
+        .with_blobs(runtime.blobs.clone());
+    let extra = match &runtime.outbox_dir {
+        Some(dir) => crate::outbox_page::router(dir.clone()),
+        None => axum::Router::new(),
+    };
+    if let Some(dir) = &runtime.outbox_dir {
+        println!(
+            "Sent mail goes to {} and is listed at {base_url}/_local/outbox",
+            dir.display()
+        );
+    }
+    let app = plunk_api::service_with(state, plunk_api::Group::ALL, extra);
+    println!("Serving the API at {base_url}  (try: curl {base_url}/health)");
     let service =
         axum::ServiceExt::<axum::extract::Request>::into_make_service(app.map_request(|r| r));
     axum::serve(listener, service)

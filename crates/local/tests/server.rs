@@ -174,3 +174,131 @@ fn chrono_second() -> u64 {
         .as_secs()
         % 60
 }
+
+/// The first check, as a user runs it: `plunk serve`, create and verify a domain, send
+/// inline HTML, a template with one-shot data and attachments to three recipients; each message
+/// arrives in the outbox rendered, and `GET /emails/:id` shows `SENT`.
+#[test]
+fn a_send_reaches_the_outbox_and_the_email_shows_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let envs = [
+        ("PLUNK_DATA_DIR", data.to_str().unwrap()),
+        ("PLUNK_SEND_RATE", "100"),
+    ];
+    let server = Server::start(&envs, &[], dir.path());
+    let key = server.printed_secret().unwrap();
+
+    let (status, res) = server.request(
+        "POST",
+        "/domains",
+        Some(&key),
+        Some(json!({"domain": "acme.io"})),
+    );
+    assert_eq!(status, 201);
+    let domain_id = body(res)["data"]["id"].as_str().unwrap().to_owned();
+    let (status, _) = server.request(
+        "POST",
+        &format!("/domains/{domain_id}/verify"),
+        Some(&key),
+        None,
+    );
+    assert_eq!(status, 200);
+
+    let (status, res) = server.request(
+        "POST",
+        "/templates",
+        Some(&key),
+        Some(json!({"name": "Receipt", "subject": "Receipt for {{ name ?? \"you\" }}", "type": "TRANSACTIONAL",
+            "body": "<h1>Hi {{ name ?? 'there' }}</h1><p>Code {{ code }}</p><img src=\"cid:logo\">",
+            "from": "billing@acme.io", "fromName": "Acme Billing"})),
+    );
+    assert_eq!(status, 201, "{}", body(res));
+    let template_id = body(res)["data"]["id"].as_str().unwrap().to_owned();
+    // Hand-made in the test to keep it readable: "hello" and a 1x1 PNG header.
+    let (status, res) = server.request(
+        "POST",
+        "/v1/send",
+        Some(&key),
+        Some(json!({
+            "to": [{"name": "Ada", "email": "ada@example.org"}, "bob@example.net", "cy@example.com"],
+            "template": template_id,
+            "data": {"code": {"value": "123456", "persistent": false}},
+            "attachments": [
+                {"filename": "hello.txt", "content": "aGVsbG8=", "contentType": "text/plain"},
+                {"filename": "logo.png", "content": "iVBORw0KGgo=", "contentType": "image/png", "disposition": "inline", "contentId": "logo"}
+            ]
+        })),
+    );
+    assert_eq!(status, 200);
+    let sent = body(res);
+    let ids: Vec<String> = sent["data"]["emails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["email"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 3);
+
+    let (status, res) = server.request(
+        "POST",
+        "/v1/send",
+        Some(&key),
+        Some(json!({"to": "dee@example.org", "subject": "Inline", "body": "<p>Plain {{ email }}</p>", "from": "hi@acme.io"})),
+    );
+    assert_eq!(status, 200);
+    let inline_id = body(res)["data"]["emails"][0]["email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    for id in ids.iter().chain(std::iter::once(&inline_id)) {
+        loop {
+            let (_, res) = server.request("GET", &format!("/emails/{id}"), Some(&key), None);
+            let email = body(res);
+            if email["data"]["status"] == "SENT" {
+                assert!(email["data"]["messageId"].is_string());
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "email {id} not sent: {email}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    let outbox = data.join("outbox");
+    let files: Vec<_> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 4);
+    let ada = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .find(|m| m.contains("ada@example.org"))
+        .unwrap();
+    assert!(
+        ada.contains("Subject: Receipt for Ada"),
+        "rendered subject with the recipient name"
+    );
+    assert!(ada.contains("hello.txt") && ada.contains("Content-ID: <logo>"));
+    assert!(ada.contains("multipart/mixed") && ada.contains("multipart/related"));
+    let (status, res) = server.request("GET", "/_local/outbox", None, None);
+    assert_eq!(status, 200);
+    let page = res.into_string().unwrap();
+    assert!(page.contains("Receipt for Ada") && page.contains("Inline"));
+    let (status, res) = server.request(
+        "GET",
+        &format!("/_local/outbox/{}/html", ids[0]),
+        None,
+        None,
+    );
+    assert_eq!(status, 200);
+    let html = res.into_string().unwrap();
+    assert!(
+        html.contains("<h1>Hi Ada</h1>") && html.contains("Code 123456"),
+        "{html}"
+    );
+}

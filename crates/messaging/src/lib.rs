@@ -10,4 +10,6 @@
 pub mod blob;
 pub mod identity;
 pub mod mailer;
+pub mod memory;
 pub mod queue;
+pub mod send_queues;

@@ -100,3 +100,71 @@ pub fn domains_by_verified_index(project: Uuid, verified: bool) -> String {
 pub fn domain_name(name: &str) -> Key {
     Key::new(format!("DOMAIN_NAME#{name}"), "DOMAIN")
 }
+
+/// Partition holding a project's email records, sort key = email id.
+pub fn emails_partition(project: Uuid) -> String {
+    format!("PROJECT#{project}#EMAILS")
+}
+
+/// An email record.
+pub fn email(project: Uuid, email: Uuid) -> Key {
+    Key::new(emails_partition(project), email.to_string())
+}
+
+/// Shards of the per-minute sweep partitions, so a burst of accepted mail spreads its writes.
+pub const SWEEP_SHARDS: u32 = 16;
+
+/// One shard of the partition of emails accepted in a UTC minute (`minute` = Unix seconds / 60).
+pub fn sweep_partition(minute: i64, shard: u32) -> String {
+    format!("SWEEP#{minute}#{shard}")
+}
+
+/// The unrendered content of a queued email. It doubles as the scheduler's record of what was
+/// accepted in a minute: the sweep reads these partitions to find emails left `PENDING`.
+pub fn email_content(minute: i64, project: Uuid, email: Uuid) -> Key {
+    let shard = (email.as_u128() % u128::from(SWEEP_SHARDS)) as u32;
+    Key::new(sweep_partition(minute, shard), format!("{project}#{email}"))
+}
+
+/// The global send pace: the next free send slot of the account (one item for all senders).
+pub fn pacing_state() -> Key {
+    Key::new("SYSTEM", "PACING")
+}
+
+/// The scheduler's progress (the last minute it swept).
+pub fn scheduler_state() -> Key {
+    Key::new("SYSTEM", "SCHEDULER")
+}
+
+/// The record of one `Idempotency-Key` of a project, addressed by the key's SHA-256 (hex) so the
+/// raw key never appears in a key attribute.
+pub fn idempotency(project: Uuid, key_sha256_hex: &str) -> Key {
+    Key::new(
+        format!("PROJECT#{project}#IDEMPOTENCY#{key_sha256_hex}"),
+        "IDEMPOTENCY",
+    )
+}
+
+/// A suppressed address of a project (spec feedback-and-unsubscribe.md §3).
+pub fn suppression(project: Uuid, email: &str) -> Key {
+    Key::new(
+        format!("PROJECT#{project}#SUPPRESSION#{email}"),
+        "SUPPRESSION",
+    )
+}
+
+/// Partition holding a project's templates, sort key = template id (so newest last).
+pub fn templates_partition(project: Uuid) -> String {
+    format!("PROJECT#{project}#TEMPLATES")
+}
+
+/// A template item.
+pub fn template(project: Uuid, template: Uuid) -> Key {
+    Key::new(templates_partition(project), template.to_string())
+}
+
+/// `Gsi1` partition of a project's templates of one type, e.g. `MARKETING` (sort key: template
+/// id).
+pub fn templates_by_type_index(project: Uuid, template_type: &str) -> String {
+    format!("PROJECT#{project}#TEMPLATES#TYPE#{template_type}")
+}

@@ -56,6 +56,21 @@ impl Store {
         repo::domains::Domains::new(self.table.as_ref())
     }
 
+    /// Email records and their queued content.
+    pub fn emails(&self) -> repo::emails::Emails<'_> {
+        repo::emails::Emails::new(self.table.as_ref())
+    }
+
+    /// The suppression list.
+    pub fn suppressions(&self) -> repo::suppressions::Suppressions<'_> {
+        repo::suppressions::Suppressions::new(self.table.as_ref())
+    }
+
+    /// Templates.
+    pub fn templates(&self) -> repo::templates::Templates<'_> {
+        repo::templates::Templates::new(self.table.as_ref())
+    }
+
     /// Events.
     pub fn events(&self) -> Events<'_> {
         Events::new(self.table.as_ref())
@@ -64,6 +79,11 @@ impl Store {
     /// The per-project request counter.
     pub fn rate_limiter(&self) -> RateLimiter<'_> {
         RateLimiter::new(self.table.as_ref())
+    }
+
+    /// Idempotency-key records (spec README §8).
+    pub fn idempotency(&self) -> repo::idempotency::Idempotency<'_> {
+        repo::idempotency::Idempotency::new(self.table.as_ref())
     }
 
     /// The cursor codec, with the signing secrets read from the table (created on first use, so

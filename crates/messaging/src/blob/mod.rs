@@ -1,5 +1,8 @@
 //! The blob port: bytes by key, for attachments and any content too large for a table item.
 
+pub mod folder;
+pub mod s3;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 

@@ -2,6 +2,7 @@
 //! state (spec domains.md).
 
 pub mod local;
+pub mod ses;
 
 use async_trait::async_trait;
 

@@ -1,6 +1,11 @@
 //! The mailer port: hands a finished message to a provider and reports its message id, with typed
 //! errors so the send worker knows whether to retry.
 
+pub mod mime;
+pub mod outbox;
+pub mod ses;
+pub mod smtp;
+
 use async_trait::async_trait;
 use uuid::Uuid;
 

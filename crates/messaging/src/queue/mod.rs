@@ -1,6 +1,9 @@
 //! The queue port: at-least-once delivery with a visibility timeout, a receive count, and redrive
 //! to a dead-letter queue after a maximum number of receives (SQS semantics).
 
+pub mod embedded;
+pub mod sqs;
+
 use async_trait::async_trait;
 use std::time::Duration;
 

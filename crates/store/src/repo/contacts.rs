@@ -165,6 +165,21 @@ impl<'a> Contacts<'a> {
         change: &DataChange,
         source: SubscriptionSource,
     ) -> Result<UpsertOutcome, ContactError> {
+        self.upsert_with_default(project, email, subscribed, true, change, source)
+            .await
+    }
+
+    /// Like `upsert`, with the subscription state of a new contact when `subscribed` is absent
+    /// (`/v1/send` creates contacts unsubscribed, contacts.md and public-api.md §1.2).
+    pub async fn upsert_with_default(
+        &self,
+        project: Uuid,
+        email: &EmailAddress,
+        subscribed: Option<bool>,
+        new_default: bool,
+        change: &DataChange,
+        source: SubscriptionSource,
+    ) -> Result<UpsertOutcome, ContactError> {
         for _ in 0..MAX_ATTEMPTS {
             let current = match self.id_by_email(project, email).await? {
                 Some(id) => self.get_versioned(project, id).await?,
@@ -178,7 +193,7 @@ impl<'a> Contacts<'a> {
                     let contact = Contact {
                         id: plunk_domain::id::new_id(),
                         email: email.clone(),
-                        subscribed: subscribed.unwrap_or(true),
+                        subscribed: subscribed.unwrap_or(new_default),
                         data,
                         created_at: now,
                         updated_at: now,

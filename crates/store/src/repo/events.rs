@@ -30,6 +30,13 @@ impl<'a> Events<'a> {
         Self { table }
     }
 
+    /// Records an event.
+    pub async fn record(&self, project: Uuid, event: &Event) -> Result<(), StoreError> {
+        self.table
+            .put(event_item(project, event), crate::table::Condition::None)
+            .await
+    }
+
     /// One event by id.
     pub async fn get(&self, project: Uuid, id: Uuid) -> Result<Option<Event>, StoreError> {
         match self.table.get(&keys::event(project, id)).await? {

@@ -2,7 +2,11 @@
 
 pub mod contacts;
 pub mod domains;
+pub mod emails;
 pub mod events;
+pub mod idempotency;
 pub mod projects;
 pub mod rate_limit;
 pub mod scan;
+pub mod suppressions;
+pub mod templates;

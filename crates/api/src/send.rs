@@ -1,0 +1,451 @@
+//! `POST /v1/send` (spec public-api.md §1): validate everything, then write contacts and email
+//! records and queue the emails at transactional priority. Rendering and delivery happen in the
+//! send worker.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, Method};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use bytes::Bytes;
+use plunk_domain::email_record::{
+    EmailContent, EmailRecord, EmailStatus, SendClass, SourceType, StoredAttachment,
+};
+use plunk_domain::event::{Event, EventSource, SubscriptionSource};
+use plunk_domain::project::{Project, Tracking};
+use plunk_domain::send_request::{parse_send, SendRequest};
+use plunk_domain::template::{check_syntax, Template, TemplateType};
+use plunk_domain::{EmailAddress, FieldCode, FieldError, Timestamp};
+use plunk_http_kit::auth::guarded;
+use plunk_http_kit::idempotency::{self, IdempotencyKey, ReservedIds};
+use plunk_http_kit::{Access, ApiError, AppState, AuthContext, Envelope, ErrorCode, JsonObject};
+use plunk_messaging::send_queues::SendJob;
+use plunk_store::repo::domains::SenderRejection;
+use serde::Serialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// The routes of this group.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/send", guarded(&state, Access::Secret, post(send)))
+        .with_state(state)
+}
+
+/// One accepted recipient.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcceptedEmail {
+    contact: ContactRef,
+    /// The email record id.
+    #[schema(format = Uuid)]
+    email: String,
+    /// `PENDING` or `SUPPRESSED`.
+    #[schema(pattern = "^(PENDING|SUPPRESSED)$")]
+    status: String,
+}
+
+/// The contact a send went to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactRef {
+    #[schema(format = Uuid)]
+    id: String,
+    email: String,
+}
+
+/// `data` of a successful send.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SendResult {
+    emails: Vec<AcceptedEmail>,
+    #[schema(format = DateTime)]
+    timestamp: String,
+}
+
+/// Success envelope of `POST /v1/send`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SendEnvelope {
+    success: bool,
+    data: SendResult,
+}
+
+/// Body of `POST /v1/send` (documentation; see the spec for every rule).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SendBody {
+    /// An address, `{name?, email}`, or an array of 1–50 of either.
+    #[schema(value_type = Object)]
+    to: Value,
+    subject: Option<String>,
+    /// HTML, Liquid.
+    body: Option<String>,
+    #[schema(format = Uuid)]
+    template: Option<String>,
+    /// An address or `{name?, email}`.
+    #[schema(value_type = Object)]
+    from: Option<Value>,
+    name: Option<String>,
+    reply: Option<String>,
+    subscribed: Option<bool>,
+    headers: Option<std::collections::BTreeMap<String, String>>,
+    data: Option<serde_json::Map<String, Value>>,
+    #[schema(value_type = Vec<Object>)]
+    attachments: Option<Vec<Value>>,
+    tracking: Option<bool>,
+}
+
+/// Send email to 1–50 recipients.
+#[utoipa::path(post, path = "/v1/send", tag = "Public API", request_body = SendBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1-256 printable ASCII characters")),
+    responses(
+        (status = 200, description = "Accepted", body = SendEnvelope),
+        (status = 404, description = "TEMPLATE_NOT_FOUND", body = plunk_http_kit::openapi::ErrorEnvelope),
+        (status = 409, description = "CONTACT_UNSUBSCRIBED or an idempotency conflict", body = plunk_http_kit::openapi::ErrorEnvelope),
+    ),
+    security(("bearer" = [])))]
+pub async fn send(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    headers: HeaderMap,
+    JsonObject(body): JsonObject,
+) -> Response {
+    let key = match IdempotencyKey::from_headers(&headers) {
+        Ok(key) => key,
+        Err(e) => return e.into_response(),
+    };
+    let project = auth.project.clone();
+    idempotency::execute(
+        &state,
+        project.id,
+        key,
+        &Method::POST,
+        "/v1/send",
+        &body,
+        |ids| {
+            let state = state.clone();
+            let body = body.clone();
+            async move {
+                match accept(&state, &project, &body, ids).await {
+                    Ok(result) => Envelope::ok(result).into_response(),
+                    Err(e) => e.into_response(),
+                }
+            }
+        },
+    )
+    .await
+}
+
+/// Everything resolved before the first write.
+struct Plan {
+    request: SendRequest,
+    template: Option<Template>,
+    subject: String,
+    body: String,
+    from: EmailAddress,
+    from_name: String,
+    reply_to: Option<String>,
+    marketing: bool,
+    tracking: bool,
+}
+
+fn template_type_is_marketing(t: &Template) -> bool {
+    matches!(t.template_type, TemplateType::Marketing)
+}
+
+async fn plan(
+    state: &AppState,
+    project: &Project,
+    body: &serde_json::Map<String, Value>,
+) -> Result<Plan, ApiError> {
+    // 1. The whole body.
+    let request = parse_send(body).map_err(ApiError::validation)?;
+    // 2. The template.
+    let template = match request.template {
+        Some(id) => Some(
+            state
+                .store
+                .templates()
+                .get(project.id, id)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::new(ErrorCode::TemplateNotFound, "No template with this id")
+                        .with_details(json!({ "field": "template" }))
+                })?,
+        ),
+        None => None,
+    };
+    let subject = request
+        .subject
+        .clone()
+        .or_else(|| template.as_ref().map(|t| t.subject.clone()))
+        .unwrap_or_default();
+    let html = request
+        .body
+        .clone()
+        .or_else(|| template.as_ref().map(|t| t.body.clone()))
+        .unwrap_or_default();
+    let reply_to = request.reply.as_ref().map(|r| r.to_string()).or_else(|| {
+        template
+            .as_ref()
+            .and_then(|t| t.reply_to.as_ref().map(|r| r.to_string()))
+    });
+    // 3. The sender.
+    let from = match (&request.from, &template) {
+        (Some(f), _) => f.email.clone(),
+        (None, Some(t)) => t.from.clone(),
+        (None, None) => {
+            return Err(ApiError::field(FieldError::new(
+                "from",
+                FieldCode::Required,
+                "Required",
+            )))
+        }
+    };
+    let from_name = request
+        .from
+        .as_ref()
+        .and_then(|f| f.name.clone())
+        .or_else(|| request.name.clone())
+        .or_else(|| template.as_ref().and_then(|t| t.from_name.clone()))
+        .unwrap_or_else(|| project.name.clone());
+    // 4. Liquid syntax of what will be rendered.
+    let mut syntax = Vec::new();
+    for (field, source) in [("subject", &subject), ("body", &html)] {
+        if let Err(e) = check_syntax(source) {
+            syntax.push(FieldError::new(
+                field,
+                FieldCode::TemplateSyntax,
+                format!("line {}, column {}: {}", e.line, e.column, e.message),
+            ));
+        }
+    }
+    if !syntax.is_empty() {
+        return Err(ApiError::validation(syntax));
+    }
+    // 5. The sender domain.
+    if let Err((domain, reason)) = state
+        .store
+        .domains()
+        .check_sender(project.id, &from)
+        .await?
+    {
+        return Err(sender_error(domain, reason));
+    }
+    let marketing = template.as_ref().is_some_and(template_type_is_marketing);
+    let tracking = request.tracking.unwrap_or(match project.tracking {
+        Tracking::Enabled => true,
+        Tracking::Disabled => false,
+        Tracking::MarketingOnly => marketing,
+    });
+    Ok(Plan {
+        request,
+        template,
+        subject,
+        body: html,
+        from,
+        from_name,
+        reply_to,
+        marketing,
+        tracking,
+    })
+}
+
+/// 403 `DOMAIN_NOT_VERIFIED` for a sender the project may not use.
+pub fn sender_error(domain: String, reason: SenderRejection) -> ApiError {
+    ApiError::new(
+        ErrorCode::DomainNotVerified,
+        format!("The sender domain {domain} is not verified in this project"),
+    )
+    .with_details(json!({ "domain": domain, "reason": reason }))
+}
+
+async fn accept(
+    state: &AppState,
+    project: &Project,
+    body: &serde_json::Map<String, Value>,
+    ids: ReservedIds,
+) -> Result<SendResult, ApiError> {
+    let plan = plan(state, project, body).await?;
+    let contacts = state.store.contacts();
+    let now = Timestamp::now();
+
+    // 6. Per recipient, read-only: subscription after this request, suppression.
+    let mut suppressed = Vec::with_capacity(plan.request.to.len());
+    let mut refused = Vec::new();
+    for r in &plan.request.to {
+        let existing = contacts.get_by_email(project.id, &r.email).await?;
+        let subscribed_after = plan
+            .request
+            .subscribed
+            .or(existing.as_ref().map(|c| c.subscribed))
+            .unwrap_or(false);
+        if plan.marketing && !subscribed_after {
+            refused.push(r.email.to_string());
+        }
+        suppressed.push(state.store.suppressions().get(project.id, &r.email).await?);
+    }
+    if !refused.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::ContactUnsubscribed,
+            "A MARKETING template cannot be sent to unsubscribed contacts",
+        )
+        .with_details(json!({ "emails": refused })));
+    }
+
+    // 7. Side effects. Attachments are stored once per request and shared by its recipients.
+    let attachment_root = format!("attachments/{}/{}", project.id, ids.id(0));
+    let mut stored_attachments = Vec::with_capacity(plan.request.attachments.len());
+    for (i, a) in plan.request.attachments.iter().enumerate() {
+        let key = format!("{attachment_root}/{i}");
+        state
+            .blobs
+            .put(&key, Bytes::from(a.content.clone()))
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    ErrorCode::ServiceUnavailable,
+                    "Attachment storage is unavailable",
+                )
+                .with_retry_after(1)
+                .tap_log(&e)
+            })?;
+        stored_attachments.push(StoredAttachment {
+            filename: a.filename.clone(),
+            content_type: a.content_type.clone(),
+            disposition: a.disposition.as_str().to_owned(),
+            content_id: a.content_id.clone(),
+            blob_key: key,
+            size: a.content.len(),
+        });
+    }
+
+    let mut accepted = Vec::with_capacity(plan.request.to.len());
+    let mut jobs = Vec::new();
+    for (i, (r, suppression)) in plan.request.to.iter().zip(suppressed).enumerate() {
+        let mut change = plan.request.data.clone();
+        if let Some(name) = r.name.as_deref().filter(|n| !n.is_empty()) {
+            change.set("name", Value::String(name.to_owned()));
+        }
+        let outcome = contacts
+            .upsert_with_default(
+                project.id,
+                &r.email,
+                plan.request.subscribed,
+                false,
+                &change,
+                SubscriptionSource::Send,
+            )
+            .await
+            .map_err(crate::contacts::contact_error)?;
+        let email_id = ids.id(i + 1);
+        let status = if suppression.is_some() {
+            EmailStatus::Suppressed
+        } else {
+            EmailStatus::Pending
+        };
+        let record = EmailRecord {
+            id: email_id,
+            contact_id: Some(outcome.contact.id),
+            to: r.email.to_string(),
+            to_name: r.name.clone(),
+            from: plan.from.to_string(),
+            from_name: plan.from_name.clone(),
+            reply_to: plan.reply_to.clone(),
+            subject: plan.subject.clone(),
+            source_type: SourceType::Transactional,
+            template_id: plan.template.as_ref().map(|t| t.id),
+            campaign_id: None,
+            workflow_id: None,
+            workflow_execution_id: None,
+            marketing: plan.marketing,
+            tracking: plan.tracking,
+            test: false,
+            status,
+            error: suppression
+                .as_ref()
+                .map(|s| format!("SUPPRESSED: {}", s.reason)),
+            attempts: 0,
+            message_id: None,
+            opens: 0,
+            clicks: 0,
+            bounce_type: None,
+            bounce_sub_type: None,
+            queued_at: (status == EmailStatus::Pending).then_some(now),
+            sending_at: None,
+            sent_at: None,
+            delivered_at: None,
+            opened_at: None,
+            clicked_at: None,
+            bounced_at: None,
+            complained_at: None,
+            delayed_at: None,
+            failed_at: None,
+            suppressed_at: (status == EmailStatus::Suppressed).then_some(now),
+            created_at: now,
+            updated_at: now,
+        };
+        let content = (status == EmailStatus::Pending).then(|| EmailContent {
+            subject: plan.subject.clone(),
+            body: plan.body.clone(),
+            headers: plan.request.headers.clone(),
+            attachments: stored_attachments.clone(),
+            one_shot: plan.request.data.one_shot.clone(),
+        });
+        let created = state
+            .store
+            .emails()
+            .accept(project.id, &record, content.as_ref())
+            .await?;
+        if created && status == EmailStatus::Suppressed {
+            let event = Event {
+                id: Uuid::now_v7(),
+                name: "email.suppressed".into(),
+                contact_id: record.contact_id,
+                contact_email: Some(record.to.clone()),
+                email_id: Some(record.id),
+                data: plunk_domain::email_record::event_data(
+                    &record,
+                    json!({ "suppressionReason": record.error }),
+                ),
+                source: EventSource::System,
+                created_at: now,
+            };
+            state.store.events().record(project.id, &event).await?;
+        }
+        if status == EmailStatus::Pending {
+            jobs.push(SendJob {
+                project_id: project.id,
+                email_id,
+                class: SendClass::Transactional,
+            });
+        }
+        accepted.push(AcceptedEmail {
+            contact: ContactRef {
+                id: outcome.contact.id.to_string(),
+                email: outcome.contact.email.to_string(),
+            },
+            email: email_id.to_string(),
+            status: status.as_str().to_owned(),
+        });
+    }
+    // A failure here leaves PENDING records that the scheduler's sweep queues again.
+    if let Err(e) = state.send_queues.enqueue(&jobs).await {
+        tracing::warn!(error = %e, "enqueue failed; the sweep will queue these emails");
+    }
+    Ok(SendResult {
+        emails: accepted,
+        timestamp: now.to_string(),
+    })
+}
+
+/// Logs the cause of an error that is mapped to a generic response.
+trait TapLog {
+    fn tap_log(self, cause: &dyn std::fmt::Display) -> Self;
+}
+
+impl TapLog for ApiError {
+    fn tap_log(self, cause: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, code = ?self.code, "dependency failed");
+        self
+    }
+}

@@ -1,0 +1,373 @@
+//! Builds every adapter a function needs from its environment, once per cold start.
+//!
+//! In AWS the SAM template sets the names of the resources (queue URLs, bucket, configuration
+//! sets); each adapter then talks to its AWS service through one shared SDK configuration
+//! (region and credentials from the Lambda environment, `PLUNK_AWS_ENDPOINT` for an emulator such
+//! as moto). With the embedded store (`PLUNK_STORE=sqlite`, as in the tests and on a laptop) any
+//! adapter whose variable is unset is the local one under `PLUNK_DATA_DIR`, laid out like
+//! `plunk serve` lays it out, so a function and the local server can share a data directory.
+//!
+//! | Variable | Adapter | Unset, embedded store | Unset, DynamoDB |
+//! |---|---|---|---|
+//! | `PLUNK_SEND_QUEUE_*_URL` (all three) | SQS send queues | `queues.db` | refused where used |
+//! | `PLUNK_BLOB_BUCKET` | S3 blobs | `blobs/` | refused where used |
+//! | `PLUNK_IDENTITIES` (`ses`, `local`) | sending identities | local (no DNS) | refused for `/domains` |
+//! | `PLUNK_MAILER` (`ses` or `outbox`), `PLUNK_OUTBOX_DIR` | mailer | SES | SES |
+//! | `PLUNK_SES_CONFIGURATION_SET_{TRACKED,UNTRACKED}` | SES configuration sets | none | none |
+//! | `PLUNK_SEND_RATE` | sends per second | SES `GetAccount`, else 14 | same |
+//!
+//! A deployment that forgot a variable fails at start with the variable's name, rather than
+//! accepting mail into a queue that only lives in memory or verifying domains without DNS.
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use plunk_api::Group;
+use plunk_http_kit::{AppState, Settings};
+use plunk_messaging::blob::folder::FolderBlobs;
+use plunk_messaging::blob::s3::S3Blobs;
+use plunk_messaging::blob::BlobStore;
+use plunk_messaging::identity::local::LocalIdentities;
+use plunk_messaging::identity::ses::SesIdentities;
+use plunk_messaging::identity::SendingIdentities;
+use plunk_messaging::mailer::outbox::OutboxMailer;
+use plunk_messaging::mailer::ses::SesMailer;
+use plunk_messaging::mailer::Mailer;
+use plunk_messaging::queue::embedded::{EmbeddedQueue, RedrivePolicy};
+use plunk_messaging::queue::sqs::SqsQueue;
+use plunk_messaging::queue::{Queue, QueueError};
+use plunk_messaging::send_queues::SendQueues;
+use plunk_store::config::StoreConfig;
+use plunk_store::table::StoreError;
+use plunk_store::Store;
+use plunk_worker::clock::SystemClock;
+use plunk_worker::pacing::{Pacer, TablePace, DEFAULT_RATE};
+use plunk_worker::scheduler::Scheduler;
+use plunk_worker::send::{SendWorker, SenderConfig};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::OnceCell;
+
+/// URL variables of the send queues, in `SendClass::ALL` order.
+pub const SEND_QUEUE_URL_VARS: [&str; 3] = [
+    "PLUNK_SEND_QUEUE_TRANSACTIONAL_URL",
+    "PLUNK_SEND_QUEUE_WORKFLOW_URL",
+    "PLUNK_SEND_QUEUE_CAMPAIGN_URL",
+];
+
+/// Names of the embedded send queues and their dead-letter queue (as `plunk serve` names them).
+const EMBEDDED_QUEUES: [&str; 3] = ["send-transactional", "send-workflow", "send-campaign"];
+const EMBEDDED_DLQ: &str = "send-dlq";
+/// Receives before an embedded send job moves to the dead-letter queue (the SQS queues' own
+/// `maxReceiveCount` in the template).
+const EMBEDDED_MAX_RECEIVES: u32 = 10;
+
+/// Why a function cannot start.
+#[derive(thiserror::Error)]
+pub enum ConfigError {
+    /// A variable this function needs is not set.
+    #[error("{var} must be set: {why}")]
+    Missing {
+        var: &'static str,
+        why: &'static str,
+    },
+    /// A variable has a value this function does not understand.
+    #[error("{var}={value:?} is invalid: {expected}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot open the send queues: {0}")]
+    Queue(#[from] QueueError),
+}
+
+/// The message itself: a `main` returning this error prints it with `Debug` into the function's
+/// init log.
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// A non-empty variable.
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The environment of one function: its store and the means to build the other adapters.
+pub struct Environment {
+    /// The store named by `PLUNK_STORE` (default `dynamo`).
+    pub store: Store,
+    /// The data directory of the embedded store: where the local adapters live.
+    local_dir: Option<PathBuf>,
+    endpoint: Option<String>,
+    aws: OnceCell<SdkConfig>,
+}
+
+impl Environment {
+    /// Opens the store named by the environment.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let config = StoreConfig::from_env("dynamo")?;
+        let local_dir = match &config {
+            StoreConfig::Sqlite { data_dir } => Some(data_dir.clone()),
+            StoreConfig::Dynamo { .. } => None,
+        };
+        Ok(Self {
+            store: config.open().await?,
+            local_dir,
+            endpoint: var("PLUNK_AWS_ENDPOINT"),
+            aws: OnceCell::new(),
+        })
+    }
+
+    /// The shared SDK configuration, loaded on first use.
+    async fn aws(&self) -> &SdkConfig {
+        self.aws
+            .get_or_init(|| async {
+                let mut loader = aws_config::defaults(BehaviorVersion::latest());
+                if let Some(endpoint) = &self.endpoint {
+                    loader = loader.endpoint_url(endpoint);
+                }
+                loader.load().await
+            })
+            .await
+    }
+
+    async fn ses_client(&self) -> aws_sdk_sesv2::Client {
+        aws_sdk_sesv2::Client::new(self.aws().await)
+    }
+
+    /// The send queues: SQS when the three URLs are set, the embedded queues with the embedded
+    /// store, else `None`.
+    pub async fn send_queues(&self) -> Result<Option<SendQueues>, ConfigError> {
+        let urls = SEND_QUEUE_URL_VARS.map(var);
+        if urls.iter().all(Option::is_some) {
+            let client = aws_sdk_sqs::Client::new(self.aws().await);
+            let [t, w, c] = urls.map(|url| -> Arc<dyn Queue> {
+                Arc::new(SqsQueue::new(client.clone(), url.unwrap_or_default()))
+            });
+            return Ok(Some(SendQueues {
+                transactional: t,
+                workflow: w,
+                campaign: c,
+            }));
+        }
+        if let Some(i) = urls.iter().position(Option::is_none) {
+            if urls.iter().any(Option::is_some) {
+                return Err(ConfigError::Missing {
+                    var: SEND_QUEUE_URL_VARS[i],
+                    why: "the send queue URLs are set together",
+                });
+            }
+        }
+        let Some(dir) = &self.local_dir else {
+            return Ok(None);
+        };
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
+        let path = dir.join("queues.db");
+        let redrive = || RedrivePolicy {
+            dead_letter_queue: EMBEDDED_DLQ.into(),
+            max_receive_count: EMBEDDED_MAX_RECEIVES,
+        };
+        let [t, w, c] = EMBEDDED_QUEUES;
+        Ok(Some(SendQueues {
+            transactional: Arc::new(EmbeddedQueue::open(&path, t, redrive())?),
+            workflow: Arc::new(EmbeddedQueue::open(&path, w, redrive())?),
+            campaign: Arc::new(EmbeddedQueue::open(&path, c, redrive())?),
+        }))
+    }
+
+    /// The SQS send queues by queue name (the last part of a queue URL or ARN), for changing the
+    /// visibility of messages an event source handed over. Empty without the URLs.
+    pub async fn sqs_queues_by_name(&self) -> QueuesByName {
+        let urls: Vec<String> = SEND_QUEUE_URL_VARS.iter().filter_map(|v| var(v)).collect();
+        if urls.is_empty() {
+            return QueuesByName::default();
+        }
+        let client = aws_sdk_sqs::Client::new(self.aws().await);
+        QueuesByName(
+            urls.into_iter()
+                .map(|url| {
+                    let name = url.rsplit('/').next().unwrap_or_default().to_owned();
+                    let queue: Arc<dyn Queue> = Arc::new(SqsQueue::new(client.clone(), url));
+                    (name, queue)
+                })
+                .collect(),
+        )
+    }
+
+    /// The blob store: S3 with `PLUNK_BLOB_BUCKET`, the `blobs` folder with the embedded store,
+    /// else `None`.
+    pub async fn blobs(&self) -> Option<Arc<dyn BlobStore>> {
+        if let Some(bucket) = var("PLUNK_BLOB_BUCKET") {
+            // Emulators rarely serve bucket subdomains: address them path-style.
+            let config = aws_sdk_s3::config::Builder::from(self.aws().await)
+                .force_path_style(self.endpoint.is_some())
+                .build();
+            let client = aws_sdk_s3::Client::from_conf(config);
+            return Some(Arc::new(S3Blobs::new(client, bucket)));
+        }
+        let dir = self.local_dir.as_ref()?;
+        Some(Arc::new(FolderBlobs::new(dir.join("blobs"))))
+    }
+
+    /// The sending identities: `PLUNK_IDENTITIES=ses` or `local`; unset, local with the embedded
+    /// store, else `None`.
+    pub async fn identities(&self) -> Result<Option<Arc<dyn SendingIdentities>>, ConfigError> {
+        match var("PLUNK_IDENTITIES").as_deref() {
+            Some("ses") => Ok(Some(Arc::new(SesIdentities::new(self.ses_client().await)))),
+            Some("local") => Ok(Some(Arc::new(LocalIdentities))),
+            Some(other) => Err(ConfigError::Invalid {
+                var: "PLUNK_IDENTITIES",
+                value: other.to_owned(),
+                expected: "ses or local",
+            }),
+            None if self.local_dir.is_some() => Ok(Some(Arc::new(LocalIdentities))),
+            None => Ok(None),
+        }
+    }
+
+    /// The HTTP state of `group`, refusing to start without an adapter the group uses.
+    pub async fn app_state(&self, group: Group) -> Result<AppState, ConfigError> {
+        let mut state = AppState::new(self.store.clone(), Settings::from_env());
+        match self.send_queues().await? {
+            Some(queues) => state = state.with_send_queues(queues),
+            None if matches!(group, Group::PublicApi) => {
+                return Err(ConfigError::Missing {
+                    var: SEND_QUEUE_URL_VARS[0],
+                    why: "accepted emails are queued on SQS",
+                })
+            }
+            None => {}
+        }
+        match self.blobs().await {
+            Some(blobs) => state = state.with_blobs(blobs),
+            None if matches!(group, Group::PublicApi) => {
+                return Err(ConfigError::Missing {
+                    var: "PLUNK_BLOB_BUCKET",
+                    why: "attachments are kept in S3",
+                })
+            }
+            None => {}
+        }
+        match self.identities().await? {
+            Some(identities) => state = state.with_identities(identities),
+            None if matches!(group, Group::Domains) => {
+                return Err(ConfigError::Missing {
+                    var: "PLUNK_IDENTITIES",
+                    why: "domains are verified by the provider (ses)",
+                })
+            }
+            None => {}
+        }
+        Ok(state)
+    }
+
+    /// The mailer: `PLUNK_MAILER=ses` (default) or `outbox` (into `PLUNK_OUTBOX_DIR`, else the
+    /// data directory's `outbox`).
+    pub async fn mailer(&self) -> Result<Arc<dyn Mailer>, ConfigError> {
+        match var("PLUNK_MAILER").as_deref() {
+            None | Some("ses") => Ok(Arc::new(SesMailer::new(self.ses_client().await, None))),
+            Some("outbox") => {
+                let dir = var("PLUNK_OUTBOX_DIR")
+                    .map(PathBuf::from)
+                    .or_else(|| self.local_dir.as_ref().map(|d| d.join("outbox")))
+                    .ok_or(ConfigError::Missing {
+                        var: "PLUNK_OUTBOX_DIR",
+                        why: "the outbox mailer writes there",
+                    })?;
+                Ok(Arc::new(OutboxMailer::new(dir)))
+            }
+            Some(other) => Err(ConfigError::Invalid {
+                var: "PLUNK_MAILER",
+                value: other.to_owned(),
+                expected: "ses or outbox",
+            }),
+        }
+    }
+
+    /// The send worker: the mailer, the blobs, and the shared pace at `PLUNK_SEND_RATE`, else the
+    /// provider's account rate, else 14 per second.
+    pub async fn send_worker(&self) -> Result<SendWorker, ConfigError> {
+        let mailer = self.mailer().await?;
+        let blobs = self.blobs().await.ok_or(ConfigError::Missing {
+            var: "PLUNK_BLOB_BUCKET",
+            why: "attachments are read from S3",
+        })?;
+        let rate = match var("PLUNK_SEND_RATE") {
+            Some(raw) => raw
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|r| r.is_finite() && *r > 0.0)
+                .ok_or(ConfigError::Invalid {
+                    var: "PLUNK_SEND_RATE",
+                    value: raw,
+                    expected: "a positive number of sends per second",
+                })?,
+            None => mailer.account_send_rate().await.unwrap_or(DEFAULT_RATE),
+        };
+        tracing::info!(rate, "send pace");
+        let pace = Arc::new(TablePace::new(self.store.table().clone()));
+        Ok(SendWorker {
+            store: self.store.clone(),
+            mailer,
+            blobs,
+            pacer: Pacer::new(pace, Arc::new(SystemClock), rate),
+            config: SenderConfig {
+                configuration_set_tracked: var("PLUNK_SES_CONFIGURATION_SET_TRACKED"),
+                configuration_set_untracked: var("PLUNK_SES_CONFIGURATION_SET_UNTRACKED"),
+            },
+        })
+    }
+
+    /// The scheduler: the store and the send queues it re-queues into.
+    pub async fn scheduler(&self) -> Result<Scheduler, ConfigError> {
+        let queues = self.send_queues().await?.ok_or(ConfigError::Missing {
+            var: SEND_QUEUE_URL_VARS[0],
+            why: "emails left behind are queued again on SQS",
+        })?;
+        Ok(Scheduler {
+            store: self.store.clone(),
+            queues,
+        })
+    }
+}
+
+/// Queues by name, to act on a message knowing only its queue's ARN.
+#[derive(Clone, Default)]
+pub struct QueuesByName(HashMap<String, Arc<dyn Queue>>);
+
+impl QueuesByName {
+    /// Queues under the given names.
+    pub fn new(queues: impl IntoIterator<Item = (String, Arc<dyn Queue>)>) -> Self {
+        Self(queues.into_iter().collect())
+    }
+
+    /// The queue an event source ARN (`arn:aws:sqs:<region>:<account>:<name>`) names.
+    pub fn by_arn(&self, arn: &str) -> Option<&Arc<dyn Queue>> {
+        self.0.get(arn.rsplit(':').next().unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plunk_messaging::memory::MemoryQueue;
+
+    #[test]
+    fn a_queue_is_found_by_the_last_part_of_its_arn() {
+        let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::default());
+        let queues = QueuesByName::new([("plunk-SendTransactional-AbC".to_owned(), queue)]);
+        assert!(queues
+            .by_arn("arn:aws:sqs:us-east-1:123456789012:plunk-SendTransactional-AbC")
+            .is_some());
+        assert!(queues
+            .by_arn("arn:aws:sqs:us-east-1:123456789012:plunk-SendCampaign-AbC")
+            .is_none());
+        assert!(queues.by_arn("").is_none());
+    }
+}

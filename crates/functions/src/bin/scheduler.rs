@@ -1,0 +1,14 @@
+//! Lambda function for the every-minute EventBridge schedule: one scheduler tick per event.
+
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use plunk_functions::{adapters::Environment, init_tracing, scheduler};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let scheduler = Environment::from_env().await?.scheduler().await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<_>| {
+        scheduler::handle(&scheduler, event)
+    }))
+    .await
+}

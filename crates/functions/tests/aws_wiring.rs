@@ -1,0 +1,167 @@
+//! The functions wired to AWS services by their environment, against moto's server at
+//! `PLUNK_TEST_AWS_ENDPOINT` (skipped without it; `make test-rust` starts moto): the real
+//! `public-api` binary queues on SQS and stores attachments in S3, and the real `send-consumer`
+//! binary takes the SQS message and reads the attachment back from S3.
+
+mod common;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_sqs::config::{Credentials, Region};
+use common::Function;
+use plunk_domain::email_record::EmailStatus;
+use plunk_messaging::blob::s3::S3Blobs;
+use plunk_messaging::queue::sqs::{create_queue_with_dead_letter_queue, SqsQueue};
+use plunk_messaging::queue::Queue;
+use plunk_messaging::send_queues::SendJob;
+use serde_json::json;
+use std::time::Duration;
+use uuid::Uuid;
+
+const ENDPOINT_VAR: &str = "PLUNK_TEST_AWS_ENDPOINT";
+
+fn endpoint() -> Option<String> {
+    match std::env::var(ENDPOINT_VAR) {
+        Ok(e) if !e.trim().is_empty() => Some(e),
+        _ => {
+            println!("skipped: {ENDPOINT_VAR} not set");
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_api_and_the_consumer_use_sqs_and_s3_named_by_their_environment() {
+    let Some(endpoint) = endpoint() else { return };
+    // Arrange: queues and a bucket at moto, a project with a verified domain in the store.
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .load()
+        .await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let run = Uuid::now_v7().simple().to_string();
+    let mut queues: Vec<SqsQueue> = Vec::new();
+    for class in ["transactional", "workflow", "campaign"] {
+        let name = format!("plunk-{}-{class}", &run[20..]);
+        let (queue, _dlq) = create_queue_with_dead_letter_queue(&sqs, &name, 10)
+            .await
+            .unwrap();
+        queues.push(queue);
+    }
+    let bucket = format!("plunk-{}", &run[20..]);
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    let blobs = S3Blobs::new(s3, &bucket);
+    blobs.create_bucket().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::store_in(dir.path());
+    let (project, secret) = common::project(&store).await;
+    common::verified_domain(&store, project.id).await;
+    let outbox = dir.path().join("sent");
+    let aws_env = [
+        ("PLUNK_SEND_QUEUE_TRANSACTIONAL_URL", queues[0].url.as_str()),
+        ("PLUNK_SEND_QUEUE_WORKFLOW_URL", queues[1].url.as_str()),
+        ("PLUNK_SEND_QUEUE_CAMPAIGN_URL", queues[2].url.as_str()),
+        ("PLUNK_BLOB_BUCKET", bucket.as_str()),
+        ("PLUNK_AWS_ENDPOINT", endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ];
+
+    // Act 1: the public API accepts an email with an attachment.
+    let mut api =
+        Function::start_with(env!("CARGO_BIN_EXE_public-api"), dir.path(), &aws_env).await;
+    let body = json!({
+        "to": "ada@example.org",
+        "from": format!("hello@{}", common::SENDER_DOMAIN),
+        "subject": "Your report",
+        "body": "<p>Attached.</p>",
+        "attachments": [{
+            "filename": "report.txt",
+            "content": "aGVsbG8=", // "hello"
+            "contentType": "text/plain",
+        }],
+    })
+    .to_string();
+    let mut request = common::fixture("contacts-create.json", &[("__SECRET_KEY__", &secret)]);
+    request["rawPath"] = "/v1/send".into();
+    request["routeKey"] = "ANY /v1/{proxy+}".into();
+    request["requestContext"]["routeKey"] = "ANY /v1/{proxy+}".into();
+    request["requestContext"]["http"]["path"] = "/v1/send".into();
+    request["headers"]["content-length"] = body.len().to_string().into();
+    request["body"] = body.into();
+    let accepted = api.invoke(request).await;
+    assert_eq!(accepted["statusCode"], 200, "{accepted}");
+
+    // The job is on the SQS transactional queue, the attachment in the bucket.
+    let messages = queues[0]
+        .receive(10, Duration::from_secs(60), Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(messages.len(), 1);
+    let job: SendJob = serde_json::from_str(&messages[0].body).unwrap();
+    assert_eq!(job.project_id, project.id);
+    let record = store
+        .emails()
+        .get(project.id, job.email_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let content = store
+        .emails()
+        .content(project.id, &record)
+        .await
+        .unwrap()
+        .unwrap();
+    let key = &content.attachments[0].blob_key;
+    use plunk_messaging::blob::BlobStore;
+    assert_eq!(
+        blobs.get(key).await.unwrap().as_deref(),
+        Some(&b"hello"[..])
+    );
+
+    // Act 2: Lambda hands the message to the consumer.
+    let queue_name = queues[0].url.rsplit('/').next().unwrap();
+    let mut event = common::fixture("sqs-send-batch.json", &[]);
+    event["Records"].as_array_mut().unwrap().truncate(1);
+    let record_json = &mut event["Records"][0];
+    record_json["messageId"] = messages[0].message_id.clone().into();
+    record_json["receiptHandle"] = messages[0].receipt.clone().into();
+    record_json["body"] = messages[0].body.clone().into();
+    record_json["eventSourceARN"] =
+        format!("arn:aws:sqs:us-east-1:123456789012:{queue_name}").into();
+    let mut consumer_env = aws_env.to_vec();
+    consumer_env.extend([
+        ("PLUNK_MAILER", "outbox"),
+        ("PLUNK_OUTBOX_DIR", outbox.to_str().unwrap()),
+        ("PLUNK_SEND_RATE", "1000"),
+    ]);
+    let mut consumer = Function::start_with(
+        env!("CARGO_BIN_EXE_send-consumer"),
+        dir.path(),
+        &consumer_env,
+    )
+    .await;
+    let response = consumer.invoke(event).await;
+
+    // Assert: sent with the attachment read back from S3.
+    assert_eq!(response["batchItemFailures"], json!([]), "{response}");
+    let sent = store
+        .emails()
+        .get(project.id, job.email_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sent.status, EmailStatus::Sent);
+    let message = plunk_messaging::mailer::outbox::read(&outbox, job.email_id).unwrap();
+    assert_eq!(message.attachments.len(), 1);
+    assert_eq!(
+        message.attachments[0].filename.as_deref(),
+        Some("report.txt")
+    );
+}

@@ -1,0 +1,153 @@
+//! The send consumer's handler when a send must be retried: the message's visibility becomes
+//! the back-off on its own queue, and the message is reported as a batch item failure.
+
+mod common;
+
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{Context, LambdaEvent};
+use plunk_domain::email_record::EmailStatus;
+use plunk_domain::Timestamp;
+use plunk_functions::adapters::QueuesByName;
+use plunk_functions::send_consumer;
+use plunk_messaging::mailer::{MailError, Mailer, OutgoingEmail};
+use plunk_messaging::memory::MemoryBlobs;
+use plunk_messaging::queue::{Queue, QueueError, ReceivedMessage};
+use plunk_store::backend::sqlite::SqliteTable;
+use plunk_store::Store;
+use plunk_worker::clock::SystemClock;
+use plunk_worker::pacing::{MemoryPace, Pacer};
+use plunk_worker::send::{backoff, SendWorker, SenderConfig};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The transactional queue's name in the fixture's `eventSourceARN`.
+const QUEUE_NAME: &str = "plunk-SendTransactionalQueue-Q7rT2mKx9LbA";
+
+/// A provider that is always throttling.
+struct Throttled;
+
+#[async_trait]
+impl Mailer for Throttled {
+    async fn send(&self, _: &OutgoingEmail) -> Result<String, MailError> {
+        Err(MailError::Throttled(
+            "Maximum sending rate exceeded.".into(),
+        ))
+    }
+}
+
+/// A queue that only records visibility changes.
+#[derive(Default)]
+struct Recorded {
+    visibility: Mutex<Vec<(String, Duration)>>,
+}
+
+#[async_trait]
+impl Queue for Recorded {
+    async fn send(&self, _: &str, _: Duration) -> Result<(), QueueError> {
+        unimplemented!()
+    }
+    async fn send_batch(&self, _: &[String]) -> Result<(), QueueError> {
+        unimplemented!()
+    }
+    async fn receive(
+        &self,
+        _: usize,
+        _: Duration,
+        _: Duration,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+        unimplemented!()
+    }
+    async fn delete(&self, _: &str) -> Result<(), QueueError> {
+        unimplemented!()
+    }
+    async fn change_visibility(
+        &self,
+        receipt: &str,
+        visibility: Duration,
+    ) -> Result<(), QueueError> {
+        self.visibility
+            .lock()
+            .unwrap()
+            .push((receipt.to_owned(), visibility));
+        Ok(())
+    }
+}
+
+async fn arrange() -> (Store, SendWorker, Uuid, Uuid) {
+    let store = Store::new(Arc::new(SqliteTable::in_memory().unwrap()));
+    let (project, _) = common::project(&store).await;
+    common::verified_domain(&store, project.id).await;
+    let email =
+        common::pending_email(&store, project.id, "ada@example.org", Timestamp::now()).await;
+    let worker = SendWorker {
+        store: store.clone(),
+        mailer: Arc::new(Throttled),
+        blobs: Arc::new(MemoryBlobs::default()),
+        pacer: Pacer::new(
+            Arc::new(MemoryPace::default()),
+            Arc::new(SystemClock),
+            1000.0,
+        ),
+        config: SenderConfig::default(),
+    };
+    (store, worker, project.id, email)
+}
+
+/// The fixture's first record, for `email`.
+fn event(project: Uuid, email: Uuid) -> (LambdaEvent<SqsEvent>, String, String) {
+    let mut value = common::fixture(
+        "sqs-send-batch.json",
+        &[
+            ("__PROJECT_ID__", &project.to_string()),
+            ("__EMAIL_ID_1__", &email.to_string()),
+        ],
+    );
+    value["Records"].as_array_mut().unwrap().truncate(1);
+    let record = &value["Records"][0];
+    let id = record["messageId"].as_str().unwrap().to_owned();
+    let receipt = record["receiptHandle"].as_str().unwrap().to_owned();
+    let payload: SqsEvent = serde_json::from_value(value).unwrap();
+    (LambdaEvent::new(payload, Context::default()), id, receipt)
+}
+
+#[tokio::test]
+async fn a_throttled_send_is_delayed_on_its_queue_and_reported_for_retry() {
+    let (store, worker, project, email) = arrange().await;
+    let queue = Arc::new(Recorded::default());
+    let queues = QueuesByName::new([(QUEUE_NAME.to_owned(), queue.clone() as Arc<dyn Queue>)]);
+    let (event, message_id, receipt) = event(project, email);
+
+    let response = send_consumer::handle(&worker, &queues, event)
+        .await
+        .unwrap();
+
+    let reported: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(reported, [message_id]);
+    assert_eq!(*queue.visibility.lock().unwrap(), [(receipt, backoff(1))]);
+    let record = store.emails().get(project, email).await.unwrap().unwrap();
+    assert_eq!(
+        record.status,
+        EmailStatus::Pending,
+        "visible, waiting for the retry"
+    );
+    assert_eq!(record.attempts, 1);
+}
+
+#[tokio::test]
+async fn a_retry_on_an_unknown_queue_is_still_reported() {
+    let (_, worker, project, email) = arrange().await;
+    let (event, message_id, _) = event(project, email);
+
+    let response = send_consumer::handle(&worker, &QueuesByName::default(), event)
+        .await
+        .unwrap();
+
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(response.batch_item_failures[0].item_identifier, message_id);
+}

@@ -1,0 +1,329 @@
+//! Settings of `template.yaml` that `cfn-lint` and `sam validate --lint` accept but AWS refuses
+//! or that break the send pipeline's guarantees (ARCHITECTURE §5), checked on the parsed file.
+//! CloudFormation's short tags (`!Ref`, `!GetAtt`, `!Sub`) are kept as tagged values.
+
+use serde_yaml::Value;
+use std::collections::BTreeSet;
+
+fn template() -> Value {
+    let path = format!("{}/../../template.yaml", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_yaml::from_str(&text).expect("template.yaml parses")
+}
+
+/// The logical id a `!Ref X` or `!GetAtt X.Attr` names.
+fn target(value: &Value) -> Option<&str> {
+    match value {
+        Value::Tagged(t) if t.tag == "Ref" || t.tag == "GetAtt" => {
+            t.value.as_str().map(|s| s.split('.').next().unwrap_or(s))
+        }
+        _ => None,
+    }
+}
+
+fn resources(t: &Value) -> Vec<(&str, &Value)> {
+    t["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .map(|(k, v)| (k.as_str().unwrap(), v))
+        .collect()
+}
+
+fn of_type<'a>(t: &'a Value, kind: &str) -> Vec<(&'a str, &'a Value)> {
+    resources(t)
+        .into_iter()
+        .filter(|(_, r)| r["Type"] == kind)
+        .collect()
+}
+
+fn functions(t: &Value) -> Vec<(&str, &Value)> {
+    of_type(t, "AWS::Serverless::Function")
+}
+
+/// A function property, else the `Globals.Function` one.
+fn effective<'a>(t: &'a Value, function: &'a Value, property: &str) -> &'a Value {
+    match &function["Properties"][property] {
+        Value::Null => &t["Globals"]["Function"][property],
+        v => v,
+    }
+}
+
+/// `(function, event name, event properties)` of every SQS event source.
+fn sqs_events(t: &Value) -> Vec<(&str, &str, &Value)> {
+    let mut out = Vec::new();
+    for (name, f) in functions(t) {
+        if let Some(events) = f["Properties"]["Events"].as_mapping() {
+            for (event, e) in events {
+                if e["Type"] == "SQS" {
+                    out.push((name, event.as_str().unwrap(), &e["Properties"]));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_sqs_event_source_reports_partial_failures_and_allows_two_concurrent_batches() {
+    let t = template();
+    let events = sqs_events(&t);
+    assert!(events.len() >= 3, "the three send queues are consumed");
+    for (function, event, p) in events {
+        let max = p["ScalingConfig"]["MaximumConcurrency"].as_u64();
+        assert!(
+            max.is_some_and(|m| (2..=1000).contains(&m)),
+            "{function}.{event}: MaximumConcurrency must be 2..=1000 (AWS minimum 2), got {max:?}"
+        );
+        let types = p["FunctionResponseTypes"]
+            .as_sequence()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            types.iter().any(|v| v == "ReportBatchItemFailures"),
+            "{function}.{event}: FunctionResponseTypes must include ReportBatchItemFailures"
+        );
+        let batch = p["BatchSize"].as_u64().unwrap_or(10);
+        assert!(
+            (1..=10).contains(&batch),
+            "{function}.{event}: BatchSize above 10 needs a batching window"
+        );
+    }
+}
+
+#[test]
+fn no_function_has_a_reserved_concurrency_of_one() {
+    let t = template();
+    assert!(
+        t["Globals"]["Function"]["ReservedConcurrentExecutions"].is_null(),
+        "no reserved concurrency for every function"
+    );
+    for (name, f) in functions(&t) {
+        let reserved = f["Properties"]["ReservedConcurrentExecutions"].as_u64();
+        assert_ne!(reserved, Some(1), "{name}: reserved concurrency 1");
+        // With an SQS trigger, reserved concurrency below what the event sources may run
+        // throttles the pollers and sends messages to the DLQ untried.
+        let sqs_max: u64 = sqs_events(&t)
+            .iter()
+            .filter(|(function, _, _)| *function == name)
+            .map(|(_, _, p)| {
+                p["ScalingConfig"]["MaximumConcurrency"]
+                    .as_u64()
+                    .unwrap_or(0)
+            })
+            .sum();
+        if let Some(reserved) = reserved {
+            assert!(
+                reserved >= sqs_max,
+                "{name}: reserved concurrency {reserved} below its SQS sources' {sqs_max}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_consumed_queue_hides_a_message_six_times_as_long_as_its_consumer_may_run() {
+    let t = template();
+    for (function, event, p) in sqs_events(&t) {
+        let queue = target(&p["Queue"])
+            .unwrap_or_else(|| panic!("{function}.{event}: Queue is !GetAtt <Queue>.Arn"));
+        let q = &t["Resources"][queue];
+        assert_eq!(q["Type"], "AWS::SQS::Queue", "{function}.{event}: {queue}");
+        let f = &t["Resources"][function];
+        let timeout = effective(&t, f, "Timeout").as_u64().unwrap_or(3);
+        // SQS's default visibility timeout is 30 s.
+        let visibility = q["Properties"]["VisibilityTimeout"].as_u64().unwrap_or(30);
+        assert!(
+            visibility >= 6 * timeout,
+            "{queue}: VisibilityTimeout {visibility} s < 6 x {function}'s Timeout {timeout} s"
+        );
+        assert!(
+            timeout <= 900,
+            "{function}: Lambda's Timeout is at most 900 s"
+        );
+    }
+}
+
+#[test]
+fn every_send_queue_redrives_to_a_dead_letter_queue() {
+    let t = template();
+    let queues = of_type(&t, "AWS::SQS::Queue");
+    let dead_letter: BTreeSet<&str> = queues
+        .iter()
+        .filter_map(|(_, q)| target(&q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]))
+        .collect();
+    assert!(!dead_letter.is_empty(), "a dead-letter queue exists");
+    let consumed: BTreeSet<&str> = sqs_events(&t)
+        .iter()
+        .filter_map(|(_, _, p)| target(&p["Queue"]))
+        .collect();
+    for (name, q) in &queues {
+        let props = &q["Properties"];
+        assert_eq!(
+            props["SqsManagedSseEnabled"], true,
+            "{name}: encrypted at rest"
+        );
+        if dead_letter.contains(name) {
+            assert!(
+                !consumed.contains(name),
+                "{name}: a dead-letter queue is not consumed"
+            );
+            continue;
+        }
+        let redrive = &props["RedrivePolicy"];
+        let dlq = target(&redrive["deadLetterTargetArn"])
+            .unwrap_or_else(|| panic!("{name}: RedrivePolicy.deadLetterTargetArn"));
+        assert_eq!(
+            t["Resources"][dlq]["Type"], "AWS::SQS::Queue",
+            "{name}: DLQ {dlq}"
+        );
+        let receives = redrive["maxReceiveCount"].as_u64();
+        assert!(
+            receives.is_some_and(|n| (2..=1000).contains(&n)),
+            "{name}: maxReceiveCount {receives:?}"
+        );
+    }
+    for queue in &consumed {
+        assert!(
+            t["Resources"][*queue]["Properties"]["RedrivePolicy"].is_mapping(),
+            "{queue}: consumed queues redrive"
+        );
+    }
+}
+
+#[test]
+fn every_function_runs_on_provided_al2023_on_arm64() {
+    let t = template();
+    for (name, f) in functions(&t) {
+        assert_eq!(
+            effective(&t, f, "Runtime"),
+            "provided.al2023",
+            "{name}: Runtime"
+        );
+        assert_eq!(effective(&t, f, "Handler"), "bootstrap", "{name}: Handler");
+        let arch: Vec<&str> = effective(&t, f, "Architectures")
+            .as_sequence()
+            .map(|s| s.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(arch, ["arm64"], "{name}: Architectures");
+        assert_eq!(
+            f["Metadata"]["BuildMethod"], "rust-cargolambda",
+            "{name}: built by cargo-lambda"
+        );
+    }
+}
+
+/// The `[[bin]]` names of crates/functions/Cargo.toml.
+fn binaries() -> BTreeSet<String> {
+    let path = format!("{}/Cargo.toml", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut out = BTreeSet::new();
+    let mut in_bin = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_bin = line == "[[bin]]";
+        } else if in_bin {
+            if let Some(name) = line.strip_prefix("name = ") {
+                out.insert(name.trim_matches('"').to_owned());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_binary_has_a_function_and_every_function_a_binary() {
+    let t = template();
+    let deployed: BTreeSet<String> = functions(&t)
+        .iter()
+        .map(|(name, f)| {
+            f["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name}: Metadata.BuildProperties.Binary"))
+                .to_owned()
+        })
+        .collect();
+    let built = binaries();
+    assert!(built.contains("public-api") && built.contains("send-consumer"));
+    assert_eq!(deployed, built, "template functions vs Cargo.toml binaries");
+}
+
+#[test]
+fn functions_given_send_queues_get_all_three() {
+    let t = template();
+    let vars = [
+        "PLUNK_SEND_QUEUE_TRANSACTIONAL_URL",
+        "PLUNK_SEND_QUEUE_WORKFLOW_URL",
+        "PLUNK_SEND_QUEUE_CAMPAIGN_URL",
+    ];
+    for (name, f) in functions(&t) {
+        let env = &f["Properties"]["Environment"]["Variables"];
+        let set: Vec<_> = vars.iter().filter(|v| !env[**v].is_null()).collect();
+        assert!(
+            set.is_empty() || set.len() == 3,
+            "{name}: the send queue URLs are set together (the functions refuse fewer)"
+        );
+        for var in set {
+            let queue =
+                target(&env[*var]).unwrap_or_else(|| panic!("{name}: {var} is !Ref <Queue>"));
+            assert_eq!(
+                t["Resources"][queue]["Type"], "AWS::SQS::Queue",
+                "{name}: {var}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_scheduler_ticks_every_minute() {
+    let t = template();
+    let schedules: Vec<&str> = functions(&t)
+        .iter()
+        .filter(|(_, f)| f["Metadata"]["BuildProperties"]["Binary"] == "scheduler")
+        .flat_map(|(_, f)| {
+            f["Properties"]["Events"]
+                .as_mapping()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|(_, e)| {
+            matches!(e["Type"].as_str(), Some("Schedule" | "ScheduleV2"))
+                .then(|| e["Properties"]["Schedule"].as_str().map(str::to_owned))
+                .flatten()
+        })
+        .map(|s| {
+            if s == "rate(1 minute)" {
+                "every minute"
+            } else {
+                "other"
+            }
+        })
+        .collect();
+    assert_eq!(schedules, ["every minute"]);
+}
+
+#[test]
+fn the_blob_bucket_is_private_and_expires_attachments() {
+    let t = template();
+    let buckets = of_type(&t, "AWS::S3::Bucket");
+    assert_eq!(buckets.len(), 1);
+    let p = &buckets[0].1["Properties"];
+    for setting in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(
+            p["PublicAccessBlockConfiguration"][setting], true,
+            "{setting}"
+        );
+    }
+    assert!(p["BucketEncryption"].is_mapping(), "encrypted");
+    let rules = p["LifecycleConfiguration"]["Rules"].as_sequence().unwrap();
+    assert!(rules.iter().any(|r| {
+        r["Status"] == "Enabled"
+            && (r["Prefix"] == "attachments/" || r["Filter"]["Prefix"] == "attachments/")
+            && r["ExpirationInDays"].as_u64() == Some(7)
+    }));
+}

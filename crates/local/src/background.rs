@@ -1,0 +1,102 @@
+//! The background work of `plunk serve`: the embedded send queues, blob folder and mailer, the
+//! send consumer and the every-minute scheduler tick, all in this process.
+
+use crate::output::Failure;
+use plunk_messaging::blob::folder::FolderBlobs;
+use plunk_messaging::blob::BlobStore;
+use plunk_messaging::mailer::outbox::OutboxMailer;
+use plunk_messaging::mailer::smtp::SmtpMailer;
+use plunk_messaging::mailer::Mailer;
+use plunk_messaging::queue::embedded::{EmbeddedQueue, RedrivePolicy};
+use plunk_messaging::send_queues::SendQueues;
+use plunk_store::Store;
+use plunk_worker::clock::SystemClock;
+use plunk_worker::pacing::{Pacer, TablePace, DEFAULT_RATE};
+use plunk_worker::scheduler::Scheduler;
+use plunk_worker::send::{SendWorker, SenderConfig};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Receives before a send job moves to the dead-letter queue.
+const MAX_RECEIVES: u32 = 10;
+
+/// What the HTTP side needs from the background side.
+pub struct Background {
+    pub queues: SendQueues,
+    pub blobs: Arc<dyn BlobStore>,
+    /// Where the outbox mailer writes, when it is the mailer.
+    pub outbox_dir: Option<PathBuf>,
+}
+
+fn queue(path: &Path, name: &str) -> Result<Arc<EmbeddedQueue>, Failure> {
+    let redrive = RedrivePolicy {
+        dead_letter_queue: "send-dlq".into(),
+        max_receive_count: MAX_RECEIVES,
+    };
+    EmbeddedQueue::open(path, name, redrive)
+        .map(Arc::new)
+        .map_err(|e| Failure::store(format!("cannot open the send queues: {e}")))
+}
+
+/// Opens the local adapters and starts the consumer and the scheduler.
+pub async fn start(store: &Store, data_dir: &Path) -> Result<Background, Failure> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| Failure::store(format!("cannot create {}: {e}", data_dir.display())))?;
+    let queues_db = data_dir.join("queues.db");
+    let queues = SendQueues {
+        transactional: queue(&queues_db, "send-transactional")?,
+        workflow: queue(&queues_db, "send-workflow")?,
+        campaign: queue(&queues_db, "send-campaign")?,
+    };
+    let blobs: Arc<dyn BlobStore> = Arc::new(FolderBlobs::new(data_dir.join("blobs")));
+    let (mailer, outbox_dir): (Arc<dyn Mailer>, Option<PathBuf>) =
+        match std::env::var("PLUNK_SMTP_URL") {
+            Ok(url) if !url.is_empty() => {
+                let mailer = SmtpMailer::from_url(&url)
+                    .map_err(|e| Failure::usage(format!("PLUNK_SMTP_URL: {e}")))?;
+                println!("Sent mail goes to the SMTP server in PLUNK_SMTP_URL");
+                (Arc::new(mailer), None)
+            }
+            _ => {
+                let dir = data_dir.join("outbox");
+                (Arc::new(OutboxMailer::new(dir.clone())), Some(dir))
+            }
+        };
+    let rate = std::env::var("PLUNK_SEND_RATE")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(DEFAULT_RATE);
+    let pacer = Pacer::new(
+        Arc::new(TablePace::new(store.table().clone())),
+        Arc::new(SystemClock),
+        rate,
+    );
+    let worker = SendWorker {
+        store: store.clone(),
+        mailer,
+        blobs: blobs.clone(),
+        pacer,
+        config: SenderConfig::default(),
+    };
+    tokio::spawn(plunk_worker::consumer::run(worker, queues.clone()));
+    let scheduler = Scheduler {
+        store: store.clone(),
+        queues: queues.clone(),
+    };
+    tokio::spawn(async move {
+        let mut every_minute = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every_minute.tick().await;
+            let now_ms = plunk_worker::clock::Clock::now_ms(&SystemClock);
+            if let Err(e) = scheduler.tick(now_ms).await {
+                tracing::warn!(error = %e, "scheduler tick failed");
+            }
+        }
+    });
+    Ok(Background {
+        queues,
+        blobs,
+        outbox_dir,
+    })
+}

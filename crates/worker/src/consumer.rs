@@ -1,0 +1,72 @@
+//! The local receive loop: the embedded send queues polled in priority order (transactional,
+//! then workflow, then campaign), each message processed by the send worker and then deleted or
+//! left to return after its back-off. In AWS the SQS event source plays this role.
+
+use crate::send::{Outcome, SendWorker};
+use plunk_domain::email_record::SendClass;
+use plunk_messaging::queue::Queue;
+use plunk_messaging::send_queues::{SendJob, SendQueues};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a received message stays hidden while it is processed.
+pub const VISIBILITY: Duration = Duration::from_secs(60);
+
+/// Handles one received message body: parses the job and processes it.
+pub async fn handle(worker: &SendWorker, body: &str) -> Outcome {
+    let job: SendJob = match serde_json::from_str(body) {
+        Ok(job) => job,
+        Err(e) => {
+            // A message no sender can read would only come back: drop it loudly.
+            tracing::error!(error = %e, "unreadable send job dropped");
+            return Outcome::Done;
+        }
+    };
+    match worker.process(job).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            tracing::warn!(email_id = %job.email_id, error = %e, "store failed while sending; retrying");
+            Outcome::RetryAfter(Duration::from_secs(5))
+        }
+    }
+}
+
+async fn drain_one(worker: &SendWorker, queue: &Arc<dyn Queue>) -> bool {
+    let messages = match queue.receive(10, VISIBILITY, Duration::ZERO).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(error = %e, "queue receive failed");
+            return false;
+        }
+    };
+    if messages.is_empty() {
+        return false;
+    }
+    for m in messages {
+        let outcome = handle(worker, &m.body).await;
+        let result = match outcome {
+            Outcome::Done => queue.delete(&m.receipt).await,
+            Outcome::RetryAfter(delay) => queue.change_visibility(&m.receipt, delay).await,
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "queue acknowledgement failed");
+        }
+    }
+    true
+}
+
+/// Runs until the process ends: always serves the highest-priority queue that has work.
+pub async fn run(worker: SendWorker, queues: SendQueues) {
+    loop {
+        let mut worked = false;
+        for class in SendClass::ALL {
+            if drain_one(&worker, queues.of(class)).await {
+                worked = true;
+                break;
+            }
+        }
+        if !worked {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Background work of the platform, written once and run by Lambda handlers (SQS events,
+//! EventBridge schedules) and by the local server's loops alike:
+//!
+//! - [`pacing`]: the global send pace shared by every sender (the account's rate, with
+//!   transactional mail first).
+//! - [`send`]: turns one queued email into a sent (or visibly failed) one.
+//! - [`scheduler`]: the every-minute tick that finds emails left behind.
+//! - [`consumer`]: the receive loop the local server runs over the embedded queues.
+
+pub mod clock;
+pub mod consumer;
+pub mod pacing;
+pub mod render;
+pub mod scheduler;
+pub mod send;

@@ -1,0 +1,197 @@
+//! The global send pace (spec README §7, ARCHITECTURE §5): every sender, in every process,
+//! reserves send slots from one shared "next free slot" time — the generic cell rate algorithm.
+//! Slots are `1/rate` apart, so no one-second window ever holds more than `rate` sends, and a
+//! sender that reserved a slot waits until its time before calling the provider.
+//!
+//! Priority: lower classes may only reserve while the next free slot is close to now
+//! (campaign mail within 0.5 s, workflow mail within 0.75 s); transactional mail may reserve any
+//! slot. So a backlog of campaign mail keeps the schedule at most half a second ahead, a
+//! transactional email waits at most about that long, and while transactional mail is waiting
+//! the schedule runs ahead and lower classes hold back entirely.
+
+use crate::clock::Clock;
+use async_trait::async_trait;
+use plunk_domain::email_record::SendClass;
+use plunk_store::keys;
+use plunk_store::table::{Condition, Item, StoreError, Table};
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+
+/// Default account rate when the provider does not say (SES sandbox: 14/s).
+pub const DEFAULT_RATE: f64 = 14.0;
+
+/// Where the next free slot time lives, with optimistic concurrency.
+#[async_trait]
+pub trait PaceState: Send + Sync + 'static {
+    /// The next free slot (Unix microseconds) and the version it was read at.
+    async fn load(&self) -> Result<(i64, u64), StoreError>;
+    /// Stores `next_free_us` if the state is still at `version`; false when another sender won.
+    async fn store(&self, next_free_us: i64, version: u64) -> Result<bool, StoreError>;
+}
+
+/// The pace in the shared table: one item, updated with a version condition.
+pub struct TablePace {
+    table: Arc<dyn Table>,
+}
+
+impl TablePace {
+    /// Pace state in `table`.
+    pub fn new(table: Arc<dyn Table>) -> Self {
+        Self { table }
+    }
+}
+
+#[async_trait]
+impl PaceState for TablePace {
+    async fn load(&self) -> Result<(i64, u64), StoreError> {
+        Ok(match self.table.get(&keys::pacing_state()).await? {
+            Some(item) => (item.body["nextFreeUs"].as_i64().unwrap_or(0), item.version),
+            None => (0, 0),
+        })
+    }
+
+    async fn store(&self, next_free_us: i64, version: u64) -> Result<bool, StoreError> {
+        let item = Item::new(keys::pacing_state(), json!({ "nextFreeUs": next_free_us }))
+            .with_version(version + 1);
+        let condition = if version == 0 {
+            Condition::NotExists
+        } else {
+            Condition::VersionEquals(version)
+        };
+        match self.table.put(item, condition).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_condition_failed() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The pace in memory, for one process (benchmarks and tests).
+#[derive(Debug, Default)]
+pub struct MemoryPace {
+    state: Mutex<(i64, u64)>,
+}
+
+#[async_trait]
+impl PaceState for MemoryPace {
+    async fn load(&self) -> Result<(i64, u64), StoreError> {
+        Ok(*self
+            .state
+            .lock()
+            .map_err(|_| StoreError::Other("poisoned".into()))?)
+    }
+
+    async fn store(&self, next_free_us: i64, version: u64) -> Result<bool, StoreError> {
+        let mut s = self
+            .state
+            .lock()
+            .map_err(|_| StoreError::Other("poisoned".into()))?;
+        if s.1 != version {
+            return Ok(false);
+        }
+        *s = (next_free_us, version + 1);
+        Ok(true)
+    }
+}
+
+/// Reserves send slots at the account's rate.
+#[derive(Clone)]
+pub struct Pacer {
+    state: Arc<dyn PaceState>,
+    clock: Arc<dyn Clock>,
+    interval_us: f64,
+}
+
+/// How far ahead of now a class may reserve (microseconds).
+fn horizon_us(class: SendClass) -> i64 {
+    match class {
+        SendClass::Transactional => i64::MAX / 4,
+        SendClass::Workflow => 750_000,
+        SendClass::Campaign => 500_000,
+    }
+}
+
+impl Pacer {
+    /// A pacer at `rate` sends per second over `state`.
+    pub fn new(state: Arc<dyn PaceState>, clock: Arc<dyn Clock>, rate: f64) -> Self {
+        let rate = if rate.is_finite() && rate > 0.0 {
+            rate
+        } else {
+            DEFAULT_RATE
+        };
+        Self {
+            state,
+            clock,
+            interval_us: 1_000_000.0 / rate,
+        }
+    }
+
+    /// The clock the pacer reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Reserves `n` consecutive slots for `class`, waiting while the schedule is too far ahead
+    /// for that class. Returns the slot times (Unix microseconds), earliest first.
+    pub async fn reserve(&self, class: SendClass, n: usize) -> Result<Vec<i64>, StoreError> {
+        let n = n.max(1);
+        loop {
+            let (next_free, version) = self.state.load().await?;
+            let now = self.clock.now_ms() * 1000;
+            let start = next_free.max(now);
+            let ahead = start - now;
+            let horizon = horizon_us(class);
+            if ahead > horizon {
+                // Wait until the schedule is back within reach (at least 5 ms, to bound polling).
+                let wake_ms = (start - horizon) / 1000;
+                self.clock
+                    .sleep_until_ms(wake_ms.max(self.clock.now_ms() + 5))
+                    .await;
+                continue;
+            }
+            let end = start + (self.interval_us * n as f64).round() as i64;
+            if self.state.store(end, version).await? {
+                return Ok((0..n)
+                    .map(|i| start + (self.interval_us * i as f64).round() as i64)
+                    .collect());
+            }
+        }
+    }
+
+    /// Waits until a reserved slot time.
+    pub async fn wait_for(&self, slot_us: i64) {
+        self.clock
+            .sleep_until_ms((slot_us + 999).div_euclid(1000))
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::TokioClock;
+
+    #[tokio::test(start_paused = true)]
+    async fn slots_are_spaced_by_the_rate() {
+        let clock = Arc::new(TokioClock::starting_at(1_000_000));
+        let pacer = Pacer::new(Arc::new(MemoryPace::default()), clock.clone(), 10.0);
+        let slots = pacer.reserve(SendClass::Transactional, 3).await.unwrap();
+        assert_eq!(slots, vec![1_000_000_000, 1_000_100_000, 1_000_200_000]);
+        let more = pacer.reserve(SendClass::Transactional, 1).await.unwrap();
+        assert_eq!(more, vec![1_000_300_000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn campaign_mail_waits_while_the_schedule_is_far_ahead() {
+        let clock = Arc::new(TokioClock::starting_at(0));
+        let pacer = Pacer::new(Arc::new(MemoryPace::default()), clock.clone(), 10.0);
+        // Twenty transactional slots push the schedule two seconds ahead.
+        pacer.reserve(SendClass::Transactional, 20).await.unwrap();
+        let slot = pacer.reserve(SendClass::Campaign, 1).await.unwrap()[0];
+        assert_eq!(slot, 2_000_000);
+        assert!(
+            clock.now_ms() >= 1_500,
+            "campaign reserved only within its 0.5 s horizon"
+        );
+    }
+}

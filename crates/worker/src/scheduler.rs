@@ -1,0 +1,168 @@
+//! The scheduler tick, run every minute (EventBridge in AWS, a tokio interval locally). It reads
+//! the partitions of emails accepted in earlier minutes (see `plunk_store::keys::email_content`)
+//! so that nothing stays behind silently (spec events-and-emails.md §4):
+//!
+//! - 2 minutes after acceptance: a transactional or workflow email still `PENDING` (its queue
+//!   message was lost, e.g. the process died between writing and queueing) is queued again;
+//! - 16 minutes after: the same, and a `SENDING` claim older than 15 minutes ends as `FAILED`
+//!   (`SEND_OUTCOME_UNKNOWN`) rather than risking a second send;
+//! - 72 hours after: an email still `PENDING` ends as `FAILED` (`EXPIRED_IN_QUEUE`).
+//!
+//! Campaign mail is queued by its fan-out, which keeps its own checkpoint; it is not re-queued
+//! here, only expired.
+
+use plunk_domain::email_record::{EmailStatus, SendClass, SourceType};
+use plunk_domain::event::{Event, EventSource};
+use plunk_domain::Timestamp;
+use plunk_messaging::send_queues::{SendJob, SendQueues};
+use plunk_store::keys;
+use plunk_store::table::{Condition, Item, StoreError};
+use plunk_store::Store;
+use serde_json::json;
+
+/// Minutes after acceptance of the first re-queue check.
+const REQUEUE_AFTER_MINUTES: i64 = 2;
+/// Minutes after acceptance of the stale-claim check.
+const STALE_CLAIM_MINUTES: i64 = 16;
+/// A claim older than this without a provider answer is given up.
+const STALE_CLAIM_MS: i64 = 15 * 60 * 1000;
+/// Minutes after acceptance when a `PENDING` email expires.
+const EXPIRY_MINUTES: i64 = 72 * 60;
+/// Most minutes one tick catches up on after an outage.
+const MAX_CATCH_UP: i64 = 30;
+
+/// What one tick did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TickReport {
+    pub minutes_swept: u32,
+    pub requeued: u32,
+    pub failed: u32,
+}
+
+/// Runs ticks.
+#[derive(Clone)]
+pub struct Scheduler {
+    pub store: Store,
+    pub queues: SendQueues,
+}
+
+impl Scheduler {
+    /// One tick at `now_ms` (Unix milliseconds).
+    pub async fn tick(&self, now_ms: i64) -> Result<TickReport, StoreError> {
+        let minute = now_ms.div_euclid(60_000);
+        let state_key = keys::scheduler_state();
+        let state = self.store.table().get(&state_key).await?;
+        let last = state
+            .as_ref()
+            .and_then(|i| i.body["lastMinute"].as_i64())
+            .unwrap_or(minute - 1);
+        let mut report = TickReport::default();
+        let first = (last + 1).max(minute - MAX_CATCH_UP);
+        for m in first..=minute {
+            self.sweep(m - REQUEUE_AFTER_MINUTES, now_ms, false, &mut report)
+                .await?;
+            self.sweep(m - STALE_CLAIM_MINUTES, now_ms, false, &mut report)
+                .await?;
+            self.sweep(m - EXPIRY_MINUTES, now_ms, true, &mut report)
+                .await?;
+            report.minutes_swept += 1;
+        }
+        let version = state.as_ref().map_or(0, |i| i.version);
+        let item = Item::new(state_key, json!({ "lastMinute": minute })).with_version(version + 1);
+        let condition = if state.is_some() {
+            Condition::VersionEquals(version)
+        } else {
+            Condition::NotExists
+        };
+        // Another tick raced this one: both did the same idempotent work.
+        if let Err(e) = self.store.table().put(item, condition).await {
+            if !e.is_condition_failed() {
+                return Err(e);
+            }
+        }
+        Ok(report)
+    }
+
+    async fn sweep(
+        &self,
+        minute: i64,
+        now_ms: i64,
+        expire: bool,
+        report: &mut TickReport,
+    ) -> Result<(), StoreError> {
+        let emails = self.store.emails();
+        let mut jobs = Vec::new();
+        for found in emails.accepted_in_minute(minute).await? {
+            let Some(mut v) = emails
+                .get_versioned(found.project_id, found.email_id)
+                .await?
+            else {
+                continue;
+            };
+            let failure = match v.record.status {
+                EmailStatus::Pending if expire => Some("EXPIRED_IN_QUEUE"),
+                EmailStatus::Sending
+                    if v.record
+                        .sending_at
+                        .is_some_and(|at| now_ms - at.unix_millis() > STALE_CLAIM_MS) =>
+                {
+                    Some("SEND_OUTCOME_UNKNOWN")
+                }
+                EmailStatus::Pending => {
+                    let class = match v.record.source_type {
+                        SourceType::Transactional => Some(SendClass::Transactional),
+                        SourceType::Workflow => Some(SendClass::Workflow),
+                        SourceType::Campaign => None,
+                    };
+                    if let Some(class) = class {
+                        jobs.push(SendJob {
+                            project_id: found.project_id,
+                            email_id: found.email_id,
+                            class,
+                        });
+                    }
+                    None
+                }
+                _ => None,
+            };
+            if let Some(error) = failure {
+                let now = Timestamp::now();
+                v.record.fail(error, now);
+                match emails.save(found.project_id, &v.record, v.version).await {
+                    Ok(_) => {
+                        report.failed += 1;
+                        let event = Event {
+                            id: plunk_domain::id::new_id(),
+                            name: "email.failed".into(),
+                            contact_id: v.record.contact_id,
+                            contact_email: Some(v.record.to.clone()),
+                            email_id: Some(v.record.id),
+                            data: plunk_domain::email_record::event_data(
+                                &v.record,
+                                json!({ "error": error, "attempts": v.record.attempts }),
+                            ),
+                            source: EventSource::System,
+                            created_at: now,
+                        };
+                        self.store.events().record(found.project_id, &event).await?;
+                    }
+                    Err(e) if e.is_condition_failed() => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if !jobs.is_empty() {
+            report.requeued += jobs.len() as u32;
+            tracing::warn!(
+                count = jobs.len(),
+                minute,
+                "re-queueing emails left PENDING"
+            );
+            self.queues
+                .enqueue(&jobs)
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        }
+        Ok(())
+    }
+}

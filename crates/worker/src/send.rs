@@ -1,0 +1,326 @@
+//! The send worker (ARCHITECTURE §5, spec public-api.md §1.3): turns one queued email into a
+//! sent one, or ends it in a state the user can see.
+//!
+//! Per job: skip anything not `PENDING` (duplicates and redeliveries send nothing); take a slot
+//! from the global pace; claim the email `PENDING → SENDING` with a version condition (only one
+//! sender wins); re-check the project, the sender domain, the suppression list and, for marketing
+//! mail, the subscription; render once; build the MIME message; hand it to the provider; record
+//! `SENT` and `email.sent`. Throttling and transient errors put the email back to `PENDING` with
+//! its attempt count and ask for a retry with back-off; after five attempts, or on a permanent
+//! error, the email is `FAILED` with the reason and `email.failed`.
+
+use crate::pacing::Pacer;
+use bytes::Bytes;
+use plunk_domain::email_record::{
+    clean_subject, EmailContent, EmailRecord, EmailStatus, SendClass,
+};
+use plunk_domain::event::{Event, EventSource};
+use plunk_domain::{EmailAddress, Timestamp};
+use plunk_messaging::blob::BlobStore;
+use plunk_messaging::mailer::{Attachment, Disposition, MailError, Mailbox, Mailer, OutgoingEmail};
+use plunk_messaging::send_queues::SendJob;
+use plunk_store::repo::emails::Versioned;
+use plunk_store::table::StoreError;
+use plunk_store::Store;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Attempts before a throttled or failing email is given up.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// What the queue should do with a job's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Delete the message: the email reached a state the user can see.
+    Done,
+    /// Leave the message to come back after this delay.
+    RetryAfter(Duration),
+}
+
+/// Settings of the sender.
+#[derive(Debug, Clone, Default)]
+pub struct SenderConfig {
+    /// Provider configuration set with open and click tracking.
+    pub configuration_set_tracked: Option<String>,
+    /// Provider configuration set without tracking.
+    pub configuration_set_untracked: Option<String>,
+}
+
+/// Sends queued emails.
+#[derive(Clone)]
+pub struct SendWorker {
+    pub store: Store,
+    pub mailer: Arc<dyn Mailer>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub pacer: Pacer,
+    pub config: SenderConfig,
+}
+
+/// Back-off before retry `attempt` (1-based): 2, 4, 8, 16 … seconds, at most 15 minutes.
+pub fn backoff(attempt: u32) -> Duration {
+    Duration::from_secs(2u64.saturating_pow(attempt.clamp(1, 10)).min(900))
+}
+
+fn now() -> Timestamp {
+    Timestamp::now()
+}
+
+impl SendWorker {
+    async fn event(
+        &self,
+        project: uuid::Uuid,
+        record: &EmailRecord,
+        name: &str,
+        extra: Value,
+    ) -> Result<(), StoreError> {
+        let event = Event {
+            id: plunk_domain::id::new_id(),
+            name: name.to_owned(),
+            contact_id: record.contact_id,
+            contact_email: Some(record.to.clone()),
+            email_id: Some(record.id),
+            data: plunk_domain::email_record::event_data(record, extra),
+            source: EventSource::System,
+            created_at: now(),
+        };
+        self.store.events().record(project, &event).await
+    }
+
+    /// Ends `record` as `FAILED` with `error` (and `email.failed`).
+    async fn fail(
+        &self,
+        project: uuid::Uuid,
+        mut v: Versioned,
+        error: String,
+    ) -> Result<Outcome, StoreError> {
+        v.record.fail(error.clone(), now());
+        match self
+            .store
+            .emails()
+            .save(project, &v.record, v.version)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(email_id = %v.record.id, %error, "email failed");
+                self.event(
+                    project,
+                    &v.record,
+                    "email.failed",
+                    json!({ "error": error, "attempts": v.record.attempts }),
+                )
+                .await?;
+                Ok(Outcome::Done)
+            }
+            Err(e) if e.is_condition_failed() => Ok(Outcome::Done),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Processes one job. Store failures come back as `Err` (the message is retried).
+    pub async fn process(&self, job: SendJob) -> Result<Outcome, StoreError> {
+        let project_id = job.project_id;
+        let emails = self.store.emails();
+        let Some(v) = emails.get_versioned(project_id, job.email_id).await? else {
+            return Ok(Outcome::Done);
+        };
+        if v.record.status != EmailStatus::Pending {
+            return Ok(Outcome::Done);
+        }
+        let project = self.store.projects().get(project_id).await?;
+        let Some(project) = project.filter(|p| !p.disabled) else {
+            return self.fail(project_id, v, "PROJECT_DISABLED".into()).await;
+        };
+
+        // The pace first, so a claim is never held while waiting for a slot.
+        let slot = self.pacer.reserve(job.class, 1).await?[0];
+        self.pacer.wait_for(slot).await;
+
+        // Claim: exactly one sender moves PENDING → SENDING.
+        let mut record = v.record.clone();
+        record.status = EmailStatus::Sending;
+        record.sending_at = Some(now());
+        record.updated_at = now();
+        let version = match emails.save(project_id, &record, v.version).await {
+            Ok(version) => version,
+            Err(e) if e.is_condition_failed() => return Ok(Outcome::Done),
+            Err(e) => return Err(e),
+        };
+        let mut v = Versioned { record, version };
+
+        // Re-checks at send time.
+        let Ok(from) = EmailAddress::parse(&v.record.from) else {
+            return self.fail(project_id, v, "DOMAIN_NOT_VERIFIED".into()).await;
+        };
+        if self
+            .store
+            .domains()
+            .check_sender(project_id, &from)
+            .await?
+            .is_err()
+        {
+            return self.fail(project_id, v, "DOMAIN_NOT_VERIFIED".into()).await;
+        }
+        let Ok(to) = EmailAddress::parse(&v.record.to) else {
+            return self
+                .fail(project_id, v, "REJECTED: invalid recipient".into())
+                .await;
+        };
+        if let Some(s) = self.store.suppressions().get(project_id, &to).await? {
+            v.record.status = EmailStatus::Suppressed;
+            v.record.error = Some(format!("SUPPRESSED: {}", s.reason));
+            v.record.suppressed_at = Some(now());
+            v.record.updated_at = now();
+            emails.save(project_id, &v.record, v.version).await?;
+            self.event(
+                project_id,
+                &v.record,
+                "email.suppressed",
+                json!({ "suppressionReason": s.reason }),
+            )
+            .await?;
+            return Ok(Outcome::Done);
+        }
+        let contact = match v.record.contact_id {
+            Some(id) => match self.store.contacts().get(project_id, id).await? {
+                Some(c) => Some(c),
+                None => return self.fail(project_id, v, "CONTACT_DELETED".into()).await,
+            },
+            None => None,
+        };
+        if v.record.marketing && !contact.as_ref().is_some_and(|c| c.subscribed) {
+            return self
+                .fail(project_id, v, "CONTACT_UNSUBSCRIBED".into())
+                .await;
+        }
+        let Some(content) = emails.content(project_id, &v.record).await? else {
+            return self
+                .fail(
+                    project_id,
+                    v,
+                    "CONTENT_EXPIRED: the queued content is no longer kept".into(),
+                )
+                .await;
+        };
+
+        // Render once.
+        let rendered =
+            match crate::render::render_email(&project, contact.as_ref(), &v.record, &content) {
+                Ok(r) => r,
+                Err(message) => {
+                    return self
+                        .fail(project_id, v, format!("RENDER_FAILED: {message}"))
+                        .await
+                }
+            };
+        let outgoing = match self.outgoing(&v.record, &content, rendered).await {
+            Ok(o) => o,
+            Err(message) => return self.fail(project_id, v, message).await,
+        };
+
+        v.record.attempts += 1;
+        match self.mailer.send(&outgoing).await {
+            Ok(message_id) => {
+                v.record.status = EmailStatus::Sent;
+                v.record.message_id = Some(message_id);
+                v.record.subject = outgoing.subject.clone();
+                v.record.sent_at = Some(now());
+                v.record.error = None;
+                v.record.updated_at = now();
+                // A crash between the provider call and this write is reconciled from the
+                // provider's Send event, which carries the email id tag.
+                emails.save(project_id, &v.record, v.version).await?;
+                let sent_at = v.record.sent_at;
+                self.event(
+                    project_id,
+                    &v.record,
+                    "email.sent",
+                    json!({ "sentAt": sent_at }),
+                )
+                .await?;
+                tracing::info!(email_id = %v.record.id, "email sent");
+                Ok(Outcome::Done)
+            }
+            Err(MailError::Permanent(message)) => {
+                self.fail(project_id, v, format!("REJECTED: {message}"))
+                    .await
+            }
+            Err(MailError::Throttled(message) | MailError::Transient(message)) => {
+                if v.record.attempts >= MAX_ATTEMPTS {
+                    return self
+                        .fail(project_id, v, format!("PROVIDER_ERROR: {message}"))
+                        .await;
+                }
+                v.record.status = EmailStatus::Pending;
+                v.record.error = Some(format!("PROVIDER_ERROR: {message}"));
+                v.record.updated_at = now();
+                emails.save(project_id, &v.record, v.version).await?;
+                tracing::warn!(email_id = %v.record.id, attempts = v.record.attempts, "provider failed; will retry");
+                Ok(Outcome::RetryAfter(backoff(v.record.attempts)))
+            }
+        }
+    }
+
+    /// Builds the provider message: attachments from blob storage, the configuration set.
+    async fn outgoing(
+        &self,
+        record: &EmailRecord,
+        content: &EmailContent,
+        rendered: crate::render::Rendered,
+    ) -> Result<OutgoingEmail, String> {
+        let mut attachments = Vec::with_capacity(content.attachments.len());
+        for a in &content.attachments {
+            let bytes: Bytes = self
+                .blobs
+                .get(&a.blob_key)
+                .await
+                .map_err(|e| format!("ATTACHMENT_UNAVAILABLE: {e}"))?
+                .ok_or_else(|| {
+                    "ATTACHMENT_UNAVAILABLE: the attachment is no longer kept".to_owned()
+                })?;
+            attachments.push(Attachment {
+                filename: a.filename.clone(),
+                content_type: a.content_type.clone(),
+                disposition: if a.disposition == "inline" {
+                    Disposition::Inline
+                } else {
+                    Disposition::Attachment
+                },
+                content_id: a.content_id.clone(),
+                content: bytes.to_vec(),
+            });
+        }
+        let configuration_set = if record.tracking {
+            self.config.configuration_set_tracked.clone()
+        } else {
+            self.config.configuration_set_untracked.clone()
+        };
+        Ok(OutgoingEmail {
+            email_id: record.id,
+            from: Mailbox {
+                name: Some(record.from_name.clone()),
+                email: record.from.clone(),
+            },
+            to: Mailbox {
+                name: record.to_name.clone(),
+                email: record.to.clone(),
+            },
+            reply_to: record.reply_to.clone(),
+            subject: clean_subject(&rendered.subject),
+            text: plunk_messaging::mailer::mime::html_to_text(&rendered.html),
+            html: rendered.html,
+            headers: content.headers.clone(),
+            attachments,
+            configuration_set,
+        })
+    }
+
+    /// The class a record is sent at.
+    pub fn class_of(record: &EmailRecord) -> SendClass {
+        match record.source_type {
+            plunk_domain::email_record::SourceType::Transactional => SendClass::Transactional,
+            plunk_domain::email_record::SourceType::Workflow => SendClass::Workflow,
+            plunk_domain::email_record::SourceType::Campaign => SendClass::Campaign,
+        }
+    }
+}
