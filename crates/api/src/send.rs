@@ -9,7 +9,7 @@ use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
 use plunk_domain::email_record::{
-    EmailContent, EmailRecord, EmailStatus, SendClass, SourceType, StoredAttachment,
+    EmailContent, INLINE_BODY_LIMIT, EmailRecord, EmailStatus, SendClass, SourceType, StoredAttachment,
 };
 use plunk_domain::event::{Event, EventSource, SubscriptionSource};
 use plunk_domain::project::{Project, Tracking};
@@ -319,6 +319,23 @@ async fn accept(
         });
     }
 
+    // A body too large for a table item is stored once, like the attachments.
+    let (inline_body, body_blob) = if plan.body.len() > INLINE_BODY_LIMIT {
+        let key = format!("bodies/{}/{}", project.id, ids.id(0));
+        state
+            .blobs
+            .put(&key, Bytes::from(plan.body.clone().into_bytes()))
+            .await
+            .map_err(|e| {
+                ApiError::new(ErrorCode::ServiceUnavailable, "Body storage is unavailable")
+                    .with_retry_after(1)
+                    .tap_log(&e)
+            })?;
+        (String::new(), Some(key))
+    } else {
+        (plan.body.clone(), None)
+    };
+
     let mut accepted = Vec::with_capacity(plan.request.to.len());
     let mut jobs = Vec::new();
     for (i, (r, suppression)) in plan.request.to.iter().zip(suppressed).enumerate() {
@@ -386,7 +403,8 @@ async fn accept(
         };
         let content = (status == EmailStatus::Pending).then(|| EmailContent {
             subject: plan.subject.clone(),
-            body: plan.body.clone(),
+            body: inline_body.clone(),
+            body_blob: body_blob.clone(),
             headers: plan.request.headers.clone(),
             attachments: stored_attachments.clone(),
             one_shot: plan.request.data.one_shot.clone(),

@@ -145,7 +145,11 @@ pub struct StoredAttachment {
 #[serde(rename_all = "camelCase")]
 pub struct EmailContent {
     pub subject: String,
+    /// The HTML body, or empty when it is kept in blob storage under `body_blob`.
     pub body: String,
+    /// Where a body too large for a table item is kept (spec README §2 "Large content").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_blob: Option<String>,
     pub headers: Vec<(String, String)>,
     pub attachments: Vec<StoredAttachment>,
     pub one_shot: Map<String, Value>,
@@ -160,6 +164,10 @@ impl EmailRecord {
         self.updated_at = now;
     }
 }
+
+/// Bodies above this many bytes are kept in blob storage, so a content item stays well under
+/// DynamoDB's 400 KB item limit together with the subject, headers and one-shot values.
+pub const INLINE_BODY_LIMIT: usize = 300_000;
 
 /// Base data of `email.*` events (events-and-emails.md §2), with the members of `extra` added.
 pub fn event_data(record: &EmailRecord, extra: Value) -> Map<String, Value> {

@@ -267,6 +267,7 @@ pub async fn pending_email(store: &Store, project: Uuid, to: &str, accepted_at: 
     let content = EmailContent {
         subject: record.subject.clone(),
         body: "<p>Hello {{name}}, welcome aboard.</p>".into(),
+        body_blob: None,
         headers: vec![],
         attachments: vec![],
         one_shot,
