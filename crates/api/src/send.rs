@@ -9,7 +9,8 @@ use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
 use plunk_domain::email_record::{
-    EmailContent, INLINE_BODY_LIMIT, EmailRecord, EmailStatus, SendClass, SourceType, StoredAttachment,
+    EmailContent, EmailRecord, EmailStatus, SendClass, SourceType, StoredAttachment,
+    INLINE_BODY_LIMIT,
 };
 use plunk_domain::event::{Event, EventSource, SubscriptionSource};
 use plunk_domain::project::{Project, Tracking};

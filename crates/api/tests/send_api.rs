@@ -353,12 +353,32 @@ async fn a_body_too_large_for_a_table_item_goes_to_blob_storage() {
     verified_domain(&app, "acme.io").await;
     let big = format!("<p>{}</p>", "x".repeat(450_000));
     let res = app
-        .call(Method::POST, "/v1/send", Some(json!({"to": "a@b.co", "subject": "s", "body": big, "from": "x@acme.io"})))
+        .call(
+            Method::POST,
+            "/v1/send",
+            Some(json!({"to": "a@b.co", "subject": "s", "body": big, "from": "x@acme.io"})),
+        )
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
-    let id: uuid::Uuid = res.data()["emails"][0]["email"].as_str().unwrap().parse().unwrap();
-    let record = app.store.emails().get(app.project.id, id).await.unwrap().unwrap();
-    let content = app.store.emails().content(app.project.id, &record).await.unwrap().unwrap();
+    let id: uuid::Uuid = res.data()["emails"][0]["email"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let record = app
+        .store
+        .emails()
+        .get(app.project.id, id)
+        .await
+        .unwrap()
+        .unwrap();
+    let content = app
+        .store
+        .emails()
+        .content(app.project.id, &record)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(content.body.is_empty());
     let key = content.body_blob.expect("the body is kept in blob storage");
     let stored = app.state.blobs.get(&key).await.unwrap().unwrap();
