@@ -168,9 +168,14 @@ async fn a_job_delivered_twice_in_one_batch_sends_one_email() {
 
     let response = consumer.invoke(event).await;
 
-    assert!(failures(&response).is_empty(), "{response}");
+    // The copy that lost the claim comes back later (it is the email's only way back should the
+    // winner fail); then it finds the email SENT and is done.
+    assert!(failures(&response).len() <= 1, "{response}");
     assert_eq!(sent_files(&arranged.outbox(), email), 1);
     assert_eq!(arranged.status(email).await, EmailStatus::Sent);
+    let again = consumer.invoke(arranged.batch(email, email)).await;
+    assert!(failures(&again).is_empty(), "{again}");
+    assert_eq!(sent_files(&arranged.outbox(), email), 1);
 }
 
 #[tokio::test]

@@ -31,8 +31,20 @@ pub async fn handle(worker: &SendWorker, body: &str) -> Outcome {
     }
 }
 
-async fn drain_one(worker: &SendWorker, queue: &Arc<dyn Queue>) -> bool {
-    let messages = match queue.receive(10, VISIBILITY, Duration::ZERO).await {
+/// How many messages of a class one receive takes. Lower classes take one at a time, so a loop
+/// busy with campaign mail looks at the transactional queue again after every send.
+pub fn batch_size(class: SendClass) -> usize {
+    match class {
+        SendClass::Transactional => 10,
+        SendClass::Workflow | SendClass::Campaign => 1,
+    }
+}
+
+async fn drain_one(worker: &SendWorker, queue: &Arc<dyn Queue>, class: SendClass) -> bool {
+    let messages = match queue
+        .receive(batch_size(class), VISIBILITY, Duration::ZERO)
+        .await
+    {
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(error = %e, "queue receive failed");
@@ -60,7 +72,7 @@ pub async fn run(worker: SendWorker, queues: SendQueues) {
     loop {
         let mut worked = false;
         for class in SendClass::ALL {
-            if drain_one(&worker, queues.of(class)).await {
+            if drain_one(&worker, queues.of(class), class).await {
                 worked = true;
                 break;
             }

@@ -24,8 +24,7 @@ use serde_json::json;
 const REQUEUE_AFTER_MINUTES: i64 = 2;
 /// Minutes after acceptance of the stale-claim check.
 const STALE_CLAIM_MINUTES: i64 = 16;
-/// A claim older than this without a provider answer is given up.
-const STALE_CLAIM_MS: i64 = 15 * 60 * 1000;
+use crate::send::STALE_CLAIM_MS;
 /// Minutes after acceptance when a `PENDING` email expires.
 const EXPIRY_MINUTES: i64 = 72 * 60;
 /// Most minutes one tick catches up on after an outage.

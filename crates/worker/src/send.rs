@@ -28,6 +28,12 @@ use std::time::Duration;
 
 /// Attempts before a throttled or failing email is given up.
 pub const MAX_ATTEMPTS: u32 = 5;
+/// A claim without a provider answer for this long is given up (events-and-emails.md §4).
+pub const STALE_CLAIM_MS: i64 = 15 * 60 * 1000;
+/// When a message finds its email claimed by another sender, it comes back after this long.
+/// Ten receives (the dead-letter threshold) then span more than the stale-claim window, so the
+/// message itself ends a claim whose sender died.
+pub const CLAIMED_ELSEWHERE_RETRY: Duration = Duration::from_secs(120);
 
 /// What the queue should do with a job's message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,8 +130,24 @@ impl SendWorker {
         let Some(v) = emails.get_versioned(project_id, job.email_id).await? else {
             return Ok(Outcome::Done);
         };
-        if v.record.status != EmailStatus::Pending {
-            return Ok(Outcome::Done);
+        match v.record.status {
+            EmailStatus::Pending => {}
+            // Someone else holds the claim: this message is the email's only way back if that
+            // sender fails, so it returns later rather than being deleted. A claim older than
+            // the stale window means that sender died after claiming: the outcome is unknown.
+            EmailStatus::Sending => {
+                let stale = v
+                    .record
+                    .sending_at
+                    .is_some_and(|at| now().unix_millis() - at.unix_millis() > STALE_CLAIM_MS);
+                if stale {
+                    return self
+                        .fail(project_id, v, "SEND_OUTCOME_UNKNOWN".into())
+                        .await;
+                }
+                return Ok(Outcome::RetryAfter(CLAIMED_ELSEWHERE_RETRY));
+            }
+            _ => return Ok(Outcome::Done),
         }
         let project = self.store.projects().get(project_id).await?;
         let Some(project) = project.filter(|p| !p.disabled) else {
@@ -143,10 +165,44 @@ impl SendWorker {
         record.updated_at = now();
         let version = match emails.save(project_id, &record, v.version).await {
             Ok(version) => version,
-            Err(e) if e.is_condition_failed() => return Ok(Outcome::Done),
+            // Another sender claimed it first; come back to see how that ended.
+            Err(e) if e.is_condition_failed() => {
+                return Ok(Outcome::RetryAfter(CLAIMED_ELSEWHERE_RETRY))
+            }
             Err(e) => return Err(e),
         };
-        let mut v = Versioned { record, version };
+        let claimed = Versioned { record, version };
+        let mut provider_called = false;
+        match self
+            .send_claimed(&project, claimed.clone(), &mut provider_called)
+            .await
+        {
+            Ok(outcome) => Ok(outcome),
+            // A store failure before the provider was called: nothing was sent, so hand the
+            // email back (`PENDING`) for the retry instead of leaving a claim that would end as
+            // SEND_OUTCOME_UNKNOWN. After the call, the claim stays for reconciliation.
+            Err(e) if !provider_called => {
+                let mut back = claimed.record.clone();
+                back.status = EmailStatus::Pending;
+                back.updated_at = now();
+                if let Err(revert) = emails.save(project_id, &back, claimed.version).await {
+                    tracing::warn!(email_id = %back.id, error = %revert, "could not hand the claim back");
+                }
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Everything after the claim: re-checks, render, provider call, final state.
+    async fn send_claimed(
+        &self,
+        project: &plunk_domain::project::Project,
+        mut v: Versioned,
+        provider_called: &mut bool,
+    ) -> Result<Outcome, StoreError> {
+        let project_id = project.id;
+        let emails = self.store.emails();
 
         // Re-checks at send time.
         let Ok(from) = EmailAddress::parse(&v.record.from) else {
@@ -205,7 +261,7 @@ impl SendWorker {
 
         // Render once.
         let rendered =
-            match crate::render::render_email(&project, contact.as_ref(), &v.record, &content) {
+            match crate::render::render_email(project, contact.as_ref(), &v.record, &content) {
                 Ok(r) => r,
                 Err(message) => {
                     return self
@@ -219,6 +275,7 @@ impl SendWorker {
         };
 
         v.record.attempts += 1;
+        *provider_called = true;
         match self.mailer.send(&outgoing).await {
             Ok(message_id) => {
                 v.record.status = EmailStatus::Sent;
