@@ -5,13 +5,21 @@
 #      request at a time, over the embedded SQLite store; and the same upserts on the store alone.
 #   2. Load test: `plunk serve` on a fresh data directory, driven by wrk over 64 connections:
 #      POST /contacts (a new contact per request), then GET /contacts/:id.
+#   3. send-accept (crates/bench): POST /v1/send in process over the embedded store and queues.
+#   4. pacing: the global send pace on a simulated clock (1-8 consumers), then the real router,
+#      worker and consumer loop on the wall clock at 14/s (BENCH_PACING_EMAILS take ~N/14 s).
+#   5. faults: randomised fault schedules around the send worker; fails on a duplicate or lost email.
+#   6. send-cost: DynamoDB units, SQS requests and provider calls per email, priced.
 #
 # Load is spread over 16 projects (a project allows at most 30,000 requests a minute); the
 # summary reports non-2xx responses so 429s (or anything else) would show.
 #
 # Settings (environment): BENCH_N (hot-path requests per phase, 20000), BENCH_DURATION (wrk run
-# length, 10s), BENCH_CONNECTIONS (64), BENCH_THREADS (wrk threads, 2), BENCH_PROJECTS (16).
-# Needs curl and jq; installs wrk with apt-get when missing.
+# length, 10s), BENCH_CONNECTIONS (64), BENCH_THREADS (wrk threads, 2), BENCH_PROJECTS (16),
+# BENCH_SEND_N (send-accept requests per phase, 5000), BENCH_PACING_EMAILS (wall-clock pacing run,
+# 2000; 0 skips it), BENCH_FAULT_SCHEDULES (10000), BENCH_COST_EMAILS (1000).
+# Needs curl and jq; installs wrk with apt-get when missing. Exits 1 after the summary when a
+# send-pipeline check failed (a duplicate or lost email, a pacing window over the rate).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -21,6 +29,10 @@ DURATION="${BENCH_DURATION:-10s}"
 CONNECTIONS="${BENCH_CONNECTIONS:-64}"
 THREADS="${BENCH_THREADS:-2}"
 PROJECTS="${BENCH_PROJECTS:-16}"
+SEND_N="${BENCH_SEND_N:-5000}"
+export BENCH_PACING_EMAILS="${BENCH_PACING_EMAILS:-2000}"
+FAULT_SCHEDULES="${BENCH_FAULT_SCHEDULES:-10000}"
+COST_EMAILS="${BENCH_COST_EMAILS:-1000}"
 IDS_PER_PROJECT=125
 
 START_SECONDS=$SECONDS
@@ -56,12 +68,31 @@ apt_install() {
 log "building (profile bench)"
 (cd "$ROOT" && cargo build --profile bench -p plunk-bench -p plunk-local)
 mkdir -p "$WORK/bin"
-cp "$CARGO_TARGET_DIR/release/upsert-hot-path" "$CARGO_TARGET_DIR/release/plunk" "$WORK/bin/"
+for b in upsert-hot-path send-accept pacing faults send-cost plunk; do
+    cp "$CARGO_TARGET_DIR/release/$b" "$WORK/bin/"
+done
 PLUNK="$WORK/bin/plunk"
 
 # ---- 1. in-process hot path --------------------------------------------------------------------
 log "upsert-hot-path, $N requests a phase"
 "$WORK/bin/upsert-hot-path" "$N" | tee "$WORK/hot-path.txt"
+
+# ---- 3-6. the send pipeline, in process --------------------------------------------------------
+# A failed check is reported in the summary (and by the exit status) rather than stopping the run.
+FAILED_CHECKS=""
+run_check() {
+    local name=$1
+    shift
+    log "$name"
+    if ! "$WORK/bin/$name" "$@" | tee "$WORK/$name.txt"; then
+        FAILED_CHECKS="$FAILED_CHECKS $name"
+    fi
+}
+run_check send-accept "$SEND_N"
+run_check send-cost "$COST_EMAILS"
+run_check faults "$FAULT_SCHEDULES"
+log "pacing (the wall-clock part sends $BENCH_PACING_EMAILS emails at 14/s)"
+run_check pacing
 
 # ---- 2. load test against plunk serve ----------------------------------------------------------
 command -v curl >/dev/null || apt_install curl
@@ -152,6 +183,23 @@ $(row "POST /contacts (create)" post)
 $(row "GET /contacts/:id" get)
    server log lines at warn or above: $SERVER_WARNINGS
 
+3. In process: POST /v1/send over embedded SQLite and queues, one request at a time (µs)
+$(sed -n '/^phase/,$p' "$WORK/send-accept.txt")
+
+4. Pacing at 14/s: simulated 600 s (paused tokio clock), then wall clock
+$(sed -n '/^1a\./,$p' "$WORK/pacing.txt")
+
+5. Faults: $(sed -n 's/^faults: //p' "$WORK/faults.txt")
+$(sed -n '/^email status/,/^schedules stuck/p' "$WORK/faults.txt")
+
+6. Send cost per email and per million emails (AWS us-east-1 on-demand prices, SES excluded)
+$(sed -n '/^per email/,/^+ 5 ms/p' "$WORK/send-cost.txt")
+
+failed checks:${FAILED_CHECKS:- none}
 total time: $((SECONDS - START_SECONDS)) s (including the build)
 ==============================================================================================
 EOF
+if [[ -n "$FAILED_CHECKS" ]]; then
+    log "failed:$FAILED_CHECKS (see above)"
+    exit 1
+fi

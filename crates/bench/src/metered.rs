@@ -20,7 +20,7 @@
 use async_trait::async_trait;
 use plunk_messaging::queue::{Queue, QueueError, ReceivedMessage};
 use plunk_store::table::{Condition, Index, Item, Key, Page, Query, StoreError, Table, WriteOp};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -71,6 +71,53 @@ impl TableUsage {
     }
 }
 
+/// Units charged to one kind of item.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct KindUsage {
+    pub calls: f64,
+    pub rru: f64,
+    /// Table and index write units.
+    pub wru: f64,
+}
+
+/// The kind of item a key names: its partition key without ids (`PROJECT#<id>#CONTACTS` →
+/// `CONTACTS`), or `SYSTEM/<sk>` for the global items.
+pub fn kind_of(key: &Key) -> String {
+    if key.pk == "SYSTEM" {
+        return format!("SYSTEM/{}", key.sk);
+    }
+    let words: Vec<&str> = key
+        .pk
+        .split('#')
+        .filter(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        .collect();
+    match words.as_slice() {
+        ["PROJECT"] => key.sk.clone(),
+        ["PROJECT", rest @ ..] => rest.join("/"),
+        other => other.join("/"),
+    }
+}
+
+/// `later - earlier`, kind by kind.
+pub fn kinds_since(
+    later: &BTreeMap<String, KindUsage>,
+    earlier: &BTreeMap<String, KindUsage>,
+) -> BTreeMap<String, KindUsage> {
+    later
+        .iter()
+        .map(|(k, v)| {
+            let e = earlier.get(k).copied().unwrap_or_default();
+            let d = KindUsage {
+                calls: v.calls - e.calls,
+                rru: v.rru - e.rru,
+                wru: v.wru - e.wru,
+            };
+            (k.clone(), d)
+        })
+        .filter(|(_, v)| v.calls > 1e-9)
+        .collect()
+}
+
 fn number_size(n: i64) -> usize {
     // DynamoDB: about one byte per two significant digits, plus one.
     let digits = n
@@ -118,6 +165,7 @@ pub struct MeteredTable {
     inner: Arc<dyn Table>,
     usage: Mutex<TableUsage>,
     known: Mutex<HashMap<Key, Known>>,
+    kinds: Mutex<BTreeMap<String, KindUsage>>,
 }
 
 impl MeteredTable {
@@ -127,7 +175,21 @@ impl MeteredTable {
             inner,
             usage: Mutex::new(TableUsage::default()),
             known: Mutex::new(HashMap::new()),
+            kinds: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Units so far by kind of item (see [`kind_of`]); a transaction's share goes to each item.
+    pub fn by_kind(&self) -> BTreeMap<String, KindUsage> {
+        self.kinds.lock().expect("kinds").clone()
+    }
+
+    fn charge(&self, key: &Key, calls: f64, rru: f64, wru: f64) {
+        let mut kinds = self.kinds.lock().expect("kinds");
+        let k = kinds.entry(kind_of(key)).or_default();
+        k.calls += calls;
+        k.rru += rru;
+        k.wru += wru;
     }
 
     /// Everything counted so far.
@@ -211,6 +273,7 @@ impl Table for MeteredTable {
             }
             None => 0,
         };
+        self.charge(key, 1.0, read_units(size), 0.0);
         self.count(|u| {
             u.gets += 1;
             u.rru += read_units(size);
@@ -227,6 +290,8 @@ impl Table for MeteredTable {
         if result.is_ok() {
             self.remember(&item);
         }
+        let indexed = if result.is_ok() { index } else { 0.0 };
+        self.charge(&item.key, 1.0, 0.0, table + indexed);
         self.count(|u| {
             u.puts += 1;
             u.wru += table;
@@ -246,6 +311,8 @@ impl Table for MeteredTable {
         if result.is_ok() {
             self.forget(key);
         }
+        let indexed = if result.is_ok() { index } else { 0.0 };
+        self.charge(key, 1.0, 0.0, table + indexed);
         self.count(|u| {
             u.deletes += 1;
             u.wru += table;
@@ -277,6 +344,7 @@ impl Table for MeteredTable {
             }
             Err(_) => self.known(key).map_or(0, |k| k.size),
         };
+        self.charge(key, 1.0, 0.0, write_units(size));
         self.count(|u| {
             u.adds += 1;
             u.wru += write_units(size);
@@ -288,14 +356,16 @@ impl Table for MeteredTable {
     async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
         let result = self.inner.batch_get(keys).await?;
         let mut units = 0.0;
-        for item in &result {
-            match item {
+        for (key, item) in keys.iter().zip(&result) {
+            let u = match item {
                 Some(item) => {
                     self.remember(item);
-                    units += read_units(item_size(item));
+                    read_units(item_size(item))
                 }
-                None => units += 1.0,
-            }
+                None => 1.0,
+            };
+            self.charge(key, 1.0 / keys.len() as f64, u, 0.0);
+            units += u;
         }
         self.count(|u| {
             u.batch_gets += 1;
@@ -306,6 +376,7 @@ impl Table for MeteredTable {
 
     async fn query(&self, query: Query) -> Result<Page, StoreError> {
         let on_index = query.index == Index::Gsi1;
+        let partition = Key::new(query.partition.clone(), "");
         let page = self.inner.query(query).await?;
         let mut bytes = 0;
         for item in &page.items {
@@ -313,6 +384,7 @@ impl Table for MeteredTable {
             bytes += item_size(item);
         }
         let units = read_units(bytes) * if on_index { 0.5 } else { 1.0 };
+        self.charge(&partition, 1.0, units, 0.0);
         self.count(|u| {
             u.queries += 1;
             u.rru += units;
@@ -323,33 +395,37 @@ impl Table for MeteredTable {
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         let mut table = 0.0;
         let mut index = 0.0;
+        let mut shares = Vec::with_capacity(ops.len());
         for op in &ops {
-            match op {
+            let (key, t, i) = match op {
                 WriteOp::Put { item, .. } => {
                     let old = self.known(&item.key);
                     let (t, i) = Self::put_units(old.as_ref(), item_size(item), &item.gsi1);
-                    table += 2.0 * t;
-                    index += i;
+                    (&item.key, 2.0 * t, i)
                 }
                 WriteOp::Delete { key, .. } => {
                     let (t, i) = Self::delete_units(self.known(key).as_ref());
-                    table += 2.0 * t;
-                    index += i;
+                    (key, 2.0 * t, i)
                 }
                 WriteOp::Check { key, .. } => {
-                    table += 2.0 * write_units(self.known(key).map_or(0, |k| k.size));
+                    let size = self.known(key).map_or(0, |k| k.size);
+                    (key, 2.0 * write_units(size), 0.0)
                 }
                 WriteOp::Add { key, .. } => {
-                    table += 2.0
-                        * write_units(
-                            self.known(key)
-                                .map_or(0, |k| k.size)
-                                .max(Self::counter_size(key, 0, None)),
-                        );
+                    let size = self.known(key).map_or(0, |k| k.size);
+                    let size = size.max(Self::counter_size(key, 0, None));
+                    (key, 2.0 * write_units(size), 0.0)
                 }
-            }
+            };
+            table += t;
+            index += i;
+            shares.push((key.clone(), t, i));
         }
         let result = self.inner.transact(ops.clone()).await;
+        for (key, t, i) in &shares {
+            let i = if result.is_ok() { *i } else { 0.0 };
+            self.charge(key, 1.0 / ops.len() as f64, 0.0, t + i);
+        }
         let failed = matches!(&result, Err(e) if e.is_condition_failed());
         if result.is_ok() {
             for op in &ops {

@@ -4,9 +4,9 @@
 //! sender that reserved a slot waits until its time before calling the provider.
 //!
 //! Priority: lower classes may only reserve while the next free slot is close to now
-//! (campaign mail within 0.5 s, workflow mail within 0.75 s); transactional mail may reserve any
-//! slot. So a backlog of campaign mail keeps the schedule at most half a second ahead, a
-//! transactional email waits at most about that long, and while transactional mail is waiting
+//! (campaign mail within 0.25 s, workflow mail within 0.35 s); transactional mail may reserve any
+//! slot. So a backlog of campaign mail keeps the schedule at most a quarter second ahead, a
+//! transactional email waits little longer than that, and while transactional mail is waiting
 //! the schedule runs ahead and lower classes hold back entirely.
 
 use crate::clock::Clock;
@@ -108,8 +108,8 @@ pub struct Pacer {
 fn horizon_us(class: SendClass) -> i64 {
     match class {
         SendClass::Transactional => i64::MAX / 4,
-        SendClass::Workflow => 750_000,
-        SendClass::Campaign => 500_000,
+        SendClass::Workflow => 350_000,
+        SendClass::Campaign => 250_000,
     }
 }
 
@@ -204,8 +204,8 @@ mod tests {
         let slot = pacer.reserve(SendClass::Campaign, 1).await.unwrap()[0];
         assert_eq!(slot, 2_000_000);
         assert!(
-            clock.now_ms() >= 1_500,
-            "campaign reserved only within its 0.5 s horizon"
+            clock.now_ms() >= 1_750,
+            "campaign reserved only within its 0.25 s horizon"
         );
     }
 }

@@ -132,7 +132,7 @@ impl Profile {
             crash_after_send: p(0.3),
             store_error: p(0.06),
             store_crash: p(0.03),
-            tick_error: p(0.02),
+            tick_error: p(0.002),
         };
         profile.recipients = 1 + (keyed_unit(&[SEED, schedule, P_RECIPIENTS]) * 5.0) as usize;
         profile
@@ -299,6 +299,8 @@ fn current_ctx() -> Option<Arc<Ctx>> {
 struct World {
     schedule: u64,
     profile: Profile,
+    /// Print what happens (`FAULTS_TRACE=<schedule>`).
+    trace: bool,
     /// Simulated milliseconds since the start of the acceptance minute.
     vnow: AtomicI64,
     /// Unix milliseconds of the start of the acceptance minute.
@@ -306,6 +308,8 @@ struct World {
     index: Mutex<HashMap<Uuid, usize>>,
     /// Per-email counters: deliveries and provider calls.
     counters: Mutex<HashMap<(u64, usize), u64>>,
+    /// Faults met per email index (inside its deliveries).
+    met: Mutex<HashMap<usize, BTreeSet<&'static str>>>,
     /// Provider hand-offs per email index.
     handoffs: Mutex<HashMap<usize, u32>>,
     faults: Mutex<FaultCounts>,
@@ -329,7 +333,33 @@ impl World {
     }
 
     fn fault(&self, name: &'static str) {
+        self.note(|| name.to_owned());
+        if let Some(ctx) = current_ctx() {
+            self.met
+                .lock()
+                .expect("met")
+                .entry(ctx.email)
+                .or_default()
+                .insert(name);
+        }
         self.faults.lock().expect("faults").add(name, 1);
+    }
+
+    fn note(&self, what: impl FnOnce() -> String) {
+        if self.trace {
+            let ctx = current_ctx().map(|c| {
+                format!(
+                    " [email #{} delivery {} copy {}]",
+                    c.email, c.delivery, c.copy
+                )
+            });
+            eprintln!(
+                "{:>9} ms  {}{}",
+                self.vnow(),
+                what(),
+                ctx.unwrap_or_default()
+            );
+        }
     }
 
     fn idx(&self, id: Uuid) -> usize {
@@ -365,13 +395,28 @@ struct FaultTable {
 }
 
 impl FaultTable {
-    fn decide(&self, ctx: Option<&Ctx>) -> OpFault {
+    /// `tick_eligible`: an operation whose place in a tick does not depend on the (random) email
+    /// ids — the sweep-partition queries and the scheduler's own state — so tick faults repeat exactly.
+    fn decide(&self, ctx: Option<&Ctx>, tick_eligible: bool) -> OpFault {
         let w = &self.world;
         let p = w.profile;
         if let Some(ctx) = ctx {
             let op = ctx.ops.fetch_add(1, Ordering::SeqCst);
-            let u = w.draw(&[P_OP, ctx.email as u64, ctx.delivery, u64::from(ctx.copy), op]);
-            let half = w.draw(&[P_OP, ctx.email as u64, ctx.delivery, u64::from(ctx.copy), op, 1]) < 0.5;
+            let u = w.draw(&[
+                P_OP,
+                ctx.email as u64,
+                ctx.delivery,
+                u64::from(ctx.copy),
+                op,
+            ]);
+            let half = w.draw(&[
+                P_OP,
+                ctx.email as u64,
+                ctx.delivery,
+                u64::from(ctx.copy),
+                op,
+                1,
+            ]) < 0.5;
             if u < p.store_crash {
                 if half {
                     w.fault("store: crash before an operation");
@@ -391,7 +436,7 @@ impl FaultTable {
             } else {
                 OpFault::None
             }
-        } else if let Some(tick) = *w.tick.lock().expect("tick") {
+        } else if let (Some(tick), true) = (*w.tick.lock().expect("tick"), tick_eligible) {
             let op = w.tick_ops.fetch_add(1, Ordering::SeqCst);
             if w.draw(&[P_TICK_OP, tick, op]) < p.tick_error {
                 w.fault("store: error during a tick");
@@ -404,13 +449,15 @@ impl FaultTable {
         }
     }
 
-    async fn run<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    async fn run<T, F, Fut>(&self, tick_eligible: bool, f: F) -> Result<T, StoreError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
         let ctx = current_ctx();
-        let gate = ctx.as_ref().and_then(|c| c.gate.clone().map(|g| (g, c.copy)));
+        let gate = ctx
+            .as_ref()
+            .and_then(|c| c.gate.clone().map(|g| (g, c.copy)));
         if let Some((g, copy)) = &gate {
             g.acquire(*copy).await;
         }
@@ -420,7 +467,7 @@ impl FaultTable {
             }
         };
         let unavailable = || StoreError::Unavailable("injected store fault".into());
-        match self.decide(ctx.as_deref()) {
+        match self.decide(ctx.as_deref(), tick_eligible) {
             OpFault::None => {
                 let r = f().await;
                 release();
@@ -462,32 +509,43 @@ impl FaultTable {
 #[async_trait]
 impl Table for FaultTable {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
-        self.run(|| self.inner.get(key)).await
+        self.run(*key == keys::scheduler_state(), || self.inner.get(key))
+            .await
     }
 
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
         let item = self.simulated_claim_time(item);
-        self.run(|| self.inner.put(item, condition)).await
+        self.run(item.key == keys::scheduler_state(), || {
+            self.inner.put(item, condition)
+        })
+        .await
     }
 
     async fn delete(&self, key: &Key, condition: Condition) -> Result<(), StoreError> {
-        self.run(|| self.inner.delete(key, condition)).await
+        self.run(false, || self.inner.delete(key, condition)).await
     }
 
-    async fn add(&self, key: &Key, delta: i64, max: Option<i64>, ttl: Option<i64>) -> Result<i64, StoreError> {
-        self.run(|| self.inner.add(key, delta, max, ttl)).await
+    async fn add(
+        &self,
+        key: &Key,
+        delta: i64,
+        max: Option<i64>,
+        ttl: Option<i64>,
+    ) -> Result<i64, StoreError> {
+        self.run(false, || self.inner.add(key, delta, max, ttl))
+            .await
     }
 
     async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
-        self.run(|| self.inner.batch_get(keys)).await
+        self.run(false, || self.inner.batch_get(keys)).await
     }
 
     async fn query(&self, query: Query) -> Result<Page, StoreError> {
-        self.run(|| self.inner.query(query)).await
+        self.run(true, || self.inner.query(query)).await
     }
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        self.run(|| self.inner.transact(ops)).await
+        self.run(false, || self.inner.transact(ops)).await
     }
 }
 
@@ -568,9 +626,16 @@ impl SimQueue {
     }
 
     async fn push(&self, body: &str) -> Result<(), QueueError> {
-        let n = self.world.enqueued.fetch_add(1, Ordering::SeqCst);
+        // Keyed by email (ids are known after acceptance) so the sweep's order does not matter.
+        let idx = serde_json::from_str::<SendJob>(body)
+            .map_or(usize::MAX, |j| self.world.idx(j.email_id));
+        let n = if idx == usize::MAX {
+            self.world.enqueued.fetch_add(1, Ordering::SeqCst)
+        } else {
+            self.world.bump(P_ENQUEUE_DUP, idx)
+        };
         self.inner.send(body, Duration::ZERO).await?;
-        if self.world.draw(&[P_ENQUEUE_DUP, n]) < self.world.profile.enqueue_dup {
+        if self.world.draw(&[P_ENQUEUE_DUP, idx as u64, n]) < self.world.profile.enqueue_dup {
             self.world.fault("queue: message enqueued twice");
             self.inner.send(body, Duration::ZERO).await?;
         }
@@ -601,7 +666,11 @@ impl SimQueue {
     async fn take_visible(&self, now: i64) -> Vec<ReceivedMessage> {
         let mut out = Vec::new();
         loop {
-            let got = self.inner.receive(10, HIDDEN, Duration::ZERO).await.expect("memory queue");
+            let got = self
+                .inner
+                .receive(10, HIDDEN, Duration::ZERO)
+                .await
+                .expect("memory queue");
             if got.is_empty() {
                 return out;
             }
@@ -642,11 +711,12 @@ impl SimQueue {
     }
 
     fn next_visible_at(&self) -> Option<i64> {
-        self.inflight.lock().expect("inflight").values().min().copied()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.inner.bodies().is_empty()
+        self.inflight
+            .lock()
+            .expect("inflight")
+            .values()
+            .min()
+            .copied()
     }
 
     fn holds(&self, id: Uuid) -> bool {
@@ -656,7 +726,11 @@ impl SimQueue {
 
     fn dead_holds(&self, id: Uuid) -> bool {
         let id = id.to_string();
-        self.dead.lock().expect("dead").iter().any(|b| b.contains(&id))
+        self.dead
+            .lock()
+            .expect("dead")
+            .iter()
+            .any(|b| b.contains(&id))
     }
 }
 
@@ -679,7 +753,12 @@ impl Queue for SimQueue {
         Ok(())
     }
 
-    async fn receive(&self, max: usize, visibility: Duration, wait: Duration) -> Result<Vec<ReceivedMessage>, QueueError> {
+    async fn receive(
+        &self,
+        max: usize,
+        visibility: Duration,
+        wait: Duration,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
         self.inner.receive(max, visibility, wait).await
     }
 
@@ -687,7 +766,11 @@ impl Queue for SimQueue {
         self.inner.delete(receipt).await
     }
 
-    async fn change_visibility(&self, receipt: &str, visibility: Duration) -> Result<(), QueueError> {
+    async fn change_visibility(
+        &self,
+        receipt: &str,
+        visibility: Duration,
+    ) -> Result<(), QueueError> {
         self.inner.change_visibility(receipt, visibility).await
     }
 }
@@ -755,7 +838,11 @@ impl Scenario {
             .expect("state")
             .map_or(0, |i| i.version);
         let item = Item::new(key, json!({ "lastMinute": last_minute })).with_version(version + 1);
-        self.raw.table().put(item, Condition::None).await.expect("state");
+        self.raw
+            .table()
+            .put(item, Condition::None)
+            .await
+            .expect("state");
     }
 
     /// One tick at `minute` minutes after the acceptance minute; true when it succeeded.
@@ -763,8 +850,12 @@ impl Scenario {
         let w = &self.world;
         let base_minute = w.base_ms.load(Ordering::SeqCst) / MINUTE_MS;
         *w.tick.lock().expect("tick") = Some(tick_no);
-        let result = self.scheduler.tick((base_minute + minute) * MINUTE_MS).await;
+        let result = self
+            .scheduler
+            .tick((base_minute + minute) * MINUTE_MS)
+            .await;
         *w.tick.lock().expect("tick") = None;
+        w.note(|| format!("tick at minute {minute}: {result:?}"));
         match result {
             Ok(r) => {
                 report.requeued += u64::from(r.requeued);
@@ -788,7 +879,8 @@ impl Scenario {
                 w.fault("consumer: crash mid-batch");
                 return;
             }
-            let idx = serde_json::from_str::<SendJob>(&m.body).map_or(usize::MAX, |j| w.idx(j.email_id));
+            let idx =
+                serde_json::from_str::<SendJob>(&m.body).map_or(usize::MAX, |j| w.idx(j.email_id));
             let delivery = w.bump(P_DUP, idx);
             report.deliveries += 1;
             let duplicate = w.draw(&[P_DUP, idx as u64, delivery]) < p.concurrent_dup;
@@ -807,15 +899,27 @@ impl Scenario {
                 };
                 tokio::join!(copy(0), copy(1));
                 outcomes = done.into_inner().expect("done");
+                // Which consumer acknowledges first is drawn, not left to timing.
+                outcomes.sort_by_key(|(c, _)| *c);
+                if w.draw(&[P_ACK, idx as u64, delivery, 2]) < 0.5 {
+                    outcomes.reverse();
+                }
             } else {
                 let o = run_copy(&self.worker, &m.body, Ctx::new(idx, delivery, 0, None)).await;
                 outcomes.push((0, o));
             }
             let mut crashed = false;
+            w.note(|| {
+                format!(
+                    "email #{idx} delivery {delivery} (receive {}): {outcomes:?}",
+                    m.receive_count
+                )
+            });
             for (c, o) in outcomes {
                 match o {
                     Some(outcome) => {
-                        let lost = w.draw(&[P_ACK, idx as u64, delivery, u64::from(c)]) < p.ack_fail;
+                        let lost =
+                            w.draw(&[P_ACK, idx as u64, delivery, u64::from(c)]) < p.ack_fail;
                         self.queue.ack(&m.receipt, outcome, lost).await;
                     }
                     None => crashed |= c == 0,
@@ -869,7 +973,8 @@ impl Scenario {
             }
             // A fixed order (standard queues promise none), so a run repeats exactly.
             visible.sort_by_key(|m| {
-                let idx = serde_json::from_str::<SendJob>(&m.body).map_or(usize::MAX, |j| w.idx(j.email_id));
+                let idx = serde_json::from_str::<SendJob>(&m.body)
+                    .map_or(usize::MAX, |j| w.idx(j.email_id));
                 (idx, m.receive_count)
             });
             for batch in visible.chunks(10) {
@@ -884,7 +989,12 @@ impl Scenario {
         let mut lost = 0;
         let mut examples = Vec::new();
         for id in &self.ids {
-            let record = self.raw.emails().get(self.project, *id).await.expect("read email");
+            let record = self
+                .raw
+                .emails()
+                .get(self.project, *id)
+                .await
+                .expect("read email");
             let l = match &record {
                 None => {
                     lost += 1;
@@ -892,9 +1002,14 @@ impl Scenario {
                 }
                 Some(r) => match r.status {
                     EmailStatus::Pending if !expired && self.queue.dead_holds(*id) => {
-                        format!("PENDING (dead-letter queue, {} attempts)", r.attempts.min(9))
+                        format!(
+                            "PENDING (dead-letter queue, {} attempts)",
+                            r.attempts.min(9)
+                        )
                     }
-                    EmailStatus::Pending if !expired && self.queue.holds(*id) => "PENDING (queued)".to_owned(),
+                    EmailStatus::Pending if !expired && self.queue.holds(*id) => {
+                        "PENDING (queued)".to_owned()
+                    }
                     EmailStatus::Pending => {
                         lost += 1;
                         "LOST: PENDING with no message".to_owned()
@@ -903,12 +1018,18 @@ impl Scenario {
                         lost += 1;
                         "LOST: SENDING after 72 h".to_owned()
                     }
-                    EmailStatus::Sending => "SENDING (claim older than 15 min, not swept)".to_owned(),
+                    EmailStatus::Sending => {
+                        "SENDING (claim older than 15 min, not swept)".to_owned()
+                    }
                     s => label(s, r.error.as_deref()),
                 },
             };
-            if l.starts_with("LOST") && examples.len() < 3 {
-                examples.push(format!("schedule {} email {id}: {l} ({:?})", self.world.schedule, record.map(|r| (r.status, r.attempts, r.error))));
+            if l.starts_with("LOST") || l.starts_with("SENDING") {
+                examples.push(format!(
+                    "schedule {} email {id}: {l} ({:?})",
+                    self.world.schedule,
+                    record.map(|r| (r.status, r.attempts, r.error))
+                ));
             }
             *out.entry(l).or_insert(0) += 1;
         }
@@ -921,11 +1042,13 @@ async fn run_schedule(schedule: u64) -> Findings {
     let world = Arc::new(World {
         schedule,
         profile,
+        trace: std::env::var("FAULTS_TRACE").is_ok_and(|t| t == schedule.to_string()),
         vnow: AtomicI64::new(0),
         base_ms: AtomicI64::new(0),
         index: Mutex::new(HashMap::new()),
         counters: Mutex::new(HashMap::new()),
         handoffs: Mutex::new(HashMap::new()),
+        met: Mutex::new(HashMap::new()),
         faults: Mutex::new(FaultCounts::default()),
         tick: Mutex::new(None),
         tick_ops: AtomicU64::new(0),
@@ -956,16 +1079,24 @@ async fn run_schedule(schedule: u64) -> Findings {
         workflow: Arc::new(MemoryQueue::default()),
         campaign: Arc::new(MemoryQueue::default()),
     };
-    let app = plunk_api::app(AppState::new(store.clone(), Settings::default()).with_send_queues(queues.clone()));
-    let (project, bearer) = inproc::project_with_domain(&raw, &app, "faults", "faults.example").await;
+    let app = plunk_api::app(
+        AppState::new(store.clone(), Settings::default()).with_send_queues(queues.clone()),
+    );
+    let (project, bearer) =
+        inproc::project_with_domain(&raw, &app, "faults", "faults.example").await;
 
-    let recipients: Vec<String> = (0..profile.recipients).map(|i| format!("r{i}@dest.example")).collect();
+    let recipients: Vec<String> = (0..profile.recipients)
+        .map(|i| format!("r{i}@dest.example"))
+        .collect();
     let mut report = Findings::default();
     for (i, r) in recipients.iter().enumerate() {
         if world.draw(&[P_SUPPRESS, i as u64, 0]) < profile.pre_suppressed {
             world.fault("suppressed before acceptance");
             let email = EmailAddress::parse(r).expect("address");
-            raw.suppressions().add(project.id, &email, "BOUNCE").await.expect("suppress");
+            raw.suppressions()
+                .add(project.id, &email, "BOUNCE")
+                .await
+                .expect("suppress");
         }
     }
     let reply = call(
@@ -985,20 +1116,34 @@ async fn run_schedule(schedule: u64) -> Findings {
             index.insert(*id, i);
         }
     }
-    let first = raw.emails().get(project.id, ids[0]).await.expect("read").expect("accepted");
-    let accepted_at = first.queued_at.or(first.suppressed_at).unwrap_or(first.created_at);
-    world
-        .base_ms
-        .store(accepted_at.unix_seconds().div_euclid(60) * MINUTE_MS, Ordering::SeqCst);
+    let first = raw
+        .emails()
+        .get(project.id, ids[0])
+        .await
+        .expect("read")
+        .expect("accepted");
+    let accepted_at = first
+        .queued_at
+        .or(first.suppressed_at)
+        .unwrap_or(first.created_at);
+    world.base_ms.store(
+        accepted_at.unix_seconds().div_euclid(60) * MINUTE_MS,
+        Ordering::SeqCst,
+    );
     for (i, r) in recipients.iter().enumerate() {
         if world.draw(&[P_SUPPRESS, i as u64, 1]) < profile.post_suppressed {
             world.fault("suppressed after acceptance");
             let email = EmailAddress::parse(r).expect("address");
-            raw.suppressions().add(project.id, &email, "COMPLAINT").await.expect("suppress");
+            raw.suppressions()
+                .add(project.id, &email, "COMPLAINT")
+                .await
+                .expect("suppress");
         }
     }
 
-    let clock: Arc<dyn Clock> = Arc::new(SimClock { world: world.clone() });
+    let clock: Arc<dyn Clock> = Arc::new(SimClock {
+        world: world.clone(),
+    });
     let worker = SendWorker {
         store: store.clone(),
         mailer: Arc::new(FaultMailer {
@@ -1027,9 +1172,13 @@ async fn run_schedule(schedule: u64) -> Findings {
     let (active, lost_active, mut examples) = scenario.classify(false).await;
 
     // 72 hours later: the expiry sweep of the acceptance minute.
-    world.vnow.store(EXPIRY_MINUTE * MINUTE_MS, Ordering::SeqCst);
+    world
+        .vnow
+        .store(EXPIRY_MINUTE * MINUTE_MS, Ordering::SeqCst);
     let base_minute = world.base_ms.load(Ordering::SeqCst) / MINUTE_MS;
-    scenario.set_scheduler_minute(base_minute + EXPIRY_MINUTE - 1).await;
+    scenario
+        .set_scheduler_minute(base_minute + EXPIRY_MINUTE - 1)
+        .await;
     let tick = scenario
         .scheduler
         .tick((base_minute + EXPIRY_MINUTE) * MINUTE_MS)
@@ -1041,8 +1190,10 @@ async fn run_schedule(schedule: u64) -> Findings {
     let handoffs = world.handoffs.lock().expect("handoffs").clone();
     report.duplicates = handoffs.values().filter(|n| **n > 1).count() as u64;
     for (idx, n) in &handoffs {
-        if *n > 1 && examples.len() < 6 {
-            examples.push(format!("schedule {schedule} email #{idx}: handed to the provider {n} times"));
+        if *n > 1 {
+            examples.push(format!(
+                "schedule {schedule} email #{idx}: handed to the provider {n} times"
+            ));
         }
     }
     // Hand-off and final state together: was a FAILED SEND_OUTCOME_UNKNOWN really sent?
@@ -1050,12 +1201,23 @@ async fn run_schedule(schedule: u64) -> Findings {
         let r = raw.emails().get(project.id, *id).await.expect("read");
         if let Some(r) = r {
             let sent = handoffs.get(&i).copied().unwrap_or(0) > 0;
-            let unknown = r.error.as_deref().is_some_and(|e| e.starts_with("SEND_OUTCOME_UNKNOWN"));
+            let unknown = r
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("SEND_OUTCOME_UNKNOWN"));
             if r.status == EmailStatus::Failed && unknown {
+                let crashed = world
+                    .met
+                    .lock()
+                    .expect("met")
+                    .get(&i)
+                    .is_some_and(|m| m.iter().any(|f| f.starts_with("store: crash")));
                 world.fault(if sent {
                     "outcome: FAILED unknown, was sent (SES Send event reconciles)"
+                } else if crashed {
+                    "outcome: FAILED unknown, never sent (crash after the claim)"
                 } else {
-                    "outcome: FAILED unknown, never sent"
+                    "outcome: FAILED unknown, never sent (store error after the claim)"
                 });
             }
             if r.status == EmailStatus::Sent && !sent {
@@ -1073,6 +1235,19 @@ async fn run_schedule(schedule: u64) -> Findings {
 }
 
 fn main() {
+    if let Some(one) = std::env::var("FAULTS_TRACE")
+        .ok()
+        .and_then(|t| t.parse::<u64>().ok())
+    {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let f = runtime.block_on(run_schedule(one));
+        eprintln!("profile: {:?}", Profile::draw(one));
+        eprintln!("{f:#?}");
+        return;
+    }
     let schedules: u64 = std::env::args()
         .nth(1)
         .or_else(|| std::env::var("BENCH_FAULT_SCHEDULES").ok())
@@ -1080,6 +1255,7 @@ fn main() {
         .unwrap_or(10_000);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .max_blocking_threads(4)
         .enable_all()
         .build()
         .expect("runtime");
@@ -1088,7 +1264,10 @@ fn main() {
         let mut results: Vec<Option<Findings>> = (0..schedules).map(|_| None).collect();
         let mut tasks = tokio::task::JoinSet::new();
         let mut next = 0u64;
-        let parallel = 2;
+        let parallel: usize = std::env::var("FAULTS_PARALLEL")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(8);
         while next < schedules || !tasks.is_empty() {
             while next < schedules && tasks.len() < parallel {
                 let s = next;
@@ -1100,14 +1279,23 @@ fn main() {
                 results[s as usize] = Some(f);
             }
         }
-        results.into_iter().map(|f| f.expect("every schedule ran")).collect()
+        results
+            .into_iter()
+            .map(|f| f.expect("every schedule ran"))
+            .collect()
     });
     let elapsed = started.elapsed().as_secs_f64();
+    if std::env::var("FAULTS_DIGEST").is_ok() {
+        for (i, f) in results.iter().enumerate() {
+            eprintln!("{i} {} {:?} {:?}", f.deliveries, f.active, f.faults.counts);
+        }
+    }
 
     let mut faults = FaultCounts::default();
     let mut active: BTreeMap<String, u64> = BTreeMap::new();
     let mut after: BTreeMap<String, u64> = BTreeMap::new();
-    let (mut emails, mut duplicates, mut lost, mut stuck, mut deliveries, mut requeued) = (0, 0, 0, 0, 0, 0);
+    let (mut emails, mut duplicates, mut lost, mut stuck, mut deliveries, mut requeued) =
+        (0, 0, 0, 0, 0, 0);
     let mut longest = 0;
     let mut examples = Vec::new();
     for f in &results {
@@ -1138,7 +1326,10 @@ fn main() {
         println!("{k:<62} {v:>9}");
     }
     println!();
-    println!("{:<46} {:>16} {:>16}", "email status", "active phase end", "after 72 h tick");
+    println!(
+        "{:<46} {:>16} {:>16}",
+        "email status", "active phase end", "after 72 h tick"
+    );
     let labels: BTreeSet<&String> = active.keys().chain(after.keys()).collect();
     for l in labels {
         println!(
@@ -1150,9 +1341,22 @@ fn main() {
     println!();
     println!(
         "{:<46} {:>16}\n{:<46} {:>16}\n{:<46} {:>16}",
-        "emails handed to the provider more than once", duplicates, "emails lost", lost, "schedules stuck", stuck
+        "emails handed to the provider more than once",
+        duplicates,
+        "emails lost",
+        lost,
+        "schedules stuck",
+        stuck
     );
-    for e in examples.iter().take(10) {
+    // Lost and duplicated first, then a few stale claims (`FAULTS_TRACE=<schedule>` replays one).
+    examples.sort_by_key(|e| !(e.contains("LOST") || e.contains("times")));
+    let shown: Vec<&String> = examples
+        .iter()
+        .filter(|e| e.contains("LOST") || e.contains("times"))
+        .take(8)
+        .chain(examples.iter().filter(|e| e.contains("SENDING")).take(2))
+        .collect();
+    for e in shown {
         println!("  e.g. {e}");
     }
     if duplicates > 0 || lost > 0 || stuck > 0 {

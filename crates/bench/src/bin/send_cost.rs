@@ -1,3 +1,509 @@
-//! Work in progress.
+//! `send-cost [N]`: what one email costs in AWS requests and units, priced.
+//!
+//! A metered run of the real code in process: the table port wrapped by
+//! `plunk_bench::metered::MeteredTable` (DynamoDB on-demand units, see that module), the send
+//! queues by `MeteredQueue`, a counting mailer. N emails (default 1,000; `BENCH_COST_EMAILS` or the
+//! first argument) are accepted through the real router (`POST /v1/send`, a verified domain) and
+//! drained by the real `SendWorker` (`TablePace` in the metered table, as deployed) the way the SQS
+//! event source feeds the send Lambda: receive up to 10, handle each, delete the batch in one
+//! request. Then the scheduler ticks once per simulated minute until every acceptance minute has
+//! had its 2- and 16-minute sweeps. Three runs: one recipient per request (new contacts), one
+//! recipient (existing contacts), 50 recipients per request (new contacts).
+//!
+//! Prices (AWS us-east-1, public on-demand): DynamoDB $0.625 per million write request units and
+//! $0.125 per million read request units; SQS $0.40 per million requests; API Gateway HTTP API
+//! $1.00 per million requests; Lambda $0.20 per million requests plus $0.0000133334 per GB-second
+//! (arm64), at 256 MB for the measured in-process handler time rounded up to the next millisecond
+//! (per API request, per consumer batch of 10, per tick). SES ($100 per million) is not included:
+//! the target is $4 per million on top of it. Attachments (S3) are not used.
 
-fn main() {}
+use async_trait::async_trait;
+use axum::http::Method;
+use plunk_bench::fake_mailer::RecordingMailer;
+use plunk_bench::inproc::{self, call};
+use plunk_bench::metered::{
+    kinds_since, KindUsage, MeteredQueue, MeteredTable, QueueUsage, TableUsage,
+};
+use plunk_domain::contact::DataChange;
+use plunk_domain::event::SubscriptionSource;
+use plunk_domain::EmailAddress;
+use plunk_http_kit::{AppState, Settings};
+use plunk_messaging::memory::{MemoryBlobs, MemoryQueue};
+use plunk_messaging::send_queues::SendQueues;
+use plunk_store::backend::sqlite::SqliteTable;
+use plunk_store::keys;
+use plunk_store::Store;
+use plunk_worker::clock::{Clock, SystemClock};
+use plunk_worker::consumer;
+use plunk_worker::pacing::{Pacer, TablePace};
+use plunk_worker::scheduler::Scheduler;
+use plunk_worker::send::{Outcome, SendWorker, SenderConfig};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const DYNAMO_WRU: f64 = 0.625;
+const DYNAMO_RRU: f64 = 0.125;
+const SQS_REQUEST: f64 = 0.40;
+const APIGW_REQUEST: f64 = 1.00;
+const LAMBDA_REQUEST: f64 = 0.20;
+const LAMBDA_GB_SECOND: f64 = 0.000_013_333_4;
+const LAMBDA_GB: f64 = 0.25;
+const TARGET_PER_MILLION: f64 = 4.0;
+const SEND_RATE: f64 = 14.0;
+/// Concurrent consumers sharing the pace at saturation (`MaximumConcurrency` 2).
+const CONSUMERS: f64 = 2.0;
+
+/// The system clock without waiting: the pace is set far above anything sent here, and the run
+/// should measure work, not sleeps.
+struct NoWait;
+
+#[async_trait]
+impl Clock for NoWait {
+    fn now_ms(&self) -> i64 {
+        SystemClock.now_ms()
+    }
+
+    async fn sleep_until_ms(&self, _at_ms: i64) {}
+}
+
+/// Billed Lambda milliseconds of a measured handler time.
+fn billed_ms(d: Duration) -> f64 {
+    (d.as_nanos() as f64 / 1e6).ceil().max(1.0)
+}
+
+/// One part of the bill, per email.
+struct Line {
+    name: &'static str,
+    per_email: f64,
+    unit: &'static str,
+    dollars_per_million: f64,
+}
+
+struct Run {
+    label: String,
+    emails: usize,
+    lines: Vec<Line>,
+    api_ops: TableUsage,
+    api_kinds: BTreeMap<String, KindUsage>,
+    consumer_kinds: BTreeMap<String, KindUsage>,
+    consumer_ops: TableUsage,
+    sweep_ops: TableUsage,
+    fixed_tick: TableUsage,
+    provider_calls: usize,
+    api_queue_requests: u64,
+    api_ms: f64,
+    batch_ms: f64,
+    tick_ms: f64,
+}
+
+impl Run {
+    fn total(&self) -> f64 {
+        self.lines.iter().map(|l| l.dollars_per_million).sum()
+    }
+
+    /// Lambda dollars per million emails added if every store, queue and provider call of the
+    /// API and consumer handlers took `ms` (a network round trip in AWS) one after the other.
+    fn latency_dollars(&self, ms: f64) -> f64 {
+        let calls = self.api_ops.calls as f64
+            + self.api_queue_requests as f64
+            + self.consumer_ops.calls as f64
+            + self.provider_calls as f64;
+        calls * ms / 1000.0 * LAMBDA_GB / self.emails as f64 * LAMBDA_GB_SECOND * 1e6
+    }
+}
+
+async fn metered_run(label: &str, emails: usize, per_request: usize, existing: bool) -> Run {
+    let table = Arc::new(MeteredTable::new(Arc::new(
+        SqliteTable::in_memory().expect("sqlite"),
+    )));
+    let store = Store::new(table.clone());
+    let queue = |_: &str| Arc::new(MeteredQueue::new(Arc::new(MemoryQueue::default())));
+    let (tq, wq, cq) = (queue("t"), queue("w"), queue("c"));
+    let queues = SendQueues {
+        transactional: tq.clone(),
+        workflow: wq.clone(),
+        campaign: cq.clone(),
+    };
+    let queue_usage = || tq.usage().plus(&wq.usage()).plus(&cq.usage());
+    let app = plunk_api::app(
+        AppState::new(store.clone(), Settings::default()).with_send_queues(queues.clone()),
+    );
+    let (project, bearer) = inproc::project_with_domain(&store, &app, "cost", "cost.example").await;
+    let recipients: Vec<String> = (0..emails).map(|i| format!("r{i}@rcpt.example")).collect();
+    if existing {
+        let change = DataChange::parse(&serde_json::Map::new()).expect("empty change");
+        for r in &recipients {
+            let email = EmailAddress::parse(r).expect("address");
+            store
+                .contacts()
+                .upsert(project.id, &email, None, &change, SubscriptionSource::Api)
+                .await
+                .expect("contact");
+        }
+    }
+    // Warm the key cache and the cursor secret like a warm function instance.
+    call(&app, Method::GET, "/emails?limit=1", &bearer, None).await;
+
+    // 1. Accept.
+    let first_minute = SystemClock.now_ms().div_euclid(60_000);
+    let (t0, q0, k0) = (table.usage(), queue_usage(), table.by_kind());
+    let mut api_ms = 0.0;
+    let mut requests = 0usize;
+    for chunk in recipients.chunks(per_request) {
+        let reply = call(
+            &app,
+            Method::POST,
+            "/v1/send",
+            &bearer,
+            Some(&inproc::send_body(chunk, "billing@cost.example")),
+        )
+        .await;
+        assert!(reply.status.is_success(), "send: {}", reply.body);
+        api_ms += billed_ms(reply.elapsed);
+        requests += 1;
+    }
+    let (t1, q1, k1) = (table.usage(), queue_usage(), table.by_kind());
+
+    // 2. Send, as the event source feeds the Lambda function.
+    let mailer = Arc::new(RecordingMailer::accepting());
+    let worker = SendWorker {
+        store: store.clone(),
+        mailer: mailer.clone(),
+        blobs: Arc::new(MemoryBlobs::default()),
+        pacer: Pacer::new(
+            Arc::new(TablePace::new(table.clone())),
+            Arc::new(NoWait),
+            1_000_000.0,
+        ),
+        config: SenderConfig::default(),
+    };
+    let mut batches = 0usize;
+    let mut batch_ms = 0.0;
+    let mut sqs_consumer = QueueUsage::default();
+    loop {
+        let messages = queues
+            .transactional
+            .receive(10, consumer::VISIBILITY, Duration::ZERO)
+            .await
+            .expect("receive");
+        if messages.is_empty() {
+            break;
+        }
+        let started = Instant::now();
+        let mut done = 0;
+        for m in &messages {
+            match consumer::handle(&worker, &m.body).await {
+                Outcome::Done => {
+                    queues
+                        .transactional
+                        .delete(&m.receipt)
+                        .await
+                        .expect("delete");
+                    done += 1;
+                }
+                Outcome::RetryAfter(delay) => {
+                    queues
+                        .transactional
+                        .change_visibility(&m.receipt, delay)
+                        .await
+                        .expect("visibility");
+                    sqs_consumer.change_visibility += 1;
+                }
+            }
+        }
+        batch_ms += billed_ms(started.elapsed());
+        batches += 1;
+        sqs_consumer.receive += 1;
+        // The event source deletes a batch's successes with one DeleteMessageBatch.
+        sqs_consumer.delete += u64::from(done > 0);
+    }
+    let (t2, k2) = (table.usage(), table.by_kind());
+
+    // 3. The scheduler, once a simulated minute, until each acceptance minute had both sweeps.
+    let scheduler = Scheduler {
+        store: store.clone(),
+        queues: queues.clone(),
+    };
+    let last_minute = SystemClock.now_ms().div_euclid(60_000);
+    let before_fixed = table.usage();
+    let started = Instant::now();
+    // A tick over minutes that hold nothing: the fixed cost of every minute.
+    scheduler
+        .tick((first_minute - 10_000) * 60_000)
+        .await
+        .expect("tick");
+    let fixed_tick = table.usage().since(&before_fixed);
+    let fixed_ms = billed_ms(started.elapsed());
+    store
+        .table()
+        .delete(
+            &keys::scheduler_state(),
+            plunk_store::table::Condition::None,
+        )
+        .await
+        .expect("reset scheduler state");
+    let t3 = table.usage();
+    let mut ticks = 0u32;
+    let mut tick_ms = 0.0;
+    for m in first_minute..=last_minute + 16 {
+        let started = Instant::now();
+        let report = scheduler.tick(m * 60_000 + 1_000).await.expect("tick");
+        tick_ms += billed_ms(started.elapsed());
+        assert_eq!(
+            report.requeued + report.failed,
+            0,
+            "nothing was left behind"
+        );
+        ticks += 1;
+    }
+    let t4 = table.usage();
+
+    let n = emails as f64;
+    let api_ops = t1.since(&t0);
+    let consumer_ops = t2.since(&t1);
+    let ticks_all = t4.since(&t3);
+    let sweep_ops = TableUsage {
+        rru: ticks_all.rru - f64::from(ticks) * fixed_tick.rru,
+        wru: ticks_all.wru - f64::from(ticks) * fixed_tick.wru,
+        gsi_wru: ticks_all.gsi_wru - f64::from(ticks) * fixed_tick.gsi_wru,
+        ..ticks_all
+    };
+    let sqs_api = q1.since(&q0);
+    // At 14/s, a minute carries 840 emails: the fixed tick cost of one minute, shared by them.
+    let per_minute = SEND_RATE * 60.0;
+    let gbs = |ms: f64| ms / 1000.0 * LAMBDA_GB;
+    let mut lines = vec![
+        Line {
+            name: "API Gateway requests",
+            per_email: requests as f64 / n,
+            unit: "req",
+            dollars_per_million: requests as f64 / n * APIGW_REQUEST,
+        },
+        Line {
+            name: "Lambda API: invocations",
+            per_email: requests as f64 / n,
+            unit: "req",
+            dollars_per_million: requests as f64 / n * LAMBDA_REQUEST,
+        },
+        Line {
+            name: "Lambda API: GB-s",
+            per_email: gbs(api_ms) / n,
+            unit: "GB-s",
+            dollars_per_million: gbs(api_ms) / n * LAMBDA_GB_SECOND * 1e6,
+        },
+        Line {
+            name: "DynamoDB API: write units",
+            per_email: api_ops.all_wru() / n,
+            unit: "WRU",
+            dollars_per_million: api_ops.all_wru() / n * DYNAMO_WRU,
+        },
+        Line {
+            name: "DynamoDB API: read units",
+            per_email: api_ops.rru / n,
+            unit: "RRU",
+            dollars_per_million: api_ops.rru / n * DYNAMO_RRU,
+        },
+        Line {
+            name: "SQS API: enqueue requests",
+            per_email: sqs_api.requests() as f64 / n,
+            unit: "req",
+            dollars_per_million: sqs_api.requests() as f64 / n * SQS_REQUEST,
+        },
+        Line {
+            name: "Lambda consumer: invocations",
+            per_email: batches as f64 / n,
+            unit: "req",
+            dollars_per_million: batches as f64 / n * LAMBDA_REQUEST,
+        },
+        Line {
+            name: "Lambda consumer: GB-s (work)",
+            per_email: gbs(batch_ms) / n,
+            unit: "GB-s",
+            dollars_per_million: gbs(batch_ms) / n * LAMBDA_GB_SECOND * 1e6,
+        },
+        Line {
+            name: "DynamoDB consumer: write units",
+            per_email: consumer_ops.all_wru() / n,
+            unit: "WRU",
+            dollars_per_million: consumer_ops.all_wru() / n * DYNAMO_WRU,
+        },
+        Line {
+            name: "DynamoDB consumer: read units",
+            per_email: consumer_ops.rru / n,
+            unit: "RRU",
+            dollars_per_million: consumer_ops.rru / n * DYNAMO_RRU,
+        },
+        Line {
+            name: "SQS consumer: receive + delete",
+            per_email: sqs_consumer.requests() as f64 / n,
+            unit: "req",
+            dollars_per_million: sqs_consumer.requests() as f64 / n * SQS_REQUEST,
+        },
+        Line {
+            name: "DynamoDB sweeps (2, 16 min): RRU",
+            per_email: sweep_ops.rru / n,
+            unit: "RRU",
+            dollars_per_million: sweep_ops.rru / n * DYNAMO_RRU,
+        },
+        Line {
+            name: "Scheduler fixed, shared at 14/s",
+            per_email: fixed_tick.rru / per_minute,
+            unit: "RRU",
+            dollars_per_million: (fixed_tick.rru * DYNAMO_RRU
+                + fixed_tick.all_wru() * DYNAMO_WRU
+                + LAMBDA_REQUEST
+                + gbs(fixed_ms) * LAMBDA_GB_SECOND * 1e6)
+                / per_minute,
+        },
+    ];
+    if sweep_ops.all_wru() > 0.0 {
+        lines.push(Line {
+            name: "DynamoDB sweeps: write units",
+            per_email: sweep_ops.all_wru() / n,
+            unit: "WRU",
+            dollars_per_million: sweep_ops.all_wru() / n * DYNAMO_WRU,
+        });
+    }
+    Run {
+        label: label.to_owned(),
+        emails,
+        lines,
+        api_ops,
+        api_kinds: kinds_since(&k1, &k0),
+        consumer_kinds: kinds_since(&k2, &k1),
+        consumer_ops,
+        sweep_ops,
+        fixed_tick,
+        provider_calls: mailer.count(),
+        api_queue_requests: sqs_api.requests(),
+        api_ms: api_ms / requests as f64,
+        batch_ms: batch_ms / batches.max(1) as f64,
+        tick_ms: tick_ms / f64::from(ticks),
+    }
+}
+
+fn kinds(k: &BTreeMap<String, KindUsage>, n: f64) -> String {
+    k.iter()
+        .map(|(name, u)| format!("{name} {:.2}W/{:.2}R", u.wru / n, u.rru / n))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn ops(u: &TableUsage, n: f64) -> String {
+    format!(
+        "{:.2} get, {:.2} put, {:.2} transact, {:.2} add, {:.2} query, {:.2} batch-get ({:.2} calls; {:.2} refused conditions)",
+        u.gets as f64 / n,
+        u.puts as f64 / n,
+        u.transacts as f64 / n,
+        u.adds as f64 / n,
+        u.queries as f64 / n,
+        u.batch_gets as f64 / n,
+        u.calls as f64 / n,
+        u.condition_failures as f64 / n
+    )
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let emails: usize = std::env::args()
+        .nth(1)
+        .or_else(|| std::env::var("BENCH_COST_EMAILS").ok())
+        .map(|a| a.parse().expect("usage: send-cost [N]"))
+        .unwrap_or(1_000);
+    let runs = vec![
+        metered_run("1 rcpt, new contact", emails, 1, false).await,
+        metered_run("1 rcpt, existing contact", emails, 1, true).await,
+        metered_run("50 rcpt, new contacts", emails, 50, false).await,
+    ];
+
+    println!(
+        "send cost: {emails} emails per run through the router, SendWorker (TablePace) and scheduler, metered; \
+         Lambda 256 MB arm64, in-process handler time rounded up to the ms"
+    );
+    print!("{:<34} {:>5}", "per email", "unit");
+    for r in &runs {
+        print!(" | {:>26}", r.label);
+    }
+    println!();
+    print!("{:<34} {:>5}", "", "");
+    for _ in &runs {
+        print!(" | {:>12} {:>13}", "units", "$ per 1M");
+    }
+    println!();
+    for (i, line) in runs[0].lines.iter().enumerate() {
+        print!("{:<34} {:>5}", line.name, line.unit);
+        for r in &runs {
+            match r.lines.get(i) {
+                Some(l) => print!(" | {:>12.4} {:>13.4}", l.per_email, l.dollars_per_million),
+                None => print!(" | {:>12} {:>13}", "", ""),
+            }
+        }
+        println!();
+    }
+    print!("{:<40}", "total (excluding SES)");
+    for r in &runs {
+        print!(" | {:>12} {:>13.3}", "", r.total());
+    }
+    println!();
+    print!("{:<40}", "target");
+    for _ in &runs {
+        print!(" | {:>12} {:>13.3}", "", TARGET_PER_MILLION);
+    }
+    println!();
+    // At saturation the consumer also holds its invocation while it waits for pace slots: each
+    // of MaximumConcurrency invocations sends at rate / concurrency.
+    let paced_gbs = LAMBDA_GB * CONSUMERS / SEND_RATE;
+    let paced = paced_gbs * LAMBDA_GB_SECOND * 1e6;
+    print!("{:<40}", "+ consumer waiting for the pace (14/s)");
+    for r in &runs {
+        print!(" | {:>12} {:>13.3}", "", r.total() + paced);
+    }
+    println!();
+    print!("{:<40}", "+ 5 ms per store/queue/provider call");
+    for r in &runs {
+        print!(
+            " | {:>12} {:>13.3}",
+            "",
+            r.total() + paced + r.latency_dollars(5.0)
+        );
+    }
+    println!();
+    println!(
+        "   (the pace line adds {paced_gbs:.4} GB-s = ${paced:.3} per 1M: at saturation each of {CONSUMERS} concurrent consumers holds \
+         its invocation {:.0} ms per email waiting for its slot; the last line also bills Lambda for a 5 ms round trip per \
+         call, one after the other, since in-process calls take microseconds)",
+        1000.0 * CONSUMERS / SEND_RATE
+    );
+    println!();
+    for r in &runs {
+        let n = r.emails as f64;
+        println!("{}: {} provider calls for {} emails; handler ms: API {:.2} per request, consumer {:.2} per batch, tick {:.2}", r.label, r.provider_calls, r.emails, r.api_ms, r.batch_ms, r.tick_ms);
+        println!("   API table ops per email:      {}", ops(&r.api_ops, n));
+        println!(
+            "   consumer table ops per email: {}",
+            ops(&r.consumer_ops, n)
+        );
+        println!(
+            "   API units per email by item:      {}",
+            kinds(&r.api_kinds, n)
+        );
+        println!(
+            "   consumer units per email by item: {}",
+            kinds(&r.consumer_kinds, n)
+        );
+        println!(
+            "   sweeps per email: {:.2} RRU over {:.2} calls; fixed per tick: {:.1} RRU, {:.1} WRU over {} calls",
+            r.sweep_ops.rru / n,
+            r.sweep_ops.calls as f64 / n,
+            r.fixed_tick.rru,
+            r.fixed_tick.all_wru(),
+            r.fixed_tick.calls
+        );
+    }
+    let bad = runs.iter().any(|r| r.provider_calls != r.emails);
+    if bad {
+        eprintln!("send-cost: a run did not send every email exactly once");
+        std::process::exit(1);
+    }
+}

@@ -57,7 +57,8 @@ pub struct OutgoingEmail {
 /// Why a send failed, as the worker must treat it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MailError {
-    /// The provider is throttling: retry later, do not count as a failed attempt.
+    /// The provider is throttling: retry later with back-off (it counts as an attempt, spec
+    /// events-and-emails.md §4).
     #[error("throttled: {0}")]
     Throttled(String),
     /// A temporary failure: retry with back-off.
