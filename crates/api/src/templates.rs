@@ -16,7 +16,6 @@ use plunk_http_kit::{
 use plunk_store::cursor::CursorBinding;
 use plunk_store::repo::templates::{TemplateError, TemplateFilter, MAX_INLINE_CONTENT_BYTES};
 use serde::Serialize;
-use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -191,11 +190,7 @@ async fn check_sender(
 ) -> Result<(), ApiError> {
     match state.store.domains().check_sender(project, from).await? {
         Ok(()) => Ok(()),
-        Err((domain, reason)) => Err(ApiError::new(
-            ErrorCode::DomainNotVerified,
-            format!("The sender domain {domain} is not verified in this project"),
-        )
-        .with_details(json!({ "domain": domain, "reason": reason }))),
+        Err((domain, reason)) => Err(crate::send::sender_error(domain, reason)),
     }
 }
 
