@@ -31,7 +31,6 @@ use plunk_messaging::identity::SendingIdentities;
 use plunk_messaging::mailer::outbox::OutboxMailer;
 use plunk_messaging::mailer::ses::SesMailer;
 use plunk_messaging::mailer::Mailer;
-use plunk_messaging::queue::embedded::{EmbeddedQueue, RedrivePolicy};
 use plunk_messaging::queue::sqs::SqsQueue;
 use plunk_messaging::queue::{Queue, QueueError};
 use plunk_messaging::send_queues::SendQueues;
@@ -53,13 +52,6 @@ pub const SEND_QUEUE_URL_VARS: [&str; 3] = [
     "PLUNK_SEND_QUEUE_WORKFLOW_URL",
     "PLUNK_SEND_QUEUE_CAMPAIGN_URL",
 ];
-
-/// Names of the embedded send queues and their dead-letter queue (as `plunk serve` names them).
-const EMBEDDED_QUEUES: [&str; 3] = ["send-transactional", "send-workflow", "send-campaign"];
-const EMBEDDED_DLQ: &str = "send-dlq";
-/// Receives before an embedded send job moves to the dead-letter queue (the SQS queues' own
-/// `maxReceiveCount` in the template).
-const EMBEDDED_MAX_RECEIVES: u32 = 10;
 
 /// Why a function cannot start.
 #[derive(thiserror::Error)]
@@ -167,17 +159,7 @@ impl Environment {
         };
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
-        let path = dir.join("queues.db");
-        let redrive = || RedrivePolicy {
-            dead_letter_queue: EMBEDDED_DLQ.into(),
-            max_receive_count: EMBEDDED_MAX_RECEIVES,
-        };
-        let [t, w, c] = EMBEDDED_QUEUES;
-        Ok(Some(SendQueues {
-            transactional: Arc::new(EmbeddedQueue::open(&path, t, redrive())?),
-            workflow: Arc::new(EmbeddedQueue::open(&path, w, redrive())?),
-            campaign: Arc::new(EmbeddedQueue::open(&path, c, redrive())?),
-        }))
+        Ok(Some(SendQueues::embedded(&dir.join("queues.db"))?))
     }
 
     /// The SQS send queues by queue name (the last part of a queue URL or ARN), for changing the

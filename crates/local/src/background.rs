@@ -7,7 +7,6 @@ use plunk_messaging::blob::BlobStore;
 use plunk_messaging::mailer::outbox::OutboxMailer;
 use plunk_messaging::mailer::smtp::SmtpMailer;
 use plunk_messaging::mailer::Mailer;
-use plunk_messaging::queue::embedded::{EmbeddedQueue, RedrivePolicy};
 use plunk_messaging::send_queues::SendQueues;
 use plunk_store::Store;
 use plunk_worker::clock::SystemClock;
@@ -18,9 +17,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Receives before a send job moves to the dead-letter queue.
-const MAX_RECEIVES: u32 = 10;
-
 /// What the HTTP side needs from the background side.
 pub struct Background {
     pub queues: SendQueues,
@@ -29,26 +25,13 @@ pub struct Background {
     pub outbox_dir: Option<PathBuf>,
 }
 
-fn queue(path: &Path, name: &str) -> Result<Arc<EmbeddedQueue>, Failure> {
-    let redrive = RedrivePolicy {
-        dead_letter_queue: "send-dlq".into(),
-        max_receive_count: MAX_RECEIVES,
-    };
-    EmbeddedQueue::open(path, name, redrive)
-        .map(Arc::new)
-        .map_err(|e| Failure::store(format!("cannot open the send queues: {e}")))
-}
-
 /// Opens the local adapters and starts the consumer and the scheduler.
 pub async fn start(store: &Store, data_dir: &Path) -> Result<Background, Failure> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| Failure::store(format!("cannot create {}: {e}", data_dir.display())))?;
     let queues_db = data_dir.join("queues.db");
-    let queues = SendQueues {
-        transactional: queue(&queues_db, "send-transactional")?,
-        workflow: queue(&queues_db, "send-workflow")?,
-        campaign: queue(&queues_db, "send-campaign")?,
-    };
+    let queues = SendQueues::embedded(&queues_db)
+        .map_err(|e| Failure::store(format!("cannot open the send queues: {e}")))?;
     let blobs: Arc<dyn BlobStore> = Arc::new(FolderBlobs::new(data_dir.join("blobs")));
     let (mailer, outbox_dir): (Arc<dyn Mailer>, Option<PathBuf>) =
         match std::env::var("PLUNK_SMTP_URL") {

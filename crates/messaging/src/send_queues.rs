@@ -1,11 +1,18 @@
 //! The three send queues, one per priority class, and the small job each message carries.
 
+use crate::queue::embedded::{EmbeddedQueue, RedrivePolicy};
 use crate::queue::{Queue, QueueError};
 use plunk_domain::email_record::SendClass;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
+
+/// Receives before a send job moves to the dead-letter queue (the SQS redrive policy of the
+/// SAM template says the same).
+pub const MAX_RECEIVES: u32 = 10;
+/// The embedded dead-letter queue of the send queues.
+pub const DEAD_LETTER_QUEUE: &str = "send-dlq";
 
 /// What a send-queue message says: which email to send. Everything else is in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +58,24 @@ impl SendQueues {
             }
         }
         Ok(())
+    }
+
+    /// The embedded send queues in the SQLite file `path` (the local server's `queues.db`), with
+    /// their shared dead-letter queue `send-dlq` after [`MAX_RECEIVES`] receives, like the
+    /// deployed SQS queues.
+    pub fn embedded(path: &std::path::Path) -> Result<Self, QueueError> {
+        let open = |name: &str| -> Result<Arc<dyn Queue>, QueueError> {
+            let redrive = RedrivePolicy {
+                dead_letter_queue: DEAD_LETTER_QUEUE.into(),
+                max_receive_count: MAX_RECEIVES,
+            };
+            Ok(Arc::new(EmbeddedQueue::open(path, name, redrive)?))
+        };
+        Ok(Self {
+            transactional: open("send-transactional")?,
+            workflow: open("send-workflow")?,
+            campaign: open("send-campaign")?,
+        })
     }
 
     /// Three in-memory queues, for tests.

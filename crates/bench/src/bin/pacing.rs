@@ -26,7 +26,6 @@ use plunk_domain::email_record::SendClass;
 use plunk_http_kit::{AppState, Settings};
 use plunk_messaging::mailer::outbox::OutboxMailer;
 use plunk_messaging::memory::MemoryBlobs;
-use plunk_messaging::queue::embedded::{EmbeddedQueue, RedrivePolicy};
 use plunk_messaging::send_queues::SendQueues;
 use plunk_store::backend::sqlite::SqliteTable;
 use plunk_store::Store;
@@ -301,18 +300,7 @@ async fn wall_clock(emails: usize) -> bool {
     let table = SqliteTable::open(&dir.path().join("plunk.db")).expect("open sqlite");
     let store = Store::new(Arc::new(table));
     let queues_db = dir.path().join("queues.db");
-    let queue = |name: &str| {
-        let redrive = RedrivePolicy {
-            dead_letter_queue: "send-dlq".into(),
-            max_receive_count: 10,
-        };
-        Arc::new(EmbeddedQueue::open(&queues_db, name, redrive).expect("embedded queue"))
-    };
-    let queues = SendQueues {
-        transactional: queue("send-transactional"),
-        workflow: queue("send-workflow"),
-        campaign: queue("send-campaign"),
-    };
+    let queues = SendQueues::embedded(&queues_db).expect("embedded queues");
     let outbox_dir = dir.path().join("outbox");
     let mailer = Arc::new(RecordingMailer::wrapping(Arc::new(OutboxMailer::new(
         outbox_dir.clone(),

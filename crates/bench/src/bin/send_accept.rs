@@ -19,7 +19,6 @@ use http_body_util::BodyExt;
 use plunk_bench::inproc::{self, Api};
 use plunk_bench::{print_table, Phase};
 use plunk_http_kit::{AppState, Settings};
-use plunk_messaging::queue::embedded::{EmbeddedQueue, RedrivePolicy};
 use plunk_messaging::send_queues::SendQueues;
 use plunk_store::backend::sqlite::SqliteTable;
 use plunk_store::Store;
@@ -66,18 +65,7 @@ async fn main() {
     let table = SqliteTable::open(&dir.path().join("plunk.db")).expect("open sqlite");
     let store = Store::new(Arc::new(table));
     let queues_db = dir.path().join("queues.db");
-    let queue = |name: &str| {
-        let redrive = RedrivePolicy {
-            dead_letter_queue: "send-dlq".into(),
-            max_receive_count: 10,
-        };
-        Arc::new(EmbeddedQueue::open(&queues_db, name, redrive).expect("embedded queue"))
-    };
-    let queues = SendQueues {
-        transactional: queue("send-transactional"),
-        workflow: queue("send-workflow"),
-        campaign: queue("send-campaign"),
-    };
+    let queues = SendQueues::embedded(&queues_db).expect("embedded queues");
     let app =
         plunk_api::app(AppState::new(store.clone(), Settings::default()).with_send_queues(queues));
     let mut bearers = Vec::with_capacity(PROJECTS);
