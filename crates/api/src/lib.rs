@@ -5,11 +5,14 @@
 pub mod contacts;
 pub mod domains;
 pub mod emails;
+pub mod events;
 pub mod openapi;
 pub mod paging;
 pub mod send;
+pub mod suppressions;
 pub mod system;
 pub mod templates;
+pub mod track;
 
 use axum::Router;
 use plunk_http_kit::{pipeline, AppState};
@@ -25,12 +28,16 @@ pub enum Group {
     Contacts,
     /// `/domains`.
     Domains,
-    /// `POST /v1/send` (and `/v1/track` with the events issue).
+    /// `POST /v1/send` and `POST /v1/track`.
     PublicApi,
     /// `/emails`.
     Emails,
     /// `/templates`.
     Templates,
+    /// `/events`.
+    Events,
+    /// `/suppressions`.
+    Suppressions,
 }
 
 impl Group {
@@ -42,6 +49,8 @@ impl Group {
         Group::PublicApi,
         Group::Emails,
         Group::Templates,
+        Group::Events,
+        Group::Suppressions,
     ];
 
     fn router(self, state: &AppState) -> Router {
@@ -52,6 +61,8 @@ impl Group {
             Group::PublicApi => send::router(state.clone()),
             Group::Emails => emails::router(state.clone()),
             Group::Templates => templates::router(state.clone()),
+            Group::Events => events::router(state.clone()),
+            Group::Suppressions => suppressions::router(state.clone()),
         }
     }
 }

@@ -24,6 +24,7 @@ use utoipa::OpenApi;
         crate::domains::verify,
         crate::domains::remove,
         crate::send::send,
+        crate::track::track,
         crate::emails::list,
         crate::emails::read,
         crate::templates::list,
@@ -33,9 +34,18 @@ use utoipa::OpenApi;
         crate::templates::remove,
         crate::templates::duplicate,
         crate::templates::usage,
+        crate::events::list,
+        crate::events::names,
+        crate::events::stats,
+        crate::events::read,
+        crate::events::usage,
+        crate::events::remove,
+        crate::suppressions::list,
+        crate::suppressions::create,
+        crate::suppressions::remove,
     ),
     components(schemas(ErrorEnvelope, ErrorBody, FieldErrorDoc, ErrorCode)),
-    tags((name = "System"), (name = "Contacts"), (name = "Domains"), (name = "Public API"), (name = "Emails"), (name = "Templates"))
+    tags((name = "System"), (name = "Contacts"), (name = "Domains"), (name = "Public API"), (name = "Emails"), (name = "Templates"), (name = "Events"), (name = "Suppressions"))
 )]
 struct ApiDoc;
 

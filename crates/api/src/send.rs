@@ -31,6 +31,7 @@ use uuid::Uuid;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/send", guarded(&state, Access::Secret, post(send)))
+        .merge(crate::track::routes(&state))
         .with_state(state)
 }
 
@@ -379,9 +380,7 @@ async fn accept(
             tracking: plan.tracking,
             test: false,
             status,
-            error: suppression
-                .as_ref()
-                .map(|s| format!("SUPPRESSED: {}", s.reason)),
+            error: suppression.as_ref().map(|s| s.reason.as_str().to_owned()),
             attempts: 0,
             message_id: None,
             opens: 0,

@@ -235,7 +235,12 @@ async fn suppressed_addresses_are_recorded_as_suppressed_and_not_queued() {
     let email = plunk_domain::EmailAddress::parse("gone@b.co").unwrap();
     app.store
         .suppressions()
-        .add(app.project.id, &email, "BOUNCE")
+        .add(
+            app.project.id,
+            &email,
+            plunk_store::repo::suppressions::SuppressionReason::HardBounce,
+            Default::default(),
+        )
         .await
         .unwrap();
     let res = app

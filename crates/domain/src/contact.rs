@@ -156,7 +156,9 @@ impl DataChange {
 
 /// `{value: X, persistent: bool}` with exactly these two members is a wrapper; anything else is a
 /// plain value, stored as is. Returns the value and whether it is stored.
-fn unwrap_one_shot(raw: &Value) -> (&Value, bool) {
+/// A data member's value and whether it is persistent: `{value, persistent}` wrappers unwrapped,
+/// anything else is a persistent value as given.
+pub fn unwrap_one_shot(raw: &Value) -> (&Value, bool) {
     if let Value::Object(m) = raw {
         if m.len() == 2 {
             if let (Some(v), Some(Value::Bool(p))) = (m.get("value"), m.get("persistent")) {

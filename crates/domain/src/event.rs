@@ -53,3 +53,94 @@ pub fn subscription_event_name(subscribed: bool) -> &'static str {
         "contact.unsubscribed"
     }
 }
+
+/// Longest event name (public-api.md §2.1).
+pub const MAX_EVENT_NAME_CHARS: usize = 255;
+
+/// Whether `name` is reserved for the platform's own events and so cannot be tracked or deleted
+/// (public-api.md §2.1; compared case-insensitively after trimming).
+pub fn is_reserved_event_name(name: &str) -> bool {
+    let name = name.trim().to_ascii_lowercase();
+    name.starts_with("email.")
+        || name == "contact.subscribed"
+        || name == "contact.unsubscribed"
+        || name.starts_with("segment.")
+        || name.starts_with("webhook.")
+}
+
+/// Checks an event name given by a caller (already trimmed): 1–255 characters, no control
+/// characters and no `/` (names appear in URL paths). Returns the problem, if any.
+pub fn event_name_problem(name: &str) -> Option<&'static str> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_EVENT_NAME_CHARS {
+        Some("Event names must be 1-255 characters")
+    } else if name.chars().any(|c| c.is_control() || c == '/') {
+        Some("Event names must not contain control characters or '/'")
+    } else {
+        None
+    }
+}
+
+/// The data an event stores for a caller's `data` object: every member, with one-shot wrappers
+/// (`{value, persistent}`) unwrapped to their value; `null` and `""` kept as given
+/// (public-api.md §2.2 step 4).
+pub fn event_data_from_input(input: &Map<String, Value>) -> Map<String, Value> {
+    input
+        .iter()
+        .map(|(k, v)| (k.clone(), crate::contact::unwrap_one_shot(v).0.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reserved_names_are_recognised_case_insensitively_after_trimming() {
+        for name in [
+            "email.open",
+            " Email.Sent ",
+            "contact.subscribed",
+            "CONTACT.UNSUBSCRIBED",
+            "segment.vip.entry",
+            "webhook.test",
+        ] {
+            assert!(is_reserved_event_name(name), "{name}");
+        }
+        for name in [
+            "signed_up",
+            "contact.created",
+            "emailed",
+            "segments",
+            "web.hook",
+        ] {
+            assert!(!is_reserved_event_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn name_rules() {
+        assert!(event_name_problem("signed_up").is_none());
+        assert!(event_name_problem(&"x".repeat(255)).is_none());
+        assert!(event_name_problem(&"x".repeat(256)).is_some());
+        assert!(event_name_problem("").is_some());
+        assert!(event_name_problem("a/b").is_some());
+        assert!(event_name_problem("a\u{7}b").is_some());
+    }
+
+    #[test]
+    fn event_data_unwraps_one_shot_values_and_keeps_nulls_and_empty_strings() {
+        let input = json!({
+            "lastOrder": "A-1001",
+            "trackingUrl": {"value": "https://t.acme.io/1Z", "persistent": false},
+            "nickname": null,
+            "empty": "",
+        });
+        let data = event_data_from_input(input.as_object().unwrap());
+        assert_eq!(
+            Value::Object(data),
+            json!({"lastOrder": "A-1001", "trackingUrl": "https://t.acme.io/1Z", "nickname": null, "empty": ""})
+        );
+    }
+}

@@ -1,5 +1,6 @@
 //! The background work of `plunk serve`: the embedded send queues, blob folder and mailer, the
-//! send consumer and the every-minute scheduler tick, all in this process.
+//! send consumer, the event dispatcher over the store's change feed and the every-minute scheduler
+//! tick, all in this process.
 
 use crate::output::Failure;
 use plunk_messaging::blob::folder::FolderBlobs;
@@ -63,6 +64,12 @@ pub async fn start(store: &Store, data_dir: &Path) -> Result<Background, Failure
         config: SenderConfig::default(),
     };
     tokio::spawn(plunk_worker::consumer::run(worker, queues.clone()));
+    if let Some(feed) = store.change_feed() {
+        let dispatcher = plunk_worker::dispatch::Dispatcher {
+            store: store.clone(),
+        };
+        tokio::spawn(plunk_worker::dispatch::run_feed(dispatcher, feed.clone()));
+    }
     let scheduler = Scheduler {
         store: store.clone(),
         queues: queues.clone(),

@@ -53,7 +53,7 @@ impl StoreConfig {
                     StoreError::Other(format!("cannot create {}: {e}", data_dir.display()))
                 })?;
                 let table = SqliteTable::open(&data_dir.join("plunk.db"))?;
-                Ok(Store::new(Arc::new(table)))
+                Ok(Store::sqlite(table))
             }
             Self::Dynamo {
                 table,

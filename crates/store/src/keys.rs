@@ -168,3 +168,64 @@ pub fn template(project: Uuid, template: Uuid) -> Key {
 pub fn templates_by_type_index(project: Uuid, template_type: &str) -> String {
     format!("PROJECT#{project}#TEMPLATES#TYPE#{template_type}")
 }
+
+/// Partitions whose new items the change feed carries: the events partitions. DynamoDB Streams
+/// (filtered on this suffix in template.yaml) and the embedded backend's `item_stream` both use it.
+pub const EVENT_PARTITION_SUFFIX: &str = "#EVENTS";
+
+/// The project of an events partition key (`PROJECT#<id>#EVENTS`), if `pk` is one.
+pub fn project_of_events_partition(pk: &str) -> Option<Uuid> {
+    pk.strip_prefix("PROJECT#")?
+        .strip_suffix(EVENT_PARTITION_SUFFIX)?
+        .parse()
+        .ok()
+}
+
+/// Partition of a project's per-name event counters (sort key: the name; the value is the item's
+/// counter).
+pub fn event_names_partition(project: Uuid) -> String {
+    format!("PROJECT#{project}#EVENT_NAMES")
+}
+
+/// Partition of a project's per-name unique-contact counters (sort key: the name).
+pub fn event_unique_partition(project: Uuid) -> String {
+    format!("PROJECT#{project}#EVENT_UNIQUE")
+}
+
+/// Partition of a project's per-name "last seen" times (sort key: the name).
+pub fn event_last_seen_partition(project: Uuid) -> String {
+    format!("PROJECT#{project}#EVENT_LAST_SEEN")
+}
+
+/// Marker that a contact has had at least one event named `name` (for `uniqueContacts`).
+pub fn event_contact_marker(project: Uuid, name: &str, contact: Uuid) -> Key {
+    Key::new(
+        format!("PROJECT#{project}#EVENT_SEEN#{name}"),
+        contact.to_string(),
+    )
+}
+
+/// Partition of a project's daily (UTC) per-name counters; sort key `<YYYY-MM-DD>#<name>`, so a
+/// date range is one ordered read.
+pub fn event_daily_partition(project: Uuid) -> String {
+    format!("PROJECT#{project}#EVENT_DAILY")
+}
+
+/// A daily counter: events named `name` on UTC day `day` (`YYYY-MM-DD`).
+pub fn event_daily(project: Uuid, day: &str, name: &str) -> Key {
+    Key::new(event_daily_partition(project), format!("{day}#{name}"))
+}
+
+/// Global partition of pending `DELETE /events/:name` jobs, worked through by the scheduler;
+/// sort key `<project>#<name>`.
+pub const EVENT_DELETIONS_PARTITION: &str = "EVENT_DELETIONS";
+
+/// One pending event-name deletion.
+pub fn event_deletion(project: Uuid, name: &str) -> Key {
+    Key::new(EVENT_DELETIONS_PARTITION, format!("{project}#{name}"))
+}
+
+/// `Gsi1` partition listing a project's suppressions (sort key: suppression id, so newest last).
+pub fn suppressions_index(project: Uuid) -> String {
+    format!("PROJECT#{project}#SUPPRESSIONS")
+}

@@ -6,11 +6,13 @@
 pub mod backend;
 pub mod config;
 pub mod cursor;
+pub mod feed;
 pub mod keys;
 pub mod repo;
 pub mod table;
 
 use cursor::{CursorCodec, CursorSecret};
+use feed::ChangeFeed;
 use std::sync::Arc;
 use table::{Condition, Item, StoreError, Table};
 use tokio::sync::OnceCell;
@@ -25,6 +27,7 @@ pub use repo::rate_limit::{RateDecision, RateLimiter};
 pub struct Store {
     table: Arc<dyn Table>,
     cursor: Arc<OnceCell<CursorCodec>>,
+    feed: Option<Arc<dyn ChangeFeed>>,
 }
 
 impl Store {
@@ -33,12 +36,32 @@ impl Store {
         Self {
             table,
             cursor: Arc::new(OnceCell::new()),
+            feed: None,
         }
+    }
+
+    /// The embedded backend, with its change feed.
+    pub fn sqlite(table: backend::sqlite::SqliteTable) -> Self {
+        let feed: Arc<dyn ChangeFeed> = Arc::new(table.clone());
+        let mut store = Self::new(Arc::new(table));
+        store.feed = Some(feed);
+        store
+    }
+
+    /// The change feed of new events, when this process reads it itself (the embedded backend;
+    /// on DynamoDB the stream is read by the event-dispatch function).
+    pub fn change_feed(&self) -> Option<&Arc<dyn ChangeFeed>> {
+        self.feed.as_ref()
     }
 
     /// The underlying table port.
     pub fn table(&self) -> &Arc<dyn Table> {
         &self.table
+    }
+
+    /// Event counters (names, daily stats, unique contacts).
+    pub fn event_stats(&self) -> repo::event_stats::EventStats<'_> {
+        repo::event_stats::EventStats::new(self.table.as_ref())
     }
 
     /// Projects and API keys.

@@ -6,9 +6,11 @@
 //! - [`send`]: turns one queued email into a sent (or visibly failed) one.
 //! - [`scheduler`]: the every-minute tick that finds emails left behind.
 //! - [`consumer`]: the receive loop the local server runs over the embedded queues.
+//! - [`dispatch`]: counters and fan-out for every newly stored event.
 
 pub mod clock;
 pub mod consumer;
+pub mod dispatch;
 pub mod pacing;
 pub mod render;
 pub mod scheduler;

@@ -8,6 +8,8 @@
 //!   (`SEND_OUTCOME_UNKNOWN`) rather than risking a second send;
 //! - 72 hours after: an email still `PENDING` ends as `FAILED` (`EXPIRED_IN_QUEUE`).
 //!
+//! It also works through pending `DELETE /events/:name` jobs.
+//!
 //! Campaign mail is queued by its fan-out, which keeps its own checkpoint; it is not re-queued
 //! here, only expired.
 
@@ -27,6 +29,8 @@ const STALE_CLAIM_MINUTES: i64 = 16;
 use crate::send::STALE_CLAIM_MS;
 /// Minutes after acceptance when a `PENDING` email expires.
 const EXPIRY_MINUTES: i64 = 72 * 60;
+/// Most items one tick examines for event-name deletions (a few seconds of work at most).
+const EVENT_DELETION_BUDGET: usize = 20_000;
 /// Most minutes one tick catches up on after an outage.
 const MAX_CATCH_UP: i64 = 30;
 
@@ -36,6 +40,8 @@ pub struct TickReport {
     pub minutes_swept: u32,
     pub requeued: u32,
     pub failed: u32,
+    /// Events removed by pending `DELETE /events/:name` jobs.
+    pub events_deleted: u32,
 }
 
 /// Runs ticks.
@@ -66,6 +72,12 @@ impl Scheduler {
                 .await?;
             report.minutes_swept += 1;
         }
+        // `DELETE /events/:name` completes here, a bounded slice per tick.
+        report.events_deleted = self
+            .store
+            .events()
+            .work_deletions(EVENT_DELETION_BUDGET)
+            .await? as u32;
         let version = state.as_ref().map_or(0, |i| i.version);
         let item = Item::new(state_key, json!({ "lastMinute": minute })).with_version(version + 1);
         let condition = if state.is_some() {

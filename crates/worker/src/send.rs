@@ -224,7 +224,7 @@ impl SendWorker {
         };
         if let Some(s) = self.store.suppressions().get(project_id, &to).await? {
             v.record.status = EmailStatus::Suppressed;
-            v.record.error = Some(format!("SUPPRESSED: {}", s.reason));
+            v.record.error = Some(s.reason.as_str().to_owned());
             v.record.suppressed_at = Some(now());
             v.record.updated_at = now();
             emails.save(project_id, &v.record, v.version).await?;
@@ -232,7 +232,7 @@ impl SendWorker {
                 project_id,
                 &v.record,
                 "email.suppressed",
-                json!({ "suppressionReason": s.reason }),
+                json!({ "suppressionReason": s.reason.as_str() }),
             )
             .await?;
             return Ok(Outcome::Done);

@@ -30,6 +30,8 @@ pub struct TestApp {
     pub project: Project,
     pub secret: String,
     pub public: String,
+    /// Event ids already given to the dispatcher (DynamoDB runs, which have no local feed).
+    pub dispatched: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// A response, body parsed as JSON when it is JSON.
@@ -58,7 +60,7 @@ impl TestResponse {
 /// A fresh store of the given backend; `None` when DynamoDB Local is not configured.
 pub async fn store(backend: Backend) -> Option<Store> {
     match backend {
-        Backend::Sqlite => Some(Store::new(Arc::new(SqliteTable::in_memory().unwrap()))),
+        Backend::Sqlite => Some(Store::sqlite(SqliteTable::in_memory().unwrap())),
         Backend::Dynamo => {
             let endpoint = std::env::var("PLUNK_TEST_DYNAMODB_ENDPOINT").ok()?;
             for (k, v) in [
@@ -106,6 +108,7 @@ impl TestApp {
             project,
             secret: secret.expose().to_owned(),
             public: public.expose().to_owned(),
+            dispatched: Default::default(),
         })
     }
 
@@ -165,6 +168,48 @@ impl TestApp {
             headers,
             body,
         }
+    }
+}
+
+impl TestApp {
+    /// Runs the event dispatcher over every event stored since the last call, as the change
+    /// feed would: the embedded feed on SQLite; on DynamoDB (whose stream the event-dispatch
+    /// function reads in deployments) the new items of the project's events partition.
+    pub async fn dispatch_events(&self) {
+        let dispatcher = plunk_worker::dispatch::Dispatcher {
+            store: self.store.clone(),
+        };
+        if let Some(feed) = self.store.change_feed() {
+            loop {
+                let records = feed.read(100).await.unwrap();
+                let Some(last) = records.last().map(|r| r.seq) else {
+                    return;
+                };
+                let items: Vec<_> = records.into_iter().map(|r| r.item).collect();
+                dispatcher.handle(&items).await.unwrap();
+                feed.acknowledge(last).await.unwrap();
+            }
+        }
+        let mut query = plunk_store::table::Query::new(
+            plunk_store::table::Index::Primary,
+            plunk_store::keys::events_partition(self.project.id),
+        );
+        let mut fresh = Vec::new();
+        let mut seen = self.dispatched.lock().unwrap().clone();
+        loop {
+            let page = self.store.table().query(query.clone()).await.unwrap();
+            for item in page.items {
+                if seen.insert(item.key.sk.clone()) {
+                    fresh.push(item);
+                }
+            }
+            match page.last {
+                Some(last) => query.start_after = Some(last),
+                None => break,
+            }
+        }
+        *self.dispatched.lock().unwrap() = seen;
+        dispatcher.handle(&fresh).await.unwrap();
     }
 }
 

@@ -1094,7 +1094,12 @@ async fn run_schedule(schedule: u64) -> Findings {
             world.fault("suppressed before acceptance");
             let email = EmailAddress::parse(r).expect("address");
             raw.suppressions()
-                .add(project.id, &email, "BOUNCE")
+                .add(
+                    project.id,
+                    &email,
+                    plunk_store::repo::suppressions::SuppressionReason::HardBounce,
+                    Default::default(),
+                )
                 .await
                 .expect("suppress");
         }
@@ -1135,7 +1140,12 @@ async fn run_schedule(schedule: u64) -> Findings {
             world.fault("suppressed after acceptance");
             let email = EmailAddress::parse(r).expect("address");
             raw.suppressions()
-                .add(project.id, &email, "COMPLAINT")
+                .add(
+                    project.id,
+                    &email,
+                    plunk_store::repo::suppressions::SuppressionReason::Complaint,
+                    Default::default(),
+                )
                 .await
                 .expect("suppress");
         }

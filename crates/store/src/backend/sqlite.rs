@@ -2,6 +2,7 @@
 //! the `plunk` CLI can use the same data at the same time (each process opens its own connection
 //! and SQLite serialises writers with a busy timeout).
 
+use crate::feed::{ChangeFeed, FeedRecord};
 use crate::table::{
     unix_now, Condition, Index, Item, Key, Page, Query, StoreError, Table, WriteOp,
 };
@@ -23,7 +24,27 @@ CREATE TABLE IF NOT EXISTS items (
     PRIMARY KEY (pk, sk)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS items_gsi1 ON items (g1pk, g1sk, pk, sk) WHERE g1pk IS NOT NULL;
+CREATE TABLE IF NOT EXISTS item_stream (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    pk TEXT NOT NULL,
+    sk TEXT NOT NULL,
+    body TEXT NOT NULL
+);
 ";
+
+/// The change feed's trigger: a new item (not a rewrite) of a streamed partition is recorded in
+/// the same transaction, like a DynamoDB stream filtered to `INSERT`s.
+fn stream_trigger() -> String {
+    format!(
+        "CREATE TRIGGER IF NOT EXISTS item_stream_insert BEFORE INSERT ON items
+         WHEN NEW.pk GLOB 'PROJECT#*{suffix}'
+          AND NOT EXISTS (SELECT 1 FROM items WHERE pk = NEW.pk AND sk = NEW.sk)
+         BEGIN
+           INSERT INTO item_stream (pk, sk, body) VALUES (NEW.pk, NEW.sk, NEW.body);
+         END;",
+        suffix = crate::keys::EVENT_PARTITION_SUFFIX
+    )
+}
 
 /// The SQLite table.
 #[derive(Clone)]
@@ -52,6 +73,7 @@ impl SqliteTable {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(other)?;
         conn.execute_batch(SCHEMA).map_err(other)?;
+        conn.execute_batch(&stream_trigger()).map_err(other)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -72,6 +94,51 @@ impl SqliteTable {
         })
         .await
         .map_err(|e| StoreError::Other(e.to_string()))?
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for SqliteTable {
+    async fn read(&self, limit: usize) -> Result<Vec<FeedRecord>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare_cached("SELECT seq, pk, sk, body FROM item_stream ORDER BY seq LIMIT ?1")
+                .map_err(other)?;
+            let rows = stmt
+                .query_map(params![limit.max(1) as i64], |r| {
+                    let body: String = r.get(3)?;
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        body,
+                    ))
+                })
+                .map_err(other)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(other)?;
+            rows.into_iter()
+                .map(|(seq, pk, sk, body)| {
+                    let body = serde_json::from_str(&body).map_err(|e| {
+                        StoreError::Other(format!("corrupt stream record {seq}: {e}"))
+                    })?;
+                    Ok(FeedRecord {
+                        seq,
+                        item: Item::new(Key::new(pk, sk), body),
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn acknowledge(&self, seq: i64) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute("DELETE FROM item_stream WHERE seq <= ?1", params![seq])
+                .map_err(other)?;
+            Ok(())
+        })
+        .await
     }
 }
 

@@ -1,10 +1,13 @@
-//! Stored events. The events API arrives with its own issue; contacts already record the
-//! subscription events it will list.
+//! Stored events (spec events-and-emails.md §1, §3): one item per event in the project's events
+//! partition (ids are UUIDv7, so the sort key orders them by time), listed per contact on `Gsi1`.
+//! New items reach the dispatcher through the change feed (`crate::feed`). Deleting a name is a
+//! background job the scheduler works through ([`Events::work_deletions`]).
 
 use crate::keys;
 use crate::repo::scan::{self, ScanPage};
-use crate::table::{Index, Item, Position, Query, StoreError, Table};
+use crate::table::{Condition, Index, Item, Key, Position, Query, StoreError, Table, WriteOp};
 use plunk_domain::event::Event;
+use serde_json::json;
 use uuid::Uuid;
 
 /// Event reads and writes of one table.
@@ -63,4 +66,149 @@ impl<'a> Events<'a> {
         })
         .await
     }
+
+    /// One page of the project's events, newest first, optionally only those named `name`.
+    pub async fn list(
+        &self,
+        project: Uuid,
+        name: Option<&str>,
+        limit: usize,
+        start_after: Option<Position>,
+    ) -> Result<ScanPage<Event>, StoreError> {
+        let mut query = Query::new(Index::Primary, keys::events_partition(project));
+        query.descending = true;
+        query.start_after = start_after;
+        scan::page(self.table, query, limit, name.is_some(), |item| {
+            let event: Event = crate::decode(item)?;
+            Ok(name.is_none_or(|n| event.name == n).then_some(event))
+        })
+        .await
+    }
+
+    /// Whether at least one stored event of the project is named `name` (a bounded scan, newest
+    /// first; the counters say so faster when they are current).
+    pub async fn any_named(&self, project: Uuid, name: &str) -> Result<bool, StoreError> {
+        let mut start = None;
+        loop {
+            let page = self.list(project, Some(name), 1, start).await?;
+            if !page.items.is_empty() {
+                return Ok(true);
+            }
+            match page.next {
+                Some(next) => start = Some(next),
+                None => return Ok(false),
+            }
+        }
+    }
+
+    /// Schedules the removal of every event of `project` named `name` stored until now.
+    pub async fn request_deletion(&self, project: Uuid, name: &str) -> Result<(), StoreError> {
+        let job = DeletionJob {
+            project,
+            name: name.to_owned(),
+            // Events are UUIDv7: everything stored before this id is older than the request.
+            cutoff: plunk_domain::id::new_id(),
+            position: None,
+            phase: DeletionPhase::Events,
+        };
+        self.table
+            .put(
+                Item::new(keys::event_deletion(project, name), json!(job)),
+                Condition::None,
+            )
+            .await
+    }
+
+    /// Works through pending deletions, examining at most `budget` items in all. Returns how many
+    /// events it deleted. Progress is saved after each page, so a crash repeats at most a page.
+    pub async fn work_deletions(&self, budget: usize) -> Result<usize, StoreError> {
+        let jobs = self
+            .table
+            .query(Query::new(Index::Primary, keys::EVENT_DELETIONS_PARTITION))
+            .await?;
+        let mut examined = 0;
+        let mut deleted = 0;
+        for job_item in jobs.items {
+            let mut job: DeletionJob = crate::decode(&job_item)?;
+            while examined < budget && job.phase != DeletionPhase::Done {
+                let mut query = match job.phase {
+                    DeletionPhase::Events => {
+                        let mut q = Query::new(Index::Primary, keys::events_partition(job.project));
+                        q.start_after = job.position.clone();
+                        q
+                    }
+                    // Markers are deleted as they are read, so every page starts at the top.
+                    _ => Query::new(
+                        Index::Primary,
+                        keys::event_contact_marker(job.project, &job.name, Uuid::nil()).pk,
+                    ),
+                };
+                query.limit = 100;
+                let page = self.table.query(query).await?;
+                examined += page.items.len().max(1);
+                let doomed: Vec<Key> = page
+                    .items
+                    .iter()
+                    .filter(|item| match job.phase {
+                        DeletionPhase::Events => crate::decode::<Event>(item)
+                            .is_ok_and(|e| e.name == job.name && e.id <= job.cutoff),
+                        _ => true,
+                    })
+                    .map(|item| item.key.clone())
+                    .collect();
+                for chunk in doomed.chunks(25) {
+                    let ops = chunk
+                        .iter()
+                        .map(|key| WriteOp::Delete {
+                            key: key.clone(),
+                            condition: Condition::None,
+                        })
+                        .collect();
+                    self.table.transact(ops).await?;
+                }
+                if job.phase == DeletionPhase::Events {
+                    deleted += doomed.len();
+                }
+                match (job.phase, page.last) {
+                    (DeletionPhase::Events, Some(last)) => job.position = Some(last),
+                    (DeletionPhase::Events, None) => job.phase = DeletionPhase::Markers,
+                    (_, Some(_)) => {}
+                    (_, None) => job.phase = DeletionPhase::Done,
+                }
+                if job.phase == DeletionPhase::Done {
+                    self.table.delete(&job_item.key, Condition::None).await?;
+                } else {
+                    self.table
+                        .put(Item::new(job_item.key.clone(), json!(job)), Condition::None)
+                        .await?;
+                }
+            }
+            if examined >= budget {
+                break;
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+/// Where a deletion job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+enum DeletionPhase {
+    /// Scanning the events partition from `position`.
+    Events,
+    /// Deleting the unique-contact markers of the name.
+    Markers,
+    Done,
+}
+
+/// A pending `DELETE /events/:name`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeletionJob {
+    project: Uuid,
+    name: String,
+    cutoff: Uuid,
+    /// Where the events scan stopped.
+    position: Option<Position>,
+    phase: DeletionPhase,
 }

@@ -3,6 +3,7 @@
 pub mod contacts;
 pub mod domains;
 pub mod emails;
+pub mod event_stats;
 pub mod events;
 pub mod idempotency;
 pub mod projects;

@@ -1,26 +1,74 @@
-//! The suppression list: addresses of a project that are never sent to. Every send path checks
-//! it; the `/suppressions` API and the bounce and complaint feedback that fill it arrive with the
-//! events issue.
+//! The suppression list (spec feedback-and-unsubscribe.md §3): addresses of a project that are
+//! never sent to. One item per address (so every send path checks it in one read), listed newest
+//! first on `Gsi1` by suppression id.
 
 use crate::keys;
-use crate::table::{Condition, Item, StoreError, Table};
+use crate::repo::scan::{self, ScanPage};
+use crate::table::{Condition, Index, Item, Position, Query, StoreError, Table};
 use plunk_domain::{EmailAddress, Timestamp};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Why an address is suppressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SuppressionReason {
+    HardBounce,
+    Complaint,
+    Manual,
+}
+
+impl SuppressionReason {
+    /// Every reason, for query validation.
+    pub const ALL: [SuppressionReason; 3] = [Self::HardBounce, Self::Complaint, Self::Manual];
+
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HardBounce => "HARD_BOUNCE",
+            Self::Complaint => "COMPLAINT",
+            Self::Manual => "MANUAL",
+        }
+    }
+
+    /// Parses the API spelling.
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == raw)
+    }
+}
+
+/// One suppressed address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Suppression {
     pub id: Uuid,
     pub email: String,
-    pub reason: String,
+    pub reason: SuppressionReason,
+    #[serde(default)]
+    pub email_id: Option<Uuid>,
+    #[serde(default)]
+    pub campaign_id: Option<Uuid>,
+    #[serde(default)]
+    pub note: Option<String>,
     pub created_at: Timestamp,
+}
+
+/// What caused a new suppression.
+#[derive(Debug, Clone, Default)]
+pub struct SuppressionCause {
+    pub email_id: Option<Uuid>,
+    pub campaign_id: Option<Uuid>,
+    pub note: Option<String>,
 }
 
 /// Suppression operations of one table.
 pub struct Suppressions<'a> {
     table: &'a dyn Table,
+}
+
+fn item(project: Uuid, s: &Suppression) -> Item {
+    Item::new(keys::suppression(project, &s.email), crate::encode(s))
+        .with_gsi1(keys::suppressions_index(project), s.id.to_string())
 }
 
 impl<'a> Suppressions<'a> {
@@ -44,26 +92,71 @@ impl<'a> Suppressions<'a> {
         }
     }
 
-    /// Suppresses `email` (keeping an existing entry as it is).
+    /// Suppresses `email`. An existing entry stays as it is and is returned with `false`.
     pub async fn add(
         &self,
         project: Uuid,
         email: &EmailAddress,
-        reason: &str,
-    ) -> Result<(), StoreError> {
+        reason: SuppressionReason,
+        cause: SuppressionCause,
+    ) -> Result<(Suppression, bool), StoreError> {
         let s = Suppression {
             id: plunk_domain::id::new_id(),
             email: email.to_string(),
-            reason: reason.to_owned(),
+            reason,
+            email_id: cause.email_id,
+            campaign_id: cause.campaign_id,
+            note: cause.note,
             created_at: Timestamp::now(),
         };
-        let item = Item::new(
-            keys::suppression(project, email.as_str()),
-            crate::encode(&s),
-        );
-        match self.table.put(item, Condition::NotExists).await {
-            Err(e) if !e.is_condition_failed() => Err(e),
-            _ => Ok(()),
+        match self
+            .table
+            .put(item(project, &s), Condition::NotExists)
+            .await
+        {
+            Ok(()) => Ok((s, true)),
+            Err(e) if e.is_condition_failed() => match self.get(project, email).await? {
+                Some(existing) => Ok((existing, false)),
+                // Deleted in between: nothing stands in the way now.
+                None => self
+                    .table
+                    .put(item(project, &s), Condition::None)
+                    .await
+                    .map(|()| (s, true)),
+            },
+            Err(e) => Err(e),
         }
+    }
+
+    /// One page, newest first, optionally of one reason.
+    pub async fn list(
+        &self,
+        project: Uuid,
+        reason: Option<SuppressionReason>,
+        limit: usize,
+        start_after: Option<Position>,
+    ) -> Result<ScanPage<Suppression>, StoreError> {
+        let mut query = Query::new(Index::Gsi1, keys::suppressions_index(project));
+        query.descending = true;
+        query.start_after = start_after;
+        scan::page(self.table, query, limit, reason.is_some(), |item| {
+            let s: Suppression = crate::decode(item)?;
+            Ok(reason.is_none_or(|r| s.reason == r).then_some(s))
+        })
+        .await
+    }
+
+    /// Deletes the suppression with this id; `None` when there is none.
+    pub async fn delete(&self, project: Uuid, id: Uuid) -> Result<Option<Suppression>, StoreError> {
+        let mut query = Query::new(Index::Gsi1, keys::suppressions_index(project));
+        query.sort_prefix = Some(id.to_string());
+        query.limit = 1;
+        let page = self.table.query(query).await?;
+        let Some(found) = page.items.into_iter().next() else {
+            return Ok(None);
+        };
+        let s: Suppression = crate::decode(&found)?;
+        self.table.delete(&found.key, Condition::None).await?;
+        Ok(Some(s))
     }
 }

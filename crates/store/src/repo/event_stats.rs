@@ -1,0 +1,220 @@
+//! Event counters, maintained incrementally from the change feed (spec events-and-emails.md §3):
+//! per name a total, a "last seen" time and a unique-contact count, and per name and UTC day a
+//! count for `/events/stats`. A batch of new events is folded first, so a burst of one name costs
+//! one write per counter, not one per event.
+//!
+//! The feed is at-least-once: a redelivered batch counts again. Counts are documented as lagging
+//! and approximate under such retries (docs/decisions.md); `uniqueContacts` never double-counts,
+//! since each contact is counted through a conditional marker.
+
+use crate::keys;
+use crate::table::{Condition, Index, Item, Query, StoreError, Table, WriteOp};
+use plunk_domain::event::Event;
+use plunk_domain::Timestamp;
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use uuid::Uuid;
+
+/// At most this many names are listed by `GET /events/names`.
+pub const MAX_LISTED_NAMES: usize = 1000;
+
+/// One row of `GET /events/names`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NameCount {
+    pub name: String,
+    pub count: u64,
+    pub last_seen_at: Option<Timestamp>,
+}
+
+/// Counter operations of one table.
+pub struct EventStats<'a> {
+    table: &'a dyn Table,
+}
+
+/// The UTC day of a timestamp, as the daily counters key it.
+pub fn day_of(at: &Timestamp) -> String {
+    at.as_datetime().format("%Y-%m-%d").to_string()
+}
+
+impl<'a> EventStats<'a> {
+    pub(crate) fn new(table: &'a dyn Table) -> Self {
+        Self { table }
+    }
+
+    /// Counts a batch of newly stored events of `project`.
+    pub async fn count(&self, project: Uuid, events: &[Event]) -> Result<(), StoreError> {
+        let mut totals: BTreeMap<&str, (i64, Timestamp)> = BTreeMap::new();
+        let mut daily: BTreeMap<(String, &str), i64> = BTreeMap::new();
+        let mut seen: BTreeSet<(&str, Uuid)> = BTreeSet::new();
+        for event in events {
+            let total = totals.entry(&event.name).or_insert((0, event.created_at));
+            total.0 += 1;
+            if event.created_at > total.1 {
+                total.1 = event.created_at;
+            }
+            *daily
+                .entry((day_of(&event.created_at), &event.name))
+                .or_default() += 1;
+            if let Some(contact) = event.contact_id {
+                seen.insert((&event.name, contact));
+            }
+        }
+        for (name, (delta, last)) in &totals {
+            self.table
+                .add(
+                    &crate::table::Key::new(keys::event_names_partition(project), *name),
+                    *delta,
+                    None,
+                    None,
+                )
+                .await?;
+            // Last writer wins; two concurrent batches may leave the earlier time for a moment.
+            let item = Item::new(
+                crate::table::Key::new(keys::event_last_seen_partition(project), *name),
+                json!({ "lastSeenAt": last }),
+            );
+            self.table.put(item, Condition::None).await?;
+        }
+        for ((day, name), delta) in &daily {
+            self.table
+                .add(&keys::event_daily(project, day, name), *delta, None, None)
+                .await?;
+        }
+        for (name, contact) in seen {
+            let marker = Item::new(
+                keys::event_contact_marker(project, name, contact),
+                json!({}),
+            );
+            let ops = vec![
+                WriteOp::Put {
+                    item: marker,
+                    condition: Condition::NotExists,
+                },
+                WriteOp::Add {
+                    key: crate::table::Key::new(keys::event_unique_partition(project), name),
+                    delta: 1,
+                },
+            ];
+            match self.table.transact(ops).await {
+                Ok(()) => {}
+                Err(e) if e.is_condition_failed() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Every counted name with its count and last time, count descending, at most
+    /// [`MAX_LISTED_NAMES`].
+    pub async fn names(&self, project: Uuid) -> Result<Vec<NameCount>, StoreError> {
+        let counts = self.read_all(keys::event_names_partition(project)).await?;
+        let last_seen = self
+            .read_all(keys::event_last_seen_partition(project))
+            .await?;
+        let last: BTreeMap<String, Option<Timestamp>> = last_seen
+            .into_iter()
+            .map(|i| {
+                let at = serde_json::from_value(i.body["lastSeenAt"].clone()).ok();
+                (i.key.sk, at)
+            })
+            .collect();
+        let mut names: Vec<NameCount> = counts
+            .into_iter()
+            .filter(|i| i.counter.unwrap_or(0) > 0)
+            .map(|i| NameCount {
+                last_seen_at: last.get(&i.key.sk).cloned().flatten(),
+                count: i.counter.unwrap_or(0).max(0) as u64,
+                name: i.key.sk,
+            })
+            .collect();
+        names.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+        names.truncate(MAX_LISTED_NAMES);
+        Ok(names)
+    }
+
+    /// `(totalCount, uniqueContacts)` of one name.
+    pub async fn totals(&self, project: Uuid, name: &str) -> Result<(u64, u64), StoreError> {
+        let got = self
+            .table
+            .batch_get(&[
+                crate::table::Key::new(keys::event_names_partition(project), name),
+                crate::table::Key::new(keys::event_unique_partition(project), name),
+            ])
+            .await?;
+        let value =
+            |i: &Option<Item>| i.as_ref().and_then(|i| i.counter).unwrap_or(0).max(0) as u64;
+        Ok((value(&got[0]), value(&got[1])))
+    }
+
+    /// Counts per name over the UTC days `from..=to` (`YYYY-MM-DD`), count descending.
+    pub async fn between(
+        &self,
+        project: Uuid,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut sums: BTreeMap<String, u64> = BTreeMap::new();
+        let mut query = Query::new(Index::Primary, keys::event_daily_partition(project));
+        // Every key of `from` sorts after the bare day, so the read starts at that day.
+        query.start_after = Some(crate::table::Position {
+            key: crate::table::Key::new(keys::event_daily_partition(project), from),
+            gsi1: None,
+        });
+        'pages: loop {
+            query.limit = 500;
+            let page = self.table.query(query.clone()).await?;
+            for item in &page.items {
+                let Some((day, name)) = item.key.sk.split_once('#') else {
+                    continue;
+                };
+                if day > to {
+                    break 'pages;
+                }
+                *sums.entry(name.to_owned()).or_default() +=
+                    item.counter.unwrap_or(0).max(0) as u64;
+            }
+            match page.last {
+                Some(last) => query.start_after = Some(last),
+                None => break,
+            }
+        }
+        let mut stats: Vec<(String, u64)> = sums.into_iter().filter(|(_, c)| *c > 0).collect();
+        stats.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(stats)
+    }
+
+    /// Resets the per-name counters of `name` (after `DELETE /events/:name`). The unique-contact
+    /// markers go with the events, in the background deletion.
+    pub async fn reset(&self, project: Uuid, name: &str) -> Result<(), StoreError> {
+        self.table
+            .transact(vec![
+                WriteOp::Delete {
+                    key: crate::table::Key::new(keys::event_names_partition(project), name),
+                    condition: Condition::None,
+                },
+                WriteOp::Delete {
+                    key: crate::table::Key::new(keys::event_unique_partition(project), name),
+                    condition: Condition::None,
+                },
+                WriteOp::Delete {
+                    key: crate::table::Key::new(keys::event_last_seen_partition(project), name),
+                    condition: Condition::None,
+                },
+            ])
+            .await
+    }
+
+    async fn read_all(&self, partition: String) -> Result<Vec<Item>, StoreError> {
+        let mut query = Query::new(Index::Primary, partition);
+        query.limit = 1000;
+        let mut items = Vec::new();
+        loop {
+            let page = self.table.query(query.clone()).await?;
+            items.extend(page.items);
+            match page.last {
+                Some(last) => query.start_after = Some(last),
+                None => return Ok(items),
+            }
+        }
+    }
+}
