@@ -57,6 +57,22 @@ impl EmailStatus {
     pub fn parse(raw: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.as_str() == raw)
     }
+
+    /// Rank for feedback (events-and-emails.md §4): `PENDING/SENDING/FAILED` 0 < `SENT` 1 <
+    /// `DELIVERED` 2 < `OPENED` 3 < `CLICKED` 4 < `BOUNCED` 5 < `COMPLAINED` 6. `SUPPRESSED`
+    /// ranks above all, as nothing may replace it.
+    pub fn precedence(self) -> u8 {
+        match self {
+            Self::Pending | Self::Sending | Self::Failed => 0,
+            Self::Sent => 1,
+            Self::Delivered => 2,
+            Self::Opened => 3,
+            Self::Clicked => 4,
+            Self::Bounced => 5,
+            Self::Complained => 6,
+            Self::Suppressed => u8::MAX,
+        }
+    }
 }
 
 /// Origin of an email.

@@ -5,6 +5,7 @@ pub mod contact;
 pub mod email;
 pub mod email_record;
 pub mod event;
+pub mod feedback;
 pub mod id;
 pub mod project;
 pub mod send_request;
