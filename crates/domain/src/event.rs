@@ -45,11 +45,73 @@ pub enum SubscriptionSource {
     Workflow,
 }
 
+/// Whether `name` is reserved for system events and so may not be tracked through `/v1/track`
+/// (public-api.md §2.1): compared case-insensitively after trimming, any name starting with
+/// `email.`, `segment.` or `webhook.`, and exactly `contact.subscribed` / `contact.unsubscribed`.
+pub fn is_reserved_event_name(name: &str) -> bool {
+    let lower = name.trim().to_lowercase();
+    const PREFIXES: [&str; 3] = ["email.", "segment.", "webhook."];
+    const EXACT: [&str; 2] = ["contact.subscribed", "contact.unsubscribed"];
+    PREFIXES.iter().any(|p| lower.starts_with(p)) || EXACT.contains(&lower.as_str())
+}
+
 /// The system event for a subscription change: `contact.subscribed` or `contact.unsubscribed`.
 pub fn subscription_event_name(subscribed: bool) -> &'static str {
     if subscribed {
         "contact.subscribed"
     } else {
         "contact.unsubscribed"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_names_are_reserved_whatever_their_case_and_padding() {
+        for name in [
+            "email.sent",
+            "EMAIL.Bounce",
+            "  email.anything  ",
+            "email.",
+            "contact.subscribed",
+            "Contact.Unsubscribed",
+            " contact.unsubscribed\t",
+            "segment.entry",
+            "SEGMENT.exit",
+            "webhook.test",
+            "Webhook.Anything",
+        ] {
+            assert!(is_reserved_event_name(name), "{name:?} should be reserved");
+        }
+    }
+
+    #[test]
+    fn custom_names_are_not_reserved() {
+        for name in [
+            "signed_up",
+            "email",
+            "emails.sent",
+            "my.email.sent",
+            "contact.created",
+            "contact.subscribed.twice",
+            "contact",
+            "segment",
+            "webhooks.test",
+            "webhook",
+            "",
+        ] {
+            assert!(
+                !is_reserved_event_name(name),
+                "{name:?} should not be reserved"
+            );
+        }
+    }
+
+    #[test]
+    fn subscription_events_are_named_by_direction() {
+        assert!(is_reserved_event_name(subscription_event_name(true)));
+        assert!(is_reserved_event_name(subscription_event_name(false)));
     }
 }
