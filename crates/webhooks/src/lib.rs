@@ -1,0 +1,22 @@
+//! Outgoing webhooks (spec webhooks.md): the pure rules and the one network step. The API, the
+//! store and the queue wiring live elsewhere and build on these modules.
+//!
+//! - [`secret`]: `whsec_` signing secrets;
+//! - [`signature`]: Standard Webhooks signing and verification;
+//! - [`patterns`]: event filter patterns;
+//! - [`ssrf`]: which URLs and addresses may be called;
+//! - [`delivery`]: one signed HTTP attempt;
+//! - [`schedule`]: when the next attempt is due;
+//! - [`payload`]: the request body.
+
+pub mod delivery;
+pub mod patterns;
+pub mod payload;
+pub mod schedule;
+pub mod secret;
+pub mod signature;
+pub mod ssrf;
+
+pub use delivery::{attempt, AttemptOutcome, AttemptPolicy, AttemptRequest};
+pub use secret::WebhookSecret;
+pub use url::Url;
