@@ -13,6 +13,7 @@ pub mod suppressions;
 pub mod system;
 pub mod templates;
 pub mod track;
+pub mod webhooks;
 
 use axum::Router;
 use plunk_http_kit::{pipeline, AppState};
@@ -38,6 +39,8 @@ pub enum Group {
     Events,
     /// `/suppressions`.
     Suppressions,
+    /// `/webhooks`.
+    Webhooks,
 }
 
 impl Group {
@@ -51,6 +54,7 @@ impl Group {
         Group::Templates,
         Group::Events,
         Group::Suppressions,
+        Group::Webhooks,
     ];
 
     fn router(self, state: &AppState) -> Router {
@@ -63,6 +67,7 @@ impl Group {
             Group::Templates => templates::router(state.clone()),
             Group::Events => events::router(state.clone()),
             Group::Suppressions => suppressions::router(state.clone()),
+            Group::Webhooks => webhooks::router(state.clone()),
         }
     }
 }

@@ -43,9 +43,19 @@ use utoipa::OpenApi;
         crate::suppressions::list,
         crate::suppressions::create,
         crate::suppressions::remove,
+        crate::webhooks::create,
+        crate::webhooks::list,
+        crate::webhooks::read,
+        crate::webhooks::update,
+        crate::webhooks::remove,
+        crate::webhooks::rotate_secret,
+        crate::webhooks::test,
+        crate::webhooks::deliveries,
+        crate::webhooks::read_delivery,
+        crate::webhooks::retry_delivery,
     ),
     components(schemas(ErrorEnvelope, ErrorBody, FieldErrorDoc, ErrorCode)),
-    tags((name = "System"), (name = "Contacts"), (name = "Domains"), (name = "Public API"), (name = "Emails"), (name = "Templates"), (name = "Events"), (name = "Suppressions"))
+    tags((name = "System"), (name = "Contacts"), (name = "Domains"), (name = "Public API"), (name = "Emails"), (name = "Templates"), (name = "Events"), (name = "Suppressions"), (name = "Webhooks"))
 )]
 struct ApiDoc;
 

@@ -4,7 +4,8 @@ use crate::auth::KeyCache;
 use plunk_messaging::blob::BlobStore;
 use plunk_messaging::identity::local::LocalIdentities;
 use plunk_messaging::identity::SendingIdentities;
-use plunk_messaging::memory::MemoryBlobs;
+use plunk_messaging::memory::{MemoryBlobs, MemoryQueue};
+use plunk_messaging::queue::Queue;
 use plunk_messaging::send_queues::SendQueues;
 use plunk_store::Store;
 use std::sync::Arc;
@@ -21,6 +22,9 @@ pub struct Settings {
     pub version: &'static str,
     /// Label of every domain's MAIL FROM subdomain (`<label>.<domain>`, spec domains.md §1).
     pub mail_from_label: String,
+    /// Whether webhook URLs may point at loopback and private addresses. Only `plunk serve
+    /// --allow-private-webhooks` sets it; deployed functions never do.
+    pub allow_private_webhooks: bool,
 }
 
 impl Default for Settings {
@@ -30,6 +34,7 @@ impl Default for Settings {
             key_cache_ttl: Duration::from_secs(60),
             version: env!("CARGO_PKG_VERSION"),
             mail_from_label: "mail".to_owned(),
+            allow_private_webhooks: false,
         }
     }
 }
@@ -74,6 +79,8 @@ pub struct AppState {
     pub send_queues: SendQueues,
     /// Attachments and other large content.
     pub blobs: Arc<dyn BlobStore>,
+    /// Where webhook deliveries are queued (test sends and manual retries).
+    pub webhook_queue: Arc<dyn Queue>,
 }
 
 impl AppState {
@@ -86,7 +93,14 @@ impl AppState {
             identities: Arc::new(LocalIdentities),
             send_queues: SendQueues::in_memory(),
             blobs: Arc::new(MemoryBlobs::default()),
+            webhook_queue: Arc::new(MemoryQueue::default()),
         }
+    }
+
+    /// Replaces the webhook delivery queue.
+    pub fn with_webhook_queue(mut self, queue: Arc<dyn Queue>) -> Self {
+        self.webhook_queue = queue;
+        self
     }
 
     /// Replaces the send queues (SQS or the embedded queue in deployments and `plunk serve`).

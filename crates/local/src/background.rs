@@ -3,31 +3,46 @@
 //! tick, all in this process.
 
 use crate::output::Failure;
+use plunk_http_kit::Settings;
 use plunk_messaging::blob::folder::FolderBlobs;
 use plunk_messaging::blob::BlobStore;
 use plunk_messaging::mailer::outbox::OutboxMailer;
 use plunk_messaging::mailer::smtp::SmtpMailer;
 use plunk_messaging::mailer::Mailer;
+use plunk_messaging::queue::embedded::{EmbeddedQueue, RedrivePolicy};
+use plunk_messaging::queue::Queue;
 use plunk_messaging::send_queues::SendQueues;
 use plunk_store::Store;
+use plunk_webhooks::AttemptPolicy;
 use plunk_worker::clock::SystemClock;
 use plunk_worker::pacing::{Pacer, TablePace, DEFAULT_RATE};
 use plunk_worker::scheduler::Scheduler;
 use plunk_worker::send::{SendWorker, SenderConfig};
+use plunk_worker::webhooks::WebhookWorker;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The embedded webhook delivery queue and its dead-letter queue (in `queues.db`).
+const WEBHOOK_QUEUE: &str = "webhooks";
+const WEBHOOK_DEAD_LETTER_QUEUE: &str = "webhooks-dlq";
+
 /// What the HTTP side needs from the background side.
 pub struct Background {
     pub queues: SendQueues,
+    /// The embedded webhook delivery queue.
+    pub webhook_queue: Arc<dyn Queue>,
     pub blobs: Arc<dyn BlobStore>,
     /// Where the outbox mailer writes, when it is the mailer.
     pub outbox_dir: Option<PathBuf>,
 }
 
 /// Opens the local adapters and starts the consumer and the scheduler.
-pub async fn start(store: &Store, data_dir: &Path) -> Result<Background, Failure> {
+pub async fn start(
+    store: &Store,
+    data_dir: &Path,
+    settings: &Settings,
+) -> Result<Background, Failure> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| Failure::store(format!("cannot create {}: {e}", data_dir.display())))?;
     let queues_db = data_dir.join("queues.db");
@@ -64,12 +79,32 @@ pub async fn start(store: &Store, data_dir: &Path) -> Result<Background, Failure
         config: SenderConfig::default(),
     };
     tokio::spawn(plunk_worker::consumer::run(worker, queues.clone()));
+    let webhook_queue: Arc<dyn Queue> = Arc::new(
+        EmbeddedQueue::open(
+            &queues_db,
+            WEBHOOK_QUEUE,
+            RedrivePolicy {
+                dead_letter_queue: WEBHOOK_DEAD_LETTER_QUEUE.into(),
+                max_receive_count: 10,
+            },
+        )
+        .map_err(|e| Failure::store(format!("cannot open the webhook queue: {e}")))?,
+    );
     if let Some(feed) = store.change_feed() {
         let dispatcher = plunk_worker::dispatch::Dispatcher {
             store: store.clone(),
+            webhook_queue: webhook_queue.clone(),
         };
         tokio::spawn(plunk_worker::dispatch::run_feed(dispatcher, feed.clone()));
     }
+    tokio::spawn(plunk_worker::webhooks::run(WebhookWorker {
+        store: store.clone(),
+        queue: webhook_queue.clone(),
+        policy: AttemptPolicy {
+            allow_private: settings.allow_private_webhooks,
+            ..AttemptPolicy::default()
+        },
+    }));
     let scheduler = Scheduler {
         store: store.clone(),
         queues: queues.clone(),
@@ -86,6 +121,7 @@ pub async fn start(store: &Store, data_dir: &Path) -> Result<Background, Failure
     });
     Ok(Background {
         queues,
+        webhook_queue,
         blobs,
         outbox_dir,
     })

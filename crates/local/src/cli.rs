@@ -173,6 +173,10 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "PLUNK_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
+    /// Let webhooks call loopback and private addresses (a receiver on this machine). Never
+    /// available in deployed functions.
+    #[arg(long)]
+    pub allow_private_webhooks: bool,
 }
 
 /// Parses arguments, runs the command and maps the outcome to an exit code.

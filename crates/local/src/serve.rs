@@ -46,10 +46,18 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     }
 
     let data_dir = cli.store.data_dir.clone();
-    let runtime = crate::background::start(&store, &data_dir).await?;
-    let state = AppState::new(store, Settings::from_env())
+    let settings = Settings {
+        allow_private_webhooks: args.allow_private_webhooks,
+        ..Settings::from_env()
+    };
+    if settings.allow_private_webhooks {
+        println!("Webhooks may call loopback and private addresses (--allow-private-webhooks)");
+    }
+    let runtime = crate::background::start(&store, &data_dir, &settings).await?;
+    let state = AppState::new(store, settings)
         .with_send_queues(runtime.queues.clone())
-        .with_blobs(runtime.blobs.clone());
+        .with_blobs(runtime.blobs.clone())
+        .with_webhook_queue(runtime.webhook_queue.clone());
     let extra = match &runtime.outbox_dir {
         Some(dir) => crate::outbox_page::router(dir.clone()),
         None => axum::Router::new(),

@@ -229,3 +229,26 @@ pub fn event_deletion(project: Uuid, name: &str) -> Key {
 pub fn suppressions_index(project: Uuid) -> String {
     format!("PROJECT#{project}#SUPPRESSIONS")
 }
+
+/// Partition holding a project's webhooks, sort key = webhook id.
+pub fn webhooks_partition(project: Uuid) -> String {
+    format!("PROJECT#{project}#WEBHOOKS")
+}
+
+/// A webhook item.
+pub fn webhook(project: Uuid, webhook: Uuid) -> Key {
+    Key::new(webhooks_partition(project), webhook.to_string())
+}
+
+/// Partition holding one webhook's deliveries, sort key = delivery id (UUIDv7, so newest last).
+pub fn webhook_deliveries_partition(project: Uuid, webhook: Uuid) -> String {
+    format!("PROJECT#{project}#WEBHOOK#{webhook}#DELIVERIES")
+}
+
+/// A webhook delivery item.
+pub fn webhook_delivery(project: Uuid, webhook: Uuid, delivery: Uuid) -> Key {
+    Key::new(
+        webhook_deliveries_partition(project, webhook),
+        delivery.to_string(),
+    )
+}

@@ -64,6 +64,11 @@ impl Store {
         repo::event_stats::EventStats::new(self.table.as_ref())
     }
 
+    /// Outgoing webhooks and their deliveries.
+    pub fn webhooks(&self) -> repo::webhooks::Webhooks<'_> {
+        repo::webhooks::Webhooks::new(self.table.as_ref())
+    }
+
     /// Projects and API keys.
     pub fn projects(&self) -> Projects<'_> {
         Projects::new(self.table.as_ref())

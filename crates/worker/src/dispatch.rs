@@ -8,10 +8,12 @@
 //!
 //! Workflows and segments will hook in here too.
 
+use crate::webhooks::WebhookError;
 use plunk_domain::event::Event;
+use plunk_messaging::queue::Queue;
 use plunk_store::feed::ChangeFeed;
 use plunk_store::keys;
-use plunk_store::table::{Item, StoreError};
+use plunk_store::table::Item;
 use plunk_store::Store;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,6 +24,8 @@ use uuid::Uuid;
 #[derive(Clone)]
 pub struct Dispatcher {
     pub store: Store,
+    /// Where webhook deliveries are queued.
+    pub webhook_queue: Arc<dyn Queue>,
 }
 
 /// The events of a batch of feed items, grouped by project. Items that are not events are
@@ -43,8 +47,12 @@ pub fn events_by_project(items: &[Item]) -> BTreeMap<Uuid, Vec<Event>> {
 
 impl Dispatcher {
     /// Handles one batch; an error means "deliver the batch again".
-    pub async fn handle(&self, items: &[Item]) -> Result<(), StoreError> {
+    pub async fn handle(&self, items: &[Item]) -> Result<(), WebhookError> {
         for (project, events) in events_by_project(items) {
+            // Deliveries first: they are idempotent, while counters would count a retried
+            // batch twice.
+            crate::webhooks::fan_out(&self.store, self.webhook_queue.as_ref(), project, &events)
+                .await?;
             self.store.event_stats().count(project, &events).await?;
         }
         Ok(())

@@ -7,6 +7,7 @@
 //! - [`scheduler`]: the every-minute tick that finds emails left behind.
 //! - [`consumer`]: the receive loop the local server runs over the embedded queues.
 //! - [`dispatch`]: counters and fan-out for every newly stored event.
+//! - [`webhooks`]: webhook deliveries and their attempts.
 
 pub mod clock;
 pub mod consumer;
@@ -15,3 +16,4 @@ pub mod pacing;
 pub mod render;
 pub mod scheduler;
 pub mod send;
+pub mod webhooks;

@@ -178,6 +178,7 @@ impl TestApp {
     pub async fn dispatch_events(&self) {
         let dispatcher = plunk_worker::dispatch::Dispatcher {
             store: self.store.clone(),
+            webhook_queue: self.state.webhook_queue.clone(),
         };
         if let Some(feed) = self.store.change_feed() {
             loop {

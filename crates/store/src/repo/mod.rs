@@ -11,3 +11,4 @@ pub mod rate_limit;
 pub mod scan;
 pub mod suppressions;
 pub mod templates;
+pub mod webhooks;

@@ -1,0 +1,285 @@
+//! Outgoing webhook deliveries (spec webhooks.md §2–§4).
+//!
+//! - [`fan_out`]: called by the event dispatcher for each batch of new events; creates one
+//!   delivery per (enabled webhook, matching event), id derived from the pair so a repeated event
+//!   creates nothing twice, and queues it.
+//! - [`WebhookWorker`]: one queued attempt. A message names the delivery and the attempt number it
+//!   expects, so duplicates and stale messages do nothing. Retries follow the schedule with
+//!   jitter; waits longer than a queue delay (15 minutes) hop through the queue until due.
+
+use plunk_domain::event::Event;
+use plunk_domain::Timestamp;
+use plunk_messaging::queue::{Queue, QueueError};
+use plunk_store::repo::webhooks::{delivery_id, Delivery, DeliveryStatus, Webhook};
+use plunk_store::table::StoreError;
+use plunk_store::Store;
+use plunk_webhooks::{attempt, AttemptPolicy, AttemptRequest, WebhookSecret};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The longest delay a queue message can carry.
+const MAX_QUEUE_DELAY: Duration = Duration::from_secs(15 * 60);
+
+/// What a webhook-queue message says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookJob {
+    pub project_id: Uuid,
+    pub webhook_id: Uuid,
+    pub delivery_id: Uuid,
+    /// The delivery's `attempts` when this message was queued; anything else means stale.
+    pub attempt: u32,
+}
+
+/// Failures that make the message come back later.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// Queues `job` after `delay` (capped at the queue's maximum; the worker re-queues the rest).
+pub async fn enqueue(
+    queue: &dyn Queue,
+    job: WebhookJob,
+    delay: Duration,
+) -> Result<(), QueueError> {
+    let body = serde_json::to_string(&job).expect("jobs serialise");
+    queue.send(&body, delay.min(MAX_QUEUE_DELAY)).await
+}
+
+/// A new pending delivery of `payload` for `event_id` (`event_type`) to `webhook`.
+pub fn new_delivery(
+    webhook: Uuid,
+    event_id: Uuid,
+    event_type: &str,
+    at: Timestamp,
+    payload: Vec<u8>,
+) -> Delivery {
+    let now = Timestamp::now();
+    Delivery {
+        id: delivery_id(webhook, event_id, at),
+        webhook_id: webhook,
+        event_id,
+        event_type: event_type.to_owned(),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_attempt_at: Some(now),
+        last_attempt_at: None,
+        response_status: None,
+        response_body: None,
+        error: None,
+        duration_ms: None,
+        created_at: now,
+        payload: String::from_utf8_lossy(&payload).into_owned(),
+    }
+}
+
+/// Creates and queues the deliveries of `events` (one project's) to its matching enabled
+/// webhooks.
+pub async fn fan_out(
+    store: &Store,
+    queue: &dyn Queue,
+    project: Uuid,
+    events: &[Event],
+) -> Result<usize, WebhookError> {
+    let webhooks: Vec<Webhook> = store
+        .webhooks()
+        .all(project)
+        .await?
+        .into_iter()
+        .filter(|w| w.enabled)
+        .collect();
+    if webhooks.is_empty() {
+        return Ok(0);
+    }
+    let mut queued = 0;
+    for event in events {
+        for webhook in webhooks
+            .iter()
+            .filter(|w| plunk_webhooks::patterns::matches(&w.events, &event.name))
+        {
+            let payload =
+                plunk_webhooks::payload::event_body(event, event.contact_email.as_deref());
+            let delivery =
+                new_delivery(webhook.id, event.id, &event.name, event.created_at, payload);
+            // Already there: the feed repeated this event; its delivery is on its way.
+            if !store.webhooks().create_delivery(project, &delivery).await? {
+                continue;
+            }
+            let job = WebhookJob {
+                project_id: project,
+                webhook_id: webhook.id,
+                delivery_id: delivery.id,
+                attempt: 0,
+            };
+            enqueue(queue, job, Duration::ZERO).await?;
+            queued += 1;
+        }
+    }
+    Ok(queued)
+}
+
+/// Makes delivery attempts.
+#[derive(Clone)]
+pub struct WebhookWorker {
+    pub store: Store,
+    pub queue: Arc<dyn Queue>,
+    pub policy: AttemptPolicy,
+}
+
+impl WebhookWorker {
+    /// Handles one message body. `Ok` means the message is done (delete it).
+    pub async fn process(&self, body: &str) -> Result<(), WebhookError> {
+        let job: WebhookJob = match serde_json::from_str(body) {
+            Ok(job) => job,
+            Err(e) => {
+                tracing::error!(error = %e, "unreadable webhook job dropped");
+                return Ok(());
+            }
+        };
+        let webhooks = self.store.webhooks();
+        let Some((mut delivery, version)) = webhooks
+            .get_delivery(job.project_id, job.webhook_id, job.delivery_id)
+            .await?
+        else {
+            return Ok(());
+        };
+        if delivery.status != DeliveryStatus::Pending || delivery.attempts != job.attempt {
+            return Ok(());
+        }
+        let now = Timestamp::now();
+        if let Some(due) = delivery.next_attempt_at {
+            let wait = due.unix_millis() - now.unix_millis();
+            if wait > 0 {
+                enqueue(self.queue.as_ref(), job, Duration::from_millis(wait as u64)).await?;
+                return Ok(());
+            }
+        }
+        let webhook = webhooks.get(job.project_id, job.webhook_id).await?;
+        let Some((webhook, webhook_version)) = webhook.filter(|(w, _)| w.enabled) else {
+            // Disabling or deleting a webhook stops its pending deliveries (§4).
+            delivery.status = DeliveryStatus::Failed;
+            delivery.next_attempt_at = None;
+            delivery.error = Some("webhook_disabled".into());
+            return self.save(job, &delivery, version).await;
+        };
+        let secrets: Vec<WebhookSecret> = webhook
+            .active_secrets(now)
+            .into_iter()
+            .filter_map(|s| WebhookSecret::parse(s).ok())
+            .collect();
+        let request = AttemptRequest {
+            url: webhook.url.clone(),
+            webhook_id: delivery.event_id.to_string(),
+            body: delivery.payload.clone().into_bytes(),
+            secrets,
+        };
+        let outcome = attempt(&request, &self.policy).await;
+        let finished = Timestamp::now();
+        delivery.attempts += 1;
+        delivery.last_attempt_at = Some(finished);
+        delivery.response_status = outcome.status;
+        delivery.response_body = outcome.body;
+        delivery.error = outcome.error;
+        delivery.duration_ms = Some(outcome.duration_ms);
+        if outcome.success {
+            delivery.status = DeliveryStatus::Succeeded;
+            delivery.next_attempt_at = None;
+        } else if outcome.gone {
+            // 410 Gone: the receiver asks us to stop for good.
+            delivery.status = DeliveryStatus::Failed;
+            delivery.next_attempt_at = None;
+            let mut disabled = webhook.clone();
+            disabled.enabled = false;
+            disabled.updated_at = finished;
+            if let Err(e) = webhooks
+                .save(job.project_id, &disabled, webhook_version)
+                .await
+            {
+                if !e.is_condition_failed() {
+                    return Err(e.into());
+                }
+            }
+        } else {
+            let next_delay =
+                plunk_webhooks::schedule::next_delay(delivery.attempts, &mut rand::thread_rng());
+            match next_delay {
+                Some(delay) => {
+                    let due = finished.unix_millis() + delay.as_millis() as i64;
+                    delivery.next_attempt_at = Timestamp::from_millis(due);
+                    // Queued before the record is saved: if saving fails, this message is
+                    // stale and dropped, and the current one comes back for the same attempt.
+                    let next = WebhookJob {
+                        attempt: delivery.attempts,
+                        ..job
+                    };
+                    enqueue(self.queue.as_ref(), next, delay).await?;
+                }
+                None => {
+                    delivery.status = DeliveryStatus::Failed;
+                    delivery.next_attempt_at = None;
+                }
+            }
+        }
+        self.save(job, &delivery, version).await
+    }
+
+    async fn save(
+        &self,
+        job: WebhookJob,
+        delivery: &Delivery,
+        version: u64,
+    ) -> Result<(), WebhookError> {
+        match self
+            .store
+            .webhooks()
+            .save_delivery(job.project_id, delivery, version)
+            .await
+        {
+            // Someone else moved this delivery on (a manual retry, a duplicate message).
+            Err(e) if e.is_condition_failed() => Ok(()),
+            other => other.map_err(Into::into),
+        }
+    }
+}
+
+/// How long a received webhook message stays hidden: longer than one attempt can take.
+pub const VISIBILITY: Duration = Duration::from_secs(60);
+
+/// The local loop over the embedded webhook queue: up to 10 attempts at a time.
+pub async fn run(worker: WebhookWorker) {
+    loop {
+        let messages = match worker.queue.receive(10, VISIBILITY, Duration::ZERO).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook queue receive failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if messages.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for m in messages {
+            let worker = worker.clone();
+            tasks.spawn(async move {
+                match worker.process(&m.body).await {
+                    Ok(()) => {
+                        if let Err(e) = worker.queue.delete(&m.receipt).await {
+                            tracing::warn!(error = %e, "webhook queue delete failed");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "webhook delivery will be retried"),
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+}
