@@ -15,6 +15,7 @@
 //! | `PLUNK_MAILER` (`ses` or `outbox`), `PLUNK_OUTBOX_DIR` | mailer | SES | SES |
 //! | `PLUNK_SES_CONFIGURATION_SET_{TRACKED,UNTRACKED}` | SES configuration sets | none | none |
 //! | `PLUNK_SEND_RATE` | sends per second | SES `GetAccount`, else 14 | same |
+//! | `PLUNK_WEBHOOK_QUEUE_URL` | SQS webhook queue | `queues.db` | refused where used |
 //!
 //! A deployment that forgot a variable fails at start with the variable's name, rather than
 //! accepting mail into a queue that only lives in memory or verifying domains without DNS.
@@ -37,10 +38,13 @@ use plunk_messaging::send_queues::SendQueues;
 use plunk_store::config::StoreConfig;
 use plunk_store::table::StoreError;
 use plunk_store::Store;
+use plunk_webhooks::AttemptPolicy;
 use plunk_worker::clock::SystemClock;
+use plunk_worker::dispatch::Dispatcher;
 use plunk_worker::pacing::{Pacer, TablePace, DEFAULT_RATE};
 use plunk_worker::scheduler::Scheduler;
 use plunk_worker::send::{SendWorker, SenderConfig};
+use plunk_worker::webhooks::WebhookWorker;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -212,6 +216,47 @@ impl Environment {
         }
     }
 
+    /// The webhook delivery queue: SQS with `PLUNK_WEBHOOK_QUEUE_URL`, the embedded queue with the
+    /// embedded store, else `None`.
+    pub async fn webhook_queue(&self) -> Result<Option<Arc<dyn Queue>>, ConfigError> {
+        if let Some(url) = var("PLUNK_WEBHOOK_QUEUE_URL") {
+            let client = aws_sdk_sqs::Client::new(self.aws().await);
+            return Ok(Some(Arc::new(SqsQueue::new(client, url))));
+        }
+        let Some(dir) = &self.local_dir else {
+            return Ok(None);
+        };
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
+        Ok(Some(plunk_worker::webhooks::embedded_queue(
+            &dir.join("queues.db"),
+        )?))
+    }
+
+    async fn required_webhook_queue(&self) -> Result<Arc<dyn Queue>, ConfigError> {
+        self.webhook_queue().await?.ok_or(ConfigError::Missing {
+            var: "PLUNK_WEBHOOK_QUEUE_URL",
+            why: "webhook deliveries are queued on SQS",
+        })
+    }
+
+    /// The event dispatcher (counters and webhook fan-out).
+    pub async fn dispatcher(&self) -> Result<Dispatcher, ConfigError> {
+        Ok(Dispatcher {
+            store: self.store.clone(),
+            webhook_queue: self.required_webhook_queue().await?,
+        })
+    }
+
+    /// The webhook worker. Deployed functions never call private addresses.
+    pub async fn webhook_worker(&self) -> Result<WebhookWorker, ConfigError> {
+        Ok(WebhookWorker {
+            store: self.store.clone(),
+            queue: self.required_webhook_queue().await?,
+            policy: AttemptPolicy::default(),
+        })
+    }
+
     /// The HTTP state of `group`, refusing to start without an adapter the group uses.
     pub async fn app_state(&self, group: Group) -> Result<AppState, ConfigError> {
         let mut state = AppState::new(self.store.clone(), Settings::from_env());
@@ -231,6 +276,16 @@ impl Environment {
                 return Err(ConfigError::Missing {
                     var: "PLUNK_BLOB_BUCKET",
                     why: "attachments are kept in S3",
+                })
+            }
+            None => {}
+        }
+        match self.webhook_queue().await? {
+            Some(queue) => state = state.with_webhook_queue(queue),
+            None if matches!(group, Group::Webhooks) => {
+                return Err(ConfigError::Missing {
+                    var: "PLUNK_WEBHOOK_QUEUE_URL",
+                    why: "webhook test sends and retries are queued on SQS",
                 })
             }
             None => {}

@@ -3,14 +3,18 @@
 //! - HTTP functions serve one endpoint group's router through `lambda_http` ([`run`]).
 //! - `send-consumer` takes the send queues' SQS events ([`send_consumer`]).
 //! - `scheduler` runs the every-minute tick ([`scheduler`]).
+//! - `event-dispatch` takes the table's stream of new events ([`event_dispatch`]).
+//! - `webhook-delivery` takes the webhook queue's SQS events ([`webhook_delivery`]).
 //!
 //! Every adapter comes from the environment ([`adapters`]): the store from `PLUNK_STORE`
 //! (default `dynamo`; `PLUNK_TABLE`, optional `PLUNK_DYNAMODB_ENDPOINT`), the AWS resources from
 //! the variables the SAM template sets, the local ones under `PLUNK_DATA_DIR` otherwise.
 
 pub mod adapters;
+pub mod event_dispatch;
 pub mod scheduler;
 pub mod send_consumer;
+pub mod webhook_delivery;
 
 use lambda_http::request::RequestContext;
 use lambda_http::{Error, Request, RequestExt};

@@ -148,10 +148,18 @@ fn every_consumed_queue_hides_a_message_six_times_as_long_as_its_consumer_may_ru
 fn every_send_queue_redrives_to_a_dead_letter_queue() {
     let t = template();
     let queues = of_type(&t, "AWS::SQS::Queue");
-    let dead_letter: BTreeSet<&str> = queues
+    let mut dead_letter: BTreeSet<&str> = queues
         .iter()
         .filter_map(|(_, q)| target(&q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]))
         .collect();
+    // Stream event sources record failed batches in a queue of their own.
+    for (_, f) in functions(&t) {
+        if let Some(events) = f["Properties"]["Events"].as_mapping() {
+            dead_letter.extend(events.values().filter_map(|e| {
+                target(&e["Properties"]["DestinationConfig"]["OnFailure"]["Destination"])
+            }));
+        }
+    }
     assert!(!dead_letter.is_empty(), "a dead-letter queue exists");
     let consumed: BTreeSet<&str> = sqs_events(&t)
         .iter()
@@ -326,4 +334,56 @@ fn the_blob_bucket_is_private_and_expires_attachments() {
             && (r["Prefix"] == "attachments/" || r["Filter"]["Prefix"] == "attachments/")
             && r["ExpirationInDays"].as_u64() == Some(7)
     }));
+}
+
+#[test]
+fn new_events_reach_the_dispatcher_through_the_table_stream() {
+    let t = template();
+    assert_eq!(
+        t["Resources"]["Table"]["Properties"]["StreamSpecification"]["StreamViewType"], "NEW_IMAGE",
+        "the dispatcher decodes the new image"
+    );
+    let (name, f) = functions(&t)
+        .into_iter()
+        .find(|(_, f)| f["Metadata"]["BuildProperties"]["Binary"] == "event-dispatch")
+        .expect("an event-dispatch function");
+    let sources: Vec<&Value> = f["Properties"]["Events"]
+        .as_mapping()
+        .map(|m| m.values().filter(|e| e["Type"] == "DynamoDB").collect())
+        .unwrap_or_default();
+    assert_eq!(sources.len(), 1, "{name}: one DynamoDB stream source");
+    let p = &sources[0]["Properties"];
+    assert_eq!(
+        target(&p["Stream"]),
+        Some("Table"),
+        "{name}: the table's stream"
+    );
+    let types = p["FunctionResponseTypes"]
+        .as_sequence()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        types.iter().any(|v| v == "ReportBatchItemFailures"),
+        "{name}: partial batch responses"
+    );
+    assert_eq!(
+        p["BisectBatchOnFunctionError"], true,
+        "{name}: a poison record is isolated"
+    );
+    assert!(
+        target(&p["DestinationConfig"]["OnFailure"]["Destination"]).is_some(),
+        "{name}: failed batches are recorded"
+    );
+    let pattern: serde_json::Value = serde_json::from_str(
+        p["FilterCriteria"]["Filters"][0]["Pattern"]
+            .as_str()
+            .expect("a filter pattern"),
+    )
+    .expect("the pattern is JSON");
+    assert_eq!(pattern["eventName"], serde_json::json!(["INSERT"]));
+    assert_eq!(
+        pattern["dynamodb"]["Keys"]["pk"]["S"][0]["suffix"],
+        plunk_store::keys::EVENT_PARTITION_SUFFIX,
+        "the filter matches the key design"
+    );
 }

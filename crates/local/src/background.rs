@@ -9,7 +9,6 @@ use plunk_messaging::blob::BlobStore;
 use plunk_messaging::mailer::outbox::OutboxMailer;
 use plunk_messaging::mailer::smtp::SmtpMailer;
 use plunk_messaging::mailer::Mailer;
-use plunk_messaging::queue::embedded::{EmbeddedQueue, RedrivePolicy};
 use plunk_messaging::queue::Queue;
 use plunk_messaging::send_queues::SendQueues;
 use plunk_store::Store;
@@ -22,10 +21,6 @@ use plunk_worker::webhooks::WebhookWorker;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The embedded webhook delivery queue and its dead-letter queue (in `queues.db`).
-const WEBHOOK_QUEUE: &str = "webhooks";
-const WEBHOOK_DEAD_LETTER_QUEUE: &str = "webhooks-dlq";
 
 /// What the HTTP side needs from the background side.
 pub struct Background {
@@ -79,17 +74,8 @@ pub async fn start(
         config: SenderConfig::default(),
     };
     tokio::spawn(plunk_worker::consumer::run(worker, queues.clone()));
-    let webhook_queue: Arc<dyn Queue> = Arc::new(
-        EmbeddedQueue::open(
-            &queues_db,
-            WEBHOOK_QUEUE,
-            RedrivePolicy {
-                dead_letter_queue: WEBHOOK_DEAD_LETTER_QUEUE.into(),
-                max_receive_count: 10,
-            },
-        )
-        .map_err(|e| Failure::store(format!("cannot open the webhook queue: {e}")))?,
-    );
+    let webhook_queue = plunk_worker::webhooks::embedded_queue(&queues_db)
+        .map_err(|e| Failure::store(format!("cannot open the webhook queue: {e}")))?;
     if let Some(feed) = store.change_feed() {
         let dispatcher = plunk_worker::dispatch::Dispatcher {
             store: store.clone(),

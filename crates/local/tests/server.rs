@@ -302,3 +302,153 @@ fn a_send_reaches_the_outbox_and_the_email_shows_sent() {
         "{html}"
     );
 }
+
+/// One HTTP request as a minimal receiver saw it.
+struct Seen {
+    head: String,
+    body: Vec<u8>,
+}
+
+/// A receiver on a loopback port answering 200 to every request, recording them.
+fn receiver() -> (String, std::sync::mpsc::Receiver<Seen>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let (head, body) = loop {
+                let n = stream.read(&mut chunk).unwrap_or(0);
+                if n == 0 {
+                    break (String::new(), Vec::new());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                while buf.len() < end + 4 + length {
+                    let n = stream.read(&mut chunk).unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                break (head, buf[end + 4..].to_vec());
+            };
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            if tx.send(Seen { head, body }).is_err() {
+                return;
+            }
+        }
+    });
+    (url, rx)
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+    })
+}
+
+#[test]
+fn a_tracked_event_reaches_a_local_webhook_receiver_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let envs = [("PLUNK_DATA_DIR", data.to_str().unwrap())];
+    let server = Server::start_serving(&envs, &[], &["--allow-private-webhooks"], dir.path());
+    assert!(
+        server
+            .stdout
+            .iter()
+            .any(|l| l.contains("--allow-private-webhooks")),
+        "the flag is announced: {:?}",
+        server.stdout
+    );
+    let key = server.printed_secret().unwrap();
+    let (url, seen) = receiver();
+    let (status, res) = server.request(
+        "POST",
+        "/webhooks",
+        Some(&key),
+        Some(json!({"url": url, "events": ["signed_up"]})),
+    );
+    assert_eq!(status, 201);
+    let secret = body(res)["data"]["secret"].as_str().unwrap().to_owned();
+
+    let (status, res) = server.request(
+        "POST",
+        "/v1/track",
+        Some(&key),
+        Some(json!({"event": "signed_up", "email": "kim@example.com", "data": {"plan": "free"}})),
+    );
+    assert_eq!(status, 200);
+    let event_id = body(res)["data"]["event"].as_str().unwrap().to_owned();
+
+    let got = seen
+        .recv_timeout(std::time::Duration::from_secs(15))
+        .expect("the receiver is called within 15 s");
+    assert_eq!(header(&got.head, "webhook-id"), Some(event_id.as_str()));
+    let secrets = [plunk_webhooks::WebhookSecret::parse(&secret).unwrap()];
+    plunk_webhooks::signature::verify(
+        header(&got.head, "webhook-id").unwrap(),
+        header(&got.head, "webhook-timestamp").unwrap(),
+        &got.body,
+        header(&got.head, "webhook-signature").unwrap(),
+        &secrets,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+        plunk_webhooks::signature::DEFAULT_TOLERANCE,
+    )
+    .expect("the signature verifies");
+    let payload: Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(payload["type"], json!("signed_up"));
+    assert_eq!(payload["data"]["data"], json!({"plan": "free"}));
+
+    // The counters follow within seconds.
+    let mut count = Value::Null;
+    for _ in 0..50 {
+        let (_, res) = server.request("GET", "/events/names", Some(&key), None);
+        count = body(res)["data"]["names"][0]["count"].clone();
+        if count == json!(1) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(count, json!(1));
+}
+
+#[test]
+fn without_the_flag_loopback_webhooks_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let envs = [("PLUNK_DATA_DIR", data.to_str().unwrap())];
+    let server = Server::start(&envs, &[], dir.path());
+    let key = server.printed_secret().unwrap();
+    let (status, res) = server.request(
+        "POST",
+        "/webhooks",
+        Some(&key),
+        Some(json!({"url": "http://127.0.0.1:9/hook"})),
+    );
+    assert_eq!(status, 422);
+    assert_eq!(
+        body(res)["error"]["errors"][0]["code"],
+        json!("forbidden_address")
+    );
+}

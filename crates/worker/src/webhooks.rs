@@ -19,6 +19,21 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
+/// The embedded webhook queue's name in `queues.db`, and its dead-letter queue.
+pub const EMBEDDED_QUEUE: &str = "webhooks";
+const EMBEDDED_DEAD_LETTER_QUEUE: &str = "webhooks-dlq";
+
+/// The embedded webhook queue in the SQLite file `path` (the local server's `queues.db`).
+pub fn embedded_queue(path: &std::path::Path) -> Result<Arc<dyn Queue>, QueueError> {
+    let redrive = plunk_messaging::queue::embedded::RedrivePolicy {
+        dead_letter_queue: EMBEDDED_DEAD_LETTER_QUEUE.into(),
+        max_receive_count: 10,
+    };
+    Ok(Arc::new(
+        plunk_messaging::queue::embedded::EmbeddedQueue::open(path, EMBEDDED_QUEUE, redrive)?,
+    ))
+}
+
 /// The longest delay a queue message can carry.
 const MAX_QUEUE_DELAY: Duration = Duration::from_secs(15 * 60);
 

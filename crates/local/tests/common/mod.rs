@@ -50,11 +50,23 @@ impl Server {
     // The child is killed and waited for by `Drop` (or right here when it never starts).
     #[allow(clippy::zombie_processes)]
     pub fn start(envs: &[(&str, &str)], extra_args: &[&str], log_dir: &Path) -> Self {
+        Self::start_serving(envs, extra_args, &[], log_dir)
+    }
+
+    /// Like [`Server::start`], with options of `serve` itself (`serve_args`).
+    #[allow(clippy::zombie_processes)]
+    pub fn start_serving(
+        envs: &[(&str, &str)],
+        extra_args: &[&str],
+        serve_args: &[&str],
+        log_dir: &Path,
+    ) -> Self {
         let stderr_path = log_dir.join(format!("serve-{}.log", uuid::Uuid::now_v7()));
         let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut cmd = plunk();
         cmd.args(extra_args)
             .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(serve_args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(stderr);

@@ -907,3 +907,26 @@ where
         StoreError::Other(message)
     }
 }
+
+/// Decodes an item image as DynamoDB Streams deliver it to Lambda (`NewImage`, DynamoDB JSON such
+/// as `{"pk": {"S": "…"}, "v": {"N": "1"}}`). Only the attribute types this backend writes
+/// (strings and numbers) are read; others are ignored.
+pub fn item_from_stream_image(image: &serde_json::Value) -> Result<Item, StoreError> {
+    let Some(object) = image.as_object() else {
+        return Err(StoreError::Other("stream image is not an object".into()));
+    };
+    let attrs: Attrs = object
+        .iter()
+        .filter_map(|(name, value)| {
+            let typed = if let Some(s) = value.get("S").and_then(|s| s.as_str()) {
+                AttributeValue::S(s.to_owned())
+            } else if let Some(n) = value.get("N").and_then(|n| n.as_str()) {
+                AttributeValue::N(n.to_owned())
+            } else {
+                return None;
+            };
+            Some((name.clone(), typed))
+        })
+        .collect();
+    decode_item(&attrs)
+}
