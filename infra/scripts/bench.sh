@@ -10,6 +10,8 @@
 #      worker and consumer loop on the wall clock at 14/s (BENCH_PACING_EMAILS take ~N/14 s).
 #   5. faults: randomised fault schedules around the send worker; fails on a duplicate or lost email.
 #   6. send-cost: DynamoDB units, SQS requests and provider calls per email, priced.
+#   7. track-accept (crates/bench): POST /v1/track in process; then track-load against plunk serve
+#      over 64 connections with public keys, and the events stored compared with the 200s.
 #
 # Load is spread over 16 projects (a project allows at most 30,000 requests a minute); the
 # summary reports non-2xx responses so 429s (or anything else) would show.
@@ -68,7 +70,7 @@ apt_install() {
 log "building (profile bench)"
 (cd "$ROOT" && cargo build --profile bench -p plunk-bench -p plunk-local)
 mkdir -p "$WORK/bin"
-for b in upsert-hot-path send-accept pacing faults send-cost plunk; do
+for b in upsert-hot-path send-accept track-accept track-load pacing faults send-cost plunk; do
     cp "$CARGO_TARGET_DIR/release/$b" "$WORK/bin/"
 done
 PLUNK="$WORK/bin/plunk"
@@ -89,6 +91,7 @@ run_check() {
     fi
 }
 run_check send-accept "$SEND_N"
+run_check track-accept "$SEND_N"
 run_check send-cost "$COST_EMAILS"
 run_check faults "$FAULT_SCHEDULES"
 log "pacing (the wall-clock part sends $BENCH_PACING_EMAILS emails at 14/s)"
@@ -102,8 +105,11 @@ command -v wrk >/dev/null || apt_install wrk
 export PLUNK_DATA_DIR="$WORK/data"
 log "creating $PROJECTS projects"
 : >"$WORK/keys.txt"
+: >"$WORK/public-keys.txt"
 for i in $(seq 1 "$PROJECTS"); do
-    "$PLUNK" project create --name "bench-$i" --rate-limit 30000 --json | jq -r .secretKey >>"$WORK/keys.txt"
+    "$PLUNK" project create --name "bench-$i" --rate-limit 30000 --json >"$WORK/project.json"
+    jq -r .secretKey "$WORK/project.json" >>"$WORK/keys.txt"
+    jq -r .publicKey "$WORK/project.json" >>"$WORK/public-keys.txt"
 done
 
 log "starting plunk serve"
@@ -155,10 +161,25 @@ IDS=$(wc -l <"$WORK/ids.txt")
 log "load test: GET /contacts/:id over $IDS ids"
 run_wrk get get_contact.lua "$WORK/ids.txt"
 
+log "load test: POST /v1/track with public keys (track-load, every response awaited)"
+"$WORK/bin/track-load" "$BASE_URL" "$WORK/public-keys.txt" "${DURATION%s}" "$CONNECTIONS" | tee "$WORK/track.txt"
+TRACK_OK=$(sed -n 's/^RESULT.* ok200=\([0-9]*\).*/\1/p' "$WORK/track.txt")
+
 kill -TERM "$SERVER_PID"
 wait "$SERVER_PID" || true
 SERVER_PID=""
 SERVER_WARNINGS=$(grep -c . "$WORK/serve.err" || true)
+# Events the server stored (the events partitions of the embedded store), after it stopped.
+TRACK_STORED=$(python3 - "$WORK/data/plunk.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+print(db.execute("SELECT count(*) FROM items WHERE pk GLOB 'PROJECT#*#EVENTS' "
+                 "AND json_extract(body, '$.name') = 'page_view'").fetchone()[0])
+PY
+)
+if [[ "$TRACK_STORED" != "$TRACK_OK" ]]; then
+    FAILED_CHECKS="$FAILED_CHECKS track-load(stored $TRACK_STORED events for $TRACK_OK 200s)"
+fi
 
 # ---- summary -----------------------------------------------------------------------------------
 field() { sed -n "s/^RESULT.* $2=\([^ ]*\).*/\1/p" "$WORK/$1.txt"; }
@@ -181,6 +202,8 @@ $(sed -n '/^phase/,$p' "$WORK/hot-path.txt")
 $(printf '%-26s %9s %9s %9s %9s %7s %7s' test req/s "p50 ms" "p99 ms" requests non2xx sockerr)
 $(row "POST /contacts (create)" post)
 $(row "GET /contacts/:id" get)
+$(row "POST /v1/track (public key)" track)
+   /v1/track: $TRACK_OK responses 200, $TRACK_STORED events stored
    server log lines at warn or above: $SERVER_WARNINGS
 
 3. In process: POST /v1/send over embedded SQLite and queues, one request at a time (µs)
@@ -191,6 +214,9 @@ $(sed -n '/^1a\./,$p' "$WORK/pacing.txt")
 
 5. Faults: $(sed -n 's/^faults: //p' "$WORK/faults.txt")
 $(sed -n '/^email status/,/^schedules stuck/p' "$WORK/faults.txt")
+
+3b. In process: POST /v1/track over embedded SQLite with its change feed, one request at a time (µs)
+$(sed -n '/^phase/,$p' "$WORK/track-accept.txt")
 
 6. Send cost per email and per million emails (AWS us-east-1 on-demand prices, SES excluded)
 $(sed -n '/^per email/,/^+ 5 ms/p' "$WORK/send-cost.txt")

@@ -31,10 +31,25 @@ pub async fn call(
     bearer: &str,
     body: Option<&Value>,
 ) -> Reply {
+    call_with_headers(app, method, path, bearer, body, &[]).await
+}
+
+/// Like [`call`], with more request headers.
+pub async fn call_with_headers(
+    app: &Api,
+    method: Method,
+    path: &str,
+    bearer: &str,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> Reply {
     let mut req = Request::builder()
         .method(method)
         .uri(path)
         .header("authorization", bearer);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
     if body.is_some() {
         req = req.header("content-type", "application/json");
     }
