@@ -6,6 +6,7 @@ pub mod contacts;
 pub mod domains;
 pub mod emails;
 pub mod openapi;
+pub mod pages;
 pub mod paging;
 pub mod send;
 pub mod system;
@@ -31,6 +32,8 @@ pub enum Group {
     Emails,
     /// `/templates`.
     Templates,
+    /// The hosted pages: `/unsubscribe/:token`, `/subscribe/:token`, `/manage/:token`.
+    Pages,
 }
 
 impl Group {
@@ -42,6 +45,7 @@ impl Group {
         Group::PublicApi,
         Group::Emails,
         Group::Templates,
+        Group::Pages,
     ];
 
     fn router(self, state: &AppState) -> Router {
@@ -52,6 +56,7 @@ impl Group {
             Group::PublicApi => send::router(state.clone()),
             Group::Emails => emails::router(state.clone()),
             Group::Templates => templates::router(state.clone()),
+            Group::Pages => pages::router(state.clone()),
         }
     }
 }

@@ -20,6 +20,26 @@ pub struct RequestId(pub String);
 #[derive(Debug, Clone)]
 pub struct GatewayRequestId(pub String);
 
+/// The client address as the API gateway saw it (`requestContext.http.sourceIp`), inserted by
+/// the Lambda entry point when there is one.
+#[derive(Debug, Clone)]
+pub struct GatewaySourceIp(pub String);
+
+/// The address a request came from: the gateway's `sourceIp` when present, else the socket peer
+/// (`plunk serve` records it with `ConnectInfo`). Headers such as `X-Forwarded-For` are never
+/// read: a client could set them to anything. `None` when neither is known (in-process tests).
+pub fn source_ip(extensions: &http::Extensions) -> Option<std::net::IpAddr> {
+    if let Some(ip) = extensions
+        .get::<GatewaySourceIp>()
+        .and_then(|g| g.0.trim().parse().ok())
+    {
+        return Some(ip);
+    }
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 /// `X-Request-Id`.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

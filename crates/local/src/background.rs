@@ -25,8 +25,13 @@ pub struct Background {
     pub outbox_dir: Option<PathBuf>,
 }
 
-/// Opens the local adapters and starts the consumer and the scheduler.
-pub async fn start(store: &Store, data_dir: &Path) -> Result<Background, Failure> {
+/// Opens the local adapters and starts the consumer and the scheduler. Sent mail links to the
+/// hosted pages under `public_url`.
+pub async fn start(
+    store: &Store,
+    data_dir: &Path,
+    public_url: &str,
+) -> Result<Background, Failure> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| Failure::store(format!("cannot create {}: {e}", data_dir.display())))?;
     let queues_db = data_dir.join("queues.db");
@@ -60,7 +65,10 @@ pub async fn start(store: &Store, data_dir: &Path) -> Result<Background, Failure
         mailer,
         blobs: blobs.clone(),
         pacer,
-        config: SenderConfig::default(),
+        config: SenderConfig {
+            public_url: Some(public_url.to_owned()),
+            ..SenderConfig::default()
+        },
     };
     tokio::spawn(plunk_worker::consumer::run(worker, queues.clone()));
     let scheduler = Scheduler {
