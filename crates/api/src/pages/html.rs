@@ -10,10 +10,12 @@ use plunk_domain::list_unsubscribe::escape_html;
 pub enum Form {
     /// One button that POSTs an empty form to the page's own URL.
     Button { label: &'static str },
-    /// The manage page's two buttons: `action=unsubscribe` and `action=subscribe`.
+    /// The manage page's two buttons: `action=unsubscribe` and `action=subscribe`; the one
+    /// that changes the current state (`subscribed`) is the prominent one.
     Manage {
         unsubscribe: &'static str,
         subscribe: &'static str,
+        subscribed: bool,
     },
 }
 
@@ -70,14 +72,22 @@ impl Page {
             Some(Form::Manage {
                 unsubscribe,
                 subscribe,
-            }) => main.push_str(&format!(
-                "<form method=\"post\" class=\"choices\">\
-                 <button type=\"submit\" name=\"action\" value=\"unsubscribe\">{}</button>\
-                 <button type=\"submit\" name=\"action\" value=\"subscribe\" class=\"secondary\">{}</button>\
-                 </form>",
-                escape_html(unsubscribe),
-                escape_html(subscribe)
-            )),
+                subscribed,
+            }) => {
+                let (u, s) = if *subscribed {
+                    ("", " class=\"secondary\"")
+                } else {
+                    (" class=\"secondary\"", "")
+                };
+                main.push_str(&format!(
+                    "<form method=\"post\" class=\"choices\">\
+                     <button type=\"submit\" name=\"action\" value=\"unsubscribe\"{u}>{}</button>\
+                     <button type=\"submit\" name=\"action\" value=\"subscribe\"{s}>{}</button>\
+                     </form>",
+                    escape_html(unsubscribe),
+                    escape_html(subscribe)
+                ))
+            }
             None => {}
         }
         if let Some((href, label)) = &self.link {
@@ -171,10 +181,19 @@ mod tests {
         page.form = Some(Form::Manage {
             unsubscribe: "Abmelden",
             subscribe: "Anmelden",
+            subscribed: true,
         });
         let html = page.html();
         assert!(html.contains("<html lang=\"de\">"));
         assert!(html.contains("name=\"action\" value=\"unsubscribe\">Abmelden<"));
         assert!(html.contains("name=\"action\" value=\"subscribe\" class=\"secondary\">Anmelden<"));
+        page.form = Some(Form::Manage {
+            unsubscribe: "Abmelden",
+            subscribe: "Anmelden",
+            subscribed: false,
+        });
+        let html = page.html();
+        assert!(html.contains("value=\"unsubscribe\" class=\"secondary\">Abmelden<"));
+        assert!(html.contains("value=\"subscribe\">Anmelden<"));
     }
 }

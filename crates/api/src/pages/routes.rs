@@ -323,6 +323,7 @@ fn manage_view(target: &Target, status: StatusCode, subscribed: bool, saved: boo
     page.form = Some(Form::Manage {
         unsubscribe: s.unsubscribe_button,
         subscribe: s.subscribe_button,
+        subscribed,
     });
     page
 }
