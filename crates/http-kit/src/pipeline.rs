@@ -52,7 +52,7 @@ pub async fn finish(mut req: Request, next: Next) -> Response {
         .map(|g| g.0.clone())
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %loggable_path(req.uri().path()));
     let started = std::time::Instant::now();
     let mut response = next.run(req).instrument(span.clone()).await;
     if let Some(error) = response.extensions_mut().remove::<ApiError>() {
@@ -76,6 +76,17 @@ pub async fn finish(mut req: Request, next: Next) -> Response {
         )
     });
     response
+}
+
+/// The path as logged: a hosted-page token (a link that can change a contact's subscription) is
+/// replaced by `…`, like keys are kept out of logs.
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    for page in ["/unsubscribe/", "/subscribe/", "/manage/"] {
+        if path.starts_with(page) {
+            return format!("{page}…").into();
+        }
+    }
+    path.into()
 }
 
 /// Replaces the body of `response` with the error envelope, keeping its headers.
@@ -186,4 +197,17 @@ pub async fn body_limit(State(state): State<AppState>, req: Request, next: Next)
 pub fn too_large(limit: usize) -> ApiError {
     ApiError::new(ErrorCode::PayloadTooLarge, "The request body is too large")
         .with_details(json!({ "limitBytes": limit }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosted_page_tokens_stay_out_of_the_log() {
+        assert_eq!(loggable_path("/unsubscribe/AQE.x"), "/unsubscribe/…");
+        assert_eq!(loggable_path("/manage/AQE.x"), "/manage/…");
+        assert_eq!(loggable_path("/subscribe/AQE.x"), "/subscribe/…");
+        assert_eq!(loggable_path("/contacts/1"), "/contacts/1");
+    }
 }

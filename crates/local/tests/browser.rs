@@ -182,4 +182,11 @@ fn the_unsubscribe_link_of_a_sent_email_works_in_chromium() {
         "browser tests failed:\n{report}\n--- server log ---\n{}",
         server.log()
     );
+    let token = url.rsplit('/').next().unwrap();
+    let log = server.log();
+    assert!(
+        log.contains("/unsubscribe/…"),
+        "the page requests were logged"
+    );
+    assert!(!log.contains(token), "page tokens never reach the log");
 }
