@@ -2,7 +2,9 @@
 // download), a fresh profile per launch, JSON calls to the API under test, and a second local
 // origin for cross-origin checks. The server under test is started by the caller (the Rust test
 // crates/local/tests/browser.rs starts `plunk serve` and passes its URL and key in the
-// environment), so every test file here is a plain `node --test` file.
+// environment: PLUNK_BASE_URL, PLUNK_SECRET_KEY, PLUNK_PUBLIC_KEY, and for the sent email
+// PLUNK_CONTACT_ID, PLUNK_EMAIL_ID, PLUNK_UNSUBSCRIBE_URL), so every test file here is a plain
+// `node --test` file, and a new `*.test.mjs` file runs with the others against the same server.
 //
 //   import { launch, api, env, otherOrigin } from './harness.mjs';
 //   const browser = await launch();              // { context, page, requests, close() }

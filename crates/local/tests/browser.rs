@@ -1,6 +1,9 @@
-//! Browser tests: `plunk serve` sends a real marketing email, and the `node --test` files under
-//! `tests/browser/` drive Debian's Chromium (through playwright-core) against the link in its
-//! `List-Unsubscribe` header. The server's URL, key and ids reach the scripts in the environment.
+//! Browser tests: `plunk serve` sends a real marketing email, and every `*.test.mjs` file under
+//! `tests/browser/` drives Debian's Chromium (through playwright-core, `tests/browser/harness.mjs`)
+//! against that server. The scripts get, in the environment: `PLUNK_BASE_URL`,
+//! `PLUNK_SECRET_KEY`, `PLUNK_PUBLIC_KEY`, and the sent email's `PLUNK_CONTACT_ID`,
+//! `PLUNK_EMAIL_ID` and `PLUNK_UNSUBSCRIBE_URL` (from its `List-Unsubscribe` header). A new file
+//! there runs with the others, against the same server.
 //!
 //! Needs `/usr/bin/chromium` (or `PLUNK_CHROMIUM`) and `node_modules` (`make tools`). Without
 //! them the test is skipped, unless `PLUNK_TEST_BROWSER=1` (set by `infra/scripts/test.sh`, so
@@ -141,6 +144,11 @@ fn the_unsubscribe_link_of_a_sent_email_works_in_chromium() {
     ];
     let server = Server::start(&envs, &[], dir.path());
     let key = server.printed_secret().unwrap();
+    let public_key = server
+        .stdout
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("public key: ").map(str::to_owned))
+        .unwrap();
     let (contact, email, message) = send_marketing_email(&server, &key, &data.join("outbox"));
     let url = list_unsubscribe_url(&message).expect("a List-Unsubscribe header");
     assert!(
@@ -166,6 +174,7 @@ fn the_unsubscribe_link_of_a_sent_email_works_in_chromium() {
         .args(&files)
         .env("PLUNK_BASE_URL", &server.base_url)
         .env("PLUNK_SECRET_KEY", &key)
+        .env("PLUNK_PUBLIC_KEY", &public_key)
         .env("PLUNK_CONTACT_ID", &contact)
         .env("PLUNK_EMAIL_ID", &email)
         .env("PLUNK_UNSUBSCRIBE_URL", &url)
