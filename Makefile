@@ -37,12 +37,13 @@ help: ## list the targets
 
 tools: $(PY_STAMP) $(SAM_STAMP) $(NODE_STAMP) ## install test and deploy tools into .venv, .venv-sam, node_modules (no-op when done)
 
-system-deps: ## apt-get what is missing: python3-venv, Node/npm, Java 17+ (DynamoDB Local), curl
+system-deps: ## apt-get what is missing: python3-venv, Node/npm, Java 17+ (DynamoDB Local), curl, Chromium
 	@pkgs=""; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || pkgs="$$pkgs python3-venv"; \
 	command -v npm  >/dev/null || pkgs="$$pkgs nodejs npm"; \
 	command -v java >/dev/null || pkgs="$$pkgs default-jre-headless"; \
 	command -v curl >/dev/null || pkgs="$$pkgs curl"; \
+	[ -x /usr/bin/chromium ] || pkgs="$$pkgs chromium"; \
 	if [ -n "$$pkgs" ]; then echo "apt-get install$$pkgs"; $(APT_INSTALL) $$pkgs; fi
 
 # A venv marks itself ignored, so neither venv needs an entry in .gitignore.
@@ -61,7 +62,7 @@ $(SAM_STAMP): infra/requirements-sam.txt infra/constraints-sam.txt | system-deps
 	@touch $@
 
 $(NODE_STAMP): package.json package-lock.json | system-deps
-	@echo "tools: node_modules (DynamoDB Local)"
+	@echo "tools: node_modules (DynamoDB Local, playwright-core)"
 	@npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 

@@ -4,11 +4,13 @@
 #
 #   - DynamoDB Local: the store contract suite (PLUNK_TEST_DYNAMODB_ENDPOINT).
 #   - moto's server: the queue (SQS) and blob (S3) contract suites (PLUNK_TEST_AWS_ENDPOINT).
+#   - Chromium and playwright-core: the hosted-page browser tests (crates/local/tests/browser.rs
+#     runs tests/browser/*.test.mjs); PLUNK_TEST_BROWSER=1 makes a missing browser a failure.
 #
 #   infra/scripts/test.sh [extra args for cargo nextest run / cargo test]
 #   infra/scripts/test.sh -p plunk-messaging      # one package (its doctests too)
 #
-# Needs node_modules and .venv (make tools). Ports: PLUNK_DYNAMODB_PORT and PLUNK_MOTO_PORT, else
+# Needs node_modules, .venv and Chromium (make tools). Ports: PLUNK_DYNAMODB_PORT and PLUNK_MOTO_PORT, else
 # free ones, so an emulator left running elsewhere (e.g. on the usual 8008 / 5005) neither blocks
 # this run nor leaks data into it.
 set -euo pipefail
@@ -30,6 +32,7 @@ fi
 export PLUNK_DYNAMODB_PORT PLUNK_MOTO_PORT
 export PLUNK_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$PLUNK_DYNAMODB_PORT"
 export PLUNK_TEST_AWS_ENDPOINT="http://127.0.0.1:$PLUNK_MOTO_PORT"
+export PLUNK_TEST_BROWSER=1
 
 # Each stop runs even if the other fails; the script keeps the tests' exit status.
 trap 'infra/scripts/moto.sh stop || true; infra/scripts/dynamodb-local.sh stop || true' EXIT

@@ -7,6 +7,7 @@ pub mod domains;
 pub mod emails;
 pub mod events;
 pub mod openapi;
+pub mod pages;
 pub mod paging;
 pub mod send;
 pub mod suppressions;
@@ -41,6 +42,8 @@ pub enum Group {
     Suppressions,
     /// `/webhooks`.
     Webhooks,
+    /// The hosted pages: `/unsubscribe/:token`, `/subscribe/:token`, `/manage/:token`.
+    Pages,
 }
 
 impl Group {
@@ -55,6 +58,7 @@ impl Group {
         Group::Events,
         Group::Suppressions,
         Group::Webhooks,
+        Group::Pages,
     ];
 
     fn router(self, state: &AppState) -> Router {
@@ -68,6 +72,7 @@ impl Group {
             Group::Events => events::router(state.clone()),
             Group::Suppressions => suppressions::router(state.clone()),
             Group::Webhooks => webhooks::router(state.clone()),
+            Group::Pages => pages::router(state.clone()),
         }
     }
 }

@@ -408,6 +408,7 @@ async fn accept(
             headers: plan.request.headers.clone(),
             attachments: stored_attachments.clone(),
             one_shot: plan.request.data.one_shot.clone(),
+            template_type: plan.template.as_ref().map(|t| t.template_type),
         });
         let created = state
             .store

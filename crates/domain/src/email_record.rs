@@ -169,6 +169,11 @@ pub struct EmailContent {
     pub headers: Vec<(String, String)>,
     pub attachments: Vec<StoredAttachment>,
     pub one_shot: Map<String, Value>,
+    /// The type that classifies this email: its template's (the campaign's for campaign mail),
+    /// `None` without one. It tells MARKETING mail (localised footer) from HEADLESS mail (none),
+    /// templates.md §4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_type: Option<crate::template::TemplateType>,
 }
 
 impl EmailRecord {

@@ -16,6 +16,7 @@
 //! | `PLUNK_SES_CONFIGURATION_SET_{TRACKED,UNTRACKED}` | SES configuration sets | none | none |
 //! | `PLUNK_SEND_RATE` | sends per second | SES `GetAccount`, else 14 | same |
 //! | `PLUNK_WEBHOOK_QUEUE_URL` | SQS webhook queue | `queues.db` | refused where used |
+//! | `PLUNK_PUBLIC_URL` | base of the hosted-page links in sent mail | `http://127.0.0.1:8080` | refused by the send worker |
 //!
 //! A deployment that forgot a variable fails at start with the variable's name, rather than
 //! accepting mail into a queue that only lives in memory or verifying domains without DNS.
@@ -56,6 +57,9 @@ pub const SEND_QUEUE_URL_VARS: [&str; 3] = [
     "PLUNK_SEND_QUEUE_WORKFLOW_URL",
     "PLUNK_SEND_QUEUE_CAMPAIGN_URL",
 ];
+
+/// Where `make dev` serves the API: the hosted-page base of functions on the embedded store.
+pub const DEFAULT_LOCAL_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 
 /// Why a function cannot start.
 #[derive(thiserror::Error)]
@@ -357,8 +361,37 @@ impl Environment {
             config: SenderConfig {
                 configuration_set_tracked: var("PLUNK_SES_CONFIGURATION_SET_TRACKED"),
                 configuration_set_untracked: var("PLUNK_SES_CONFIGURATION_SET_UNTRACKED"),
+                public_url: Some(self.public_url()?),
             },
         })
+    }
+
+    /// The public API base URL the hosted-page links in sent mail point at: `PLUNK_PUBLIC_URL`
+    /// (an `http(s)://` URL; a trailing slash is dropped). Unset: `make dev`'s address with the
+    /// embedded store, refused with DynamoDB (mail would go out without working links).
+    pub fn public_url(&self) -> Result<String, ConfigError> {
+        match var("PLUNK_PUBLIC_URL") {
+            Some(raw) => {
+                let url = raw.trim().trim_end_matches('/').to_owned();
+                let valid = (url.starts_with("https://") || url.starts_with("http://"))
+                    && !url.contains(char::is_whitespace)
+                    && url.split("://").nth(1).is_some_and(|rest| !rest.is_empty());
+                if valid {
+                    Ok(url)
+                } else {
+                    Err(ConfigError::Invalid {
+                        var: "PLUNK_PUBLIC_URL",
+                        value: raw,
+                        expected: "an http:// or https:// base URL",
+                    })
+                }
+            }
+            None if self.local_dir.is_some() => Ok(DEFAULT_LOCAL_PUBLIC_URL.to_owned()),
+            None => Err(ConfigError::Missing {
+                var: "PLUNK_PUBLIC_URL",
+                why: "sent mail links to the hosted unsubscribe pages there",
+            }),
+        }
     }
 
     /// The scheduler: the store and the send queues it re-queues into.

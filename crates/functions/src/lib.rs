@@ -1,6 +1,7 @@
 //! Shared wiring of the Lambda binaries.
 //!
-//! - HTTP functions serve one endpoint group's router through `lambda_http` ([`run`]).
+//! - HTTP functions serve one endpoint group's router through `lambda_http` ([`run`]); the
+//!   hosted pages are the `pages` group.
 //! - `send-consumer` takes the send queues' SQS events ([`send_consumer`]).
 //! - `scheduler` runs the every-minute tick ([`scheduler`]).
 //! - `event-dispatch` takes the table's stream of new events ([`event_dispatch`]).
@@ -19,7 +20,7 @@ pub mod webhook_delivery;
 use lambda_http::request::RequestContext;
 use lambda_http::{Error, Request, RequestExt};
 use plunk_api::Group;
-use plunk_http_kit::pipeline::GatewayRequestId;
+use plunk_http_kit::pipeline::{GatewayRequestId, GatewaySourceIp};
 use tower::ServiceExt;
 
 /// JSON log lines for CloudWatch, filtered by `RUST_LOG` (default `info`).
@@ -41,18 +42,24 @@ pub async fn run(group: Group) -> Result<(), Error> {
     let env = adapters::Environment::from_env().await?;
     let state = env.app_state(group).await?;
     let service = plunk_api::service(state, &[group]);
-    lambda_http::run(service.map_request(with_gateway_request_id)).await
+    lambda_http::run(service.map_request(with_gateway_context)).await
 }
 
-/// Copies API Gateway's request id into the request, so responses and logs carry it.
-fn with_gateway_request_id(mut req: Request) -> Request {
-    let id = match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+/// Copies API Gateway's request id (so responses and logs carry it) and the client's source
+/// address (the hosted pages' per-source limit) into the request.
+pub fn with_gateway_context(mut req: Request) -> Request {
+    let (id, source_ip) = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => {
+            (ctx.request_id.clone(), ctx.http.source_ip.clone())
+        }
         #[allow(unreachable_patterns)] // other gateways are compiled out
-        _ => None,
+        _ => (None, None),
     };
     if let Some(id) = id {
         req.extensions_mut().insert(GatewayRequestId(id));
+    }
+    if let Some(ip) = source_ip {
+        req.extensions_mut().insert(GatewaySourceIp(ip));
     }
     req
 }

@@ -87,3 +87,66 @@ async fn the_system_binary_serves_health_and_no_contacts() {
         "each function serves only its own group"
     );
 }
+
+#[tokio::test]
+async fn the_pages_binary_serves_one_click_and_limits_by_the_gateways_source_ip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::store_in(dir.path());
+    let (project, _) = common::project(&store).await;
+    let contact = store
+        .contacts()
+        .upsert(
+            project.id,
+            &plunk_domain::EmailAddress::parse("ada@example.org").unwrap(),
+            Some(true),
+            &plunk_domain::contact::DataChange::default(),
+            plunk_domain::event::SubscriptionSource::Api,
+        )
+        .await
+        .unwrap()
+        .contact;
+    let token = store.page_tokens().await.unwrap().sign(contact.id, None);
+    let mut function = Function::start(env!("CARGO_BIN_EXE_pages"), dir.path()).await;
+    let event = common::fixture("pages-one-click.json", &[("__TOKEN__", &token)]);
+    // The 61 requests below share one UTC minute (the limit's window).
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60;
+    if second > 50 {
+        tokio::time::sleep(std::time::Duration::from_secs(61 - second)).await;
+    }
+
+    let response = function.invoke(event.clone()).await;
+    assert_eq!(response["statusCode"], 200, "{response}");
+    let headers = &response["headers"];
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["x-request-id"], "K4uYd2XyoAMEVdA=");
+    assert!(response["body"]
+        .as_str()
+        .unwrap()
+        .contains("You have been unsubscribed."));
+    let after = store
+        .contacts()
+        .get(project.id, contact.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!after.subscribed);
+
+    // The limit counts the gateway's sourceIp; X-Forwarded-For, which a client sets, is ignored.
+    let mut statuses = Vec::new();
+    for i in 0..60 {
+        let mut e = event.clone();
+        e["headers"]["x-forwarded-for"] = format!("198.51.100.{i}").into();
+        statuses.push(function.invoke(e).await["statusCode"].clone());
+    }
+    // The 61st request of the minute from one source is refused, whatever it claims to forward.
+    assert!(statuses[..59].iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(statuses[59], 429);
+    let mut other = event.clone();
+    other["requestContext"]["http"]["sourceIp"] = "198.51.100.200".into();
+    assert_eq!(function.invoke(other).await["statusCode"], 200);
+}

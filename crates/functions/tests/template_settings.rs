@@ -387,3 +387,70 @@ fn new_events_reach_the_dispatcher_through_the_table_stream() {
         "the filter matches the key design"
     );
 }
+
+/// `(event name, properties)` of a function's HTTP API events.
+fn http_events(f: &Value) -> Vec<(&str, &Value)> {
+    f["Properties"]["Events"]
+        .as_mapping()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, e)| e["Type"] == "HttpApi")
+                .map(|(k, e)| (k.as_str().unwrap(), &e["Properties"]))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_hosted_pages_have_their_function_and_routes() {
+    let t = template();
+    let (name, pages) = functions(&t)
+        .into_iter()
+        .find(|(_, f)| f["Metadata"]["BuildProperties"]["Binary"] == "pages")
+        .expect("a function for the pages binary");
+    let routes: BTreeSet<(String, String)> = http_events(pages)
+        .iter()
+        .map(|(_, p)| {
+            (
+                p["Method"].as_str().unwrap_or_default().to_owned(),
+                p["Path"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    for path in [
+        "/unsubscribe/{token}",
+        "/subscribe/{token}",
+        "/manage/{token}",
+    ] {
+        assert!(
+            routes.contains(&("ANY".to_owned(), path.to_owned())),
+            "{name}: ANY {path} (another method gets the spec's 405 from the function)"
+        );
+    }
+}
+
+#[test]
+fn sent_mail_links_the_hosted_pages_and_no_api_function_names_the_api() {
+    let t = template();
+    for (name, f) in functions(&t) {
+        let public_url = &f["Properties"]["Environment"]["Variables"]["PLUNK_PUBLIC_URL"];
+        if f["Metadata"]["BuildProperties"]["Binary"] == "send-consumer" {
+            assert!(
+                !public_url.is_null(),
+                "{name}: PLUNK_PUBLIC_URL (the consumer refuses to start without it)"
+            );
+        }
+        // The HTTP API's definition refers to the functions it routes to: one of them naming
+        // the API back would be a circular dependency.
+        if !http_events(f).is_empty() {
+            assert!(
+                public_url.is_null(),
+                "{name}: routed by the API, cannot name it"
+            );
+        }
+    }
+    assert!(
+        t["Globals"]["Function"]["Environment"]["Variables"]["PLUNK_PUBLIC_URL"].is_null(),
+        "not global: the API's functions would name the API"
+    );
+}

@@ -20,6 +20,26 @@ pub struct RequestId(pub String);
 #[derive(Debug, Clone)]
 pub struct GatewayRequestId(pub String);
 
+/// The client address as the API gateway saw it (`requestContext.http.sourceIp`), inserted by
+/// the Lambda entry point when there is one.
+#[derive(Debug, Clone)]
+pub struct GatewaySourceIp(pub String);
+
+/// The address a request came from: the gateway's `sourceIp` when present, else the socket peer
+/// (`plunk serve` records it with `ConnectInfo`). Headers such as `X-Forwarded-For` are never
+/// read: a client could set them to anything. `None` when neither is known (in-process tests).
+pub fn source_ip(extensions: &http::Extensions) -> Option<std::net::IpAddr> {
+    if let Some(ip) = extensions
+        .get::<GatewaySourceIp>()
+        .and_then(|g| g.0.trim().parse().ok())
+    {
+        return Some(ip);
+    }
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 /// `X-Request-Id`.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -32,7 +52,7 @@ pub async fn finish(mut req: Request, next: Next) -> Response {
         .map(|g| g.0.clone())
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %loggable_path(req.uri().path()));
     let started = std::time::Instant::now();
     let mut response = next.run(req).instrument(span.clone()).await;
     if let Some(error) = response.extensions_mut().remove::<ApiError>() {
@@ -56,6 +76,17 @@ pub async fn finish(mut req: Request, next: Next) -> Response {
         )
     });
     response
+}
+
+/// The path as logged: a hosted-page token (a link that can change a contact's subscription) is
+/// replaced by `…`, like keys are kept out of logs.
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    for page in ["/unsubscribe/", "/subscribe/", "/manage/"] {
+        if path.starts_with(page) {
+            return format!("{page}…").into();
+        }
+    }
+    path.into()
 }
 
 /// Replaces the body of `response` with the error envelope, keeping its headers.
@@ -166,4 +197,17 @@ pub async fn body_limit(State(state): State<AppState>, req: Request, next: Next)
 pub fn too_large(limit: usize) -> ApiError {
     ApiError::new(ErrorCode::PayloadTooLarge, "The request body is too large")
         .with_details(json!({ "limitBytes": limit }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosted_page_tokens_stay_out_of_the_log() {
+        assert_eq!(loggable_path("/unsubscribe/AQE.x"), "/unsubscribe/…");
+        assert_eq!(loggable_path("/manage/AQE.x"), "/manage/…");
+        assert_eq!(loggable_path("/subscribe/AQE.x"), "/subscribe/…");
+        assert_eq!(loggable_path("/contacts/1"), "/contacts/1");
+    }
 }

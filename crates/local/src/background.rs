@@ -32,11 +32,13 @@ pub struct Background {
     pub outbox_dir: Option<PathBuf>,
 }
 
-/// Opens the local adapters and starts the consumer and the scheduler.
+/// Opens the local adapters and starts the consumer, the event dispatcher, the webhook worker
+/// and the scheduler. Sent mail links to the hosted pages under `public_url`.
 pub async fn start(
     store: &Store,
     data_dir: &Path,
     settings: &Settings,
+    public_url: &str,
 ) -> Result<Background, Failure> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| Failure::store(format!("cannot create {}: {e}", data_dir.display())))?;
@@ -71,7 +73,10 @@ pub async fn start(
         mailer,
         blobs: blobs.clone(),
         pacer,
-        config: SenderConfig::default(),
+        config: SenderConfig {
+            public_url: Some(public_url.to_owned()),
+            ..SenderConfig::default()
+        },
     };
     tokio::spawn(plunk_worker::consumer::run(worker, queues.clone()));
     let webhook_queue = plunk_worker::webhooks::embedded_queue(&queues_db)

@@ -24,6 +24,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         .local_addr()
         .map_err(|e| Failure::store(e.to_string()))?;
     let base_url = format!("http://{address}");
+    let public_url = public_url(address)?;
 
     let projects = store.projects().list().await?;
     if projects.is_empty() {
@@ -53,7 +54,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     if settings.allow_private_webhooks {
         println!("Webhooks may call loopback and private addresses (--allow-private-webhooks)");
     }
-    let runtime = crate::background::start(&store, &data_dir, &settings).await?;
+    let runtime = crate::background::start(&store, &data_dir, &settings, &public_url).await?;
     let state = AppState::new(store, settings)
         .with_send_queues(runtime.queues.clone())
         .with_blobs(runtime.blobs.clone())
@@ -69,13 +70,41 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         );
     }
     let app = plunk_api::service_with(state, plunk_api::Group::ALL, extra);
+    if public_url != base_url {
+        println!("Hosted unsubscribe pages in sent mail link to {public_url}");
+    }
     println!("Serving the API at {base_url}  (try: curl {base_url}/health)");
-    let service =
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(app.map_request(|r| r));
+    // The peer address reaches the handlers: the hosted pages limit requests per source.
+    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+        std::net::SocketAddr,
+    >(app.map_request(|r| r));
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown())
         .await
         .map_err(|e| Failure::store(e.to_string()))
+}
+
+/// The base URL of the hosted-page links in sent mail: `PLUNK_PUBLIC_URL` when set (e.g. behind
+/// a proxy), else this server's own address, with `127.0.0.1` for a wildcard bind.
+fn public_url(address: std::net::SocketAddr) -> Result<String, Failure> {
+    if let Some(url) = std::env::var("PLUNK_PUBLIC_URL")
+        .ok()
+        .map(|u| u.trim().trim_end_matches('/').to_owned())
+        .filter(|u| !u.is_empty())
+    {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(Failure::usage(format!(
+                "PLUNK_PUBLIC_URL={url:?} is not an http:// or https:// URL"
+            )));
+        }
+        return Ok(url);
+    }
+    let host = if address.ip().is_unspecified() {
+        std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), address.port())
+    } else {
+        address
+    };
+    Ok(format!("http://{host}"))
 }
 
 async fn shutdown() {

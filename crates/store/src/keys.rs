@@ -1,8 +1,9 @@
 //! Every key format of the single table lives here and nowhere else (see docs/table-design.md).
 //!
 //! Items of a project carry the project id in their partition key, so no query can cross projects.
-//! The two global items are the API-key lookup (keyed by the key's hash, which is what a request
-//! carries) and the server's cursor secret.
+//! The global items are the API-key lookup (keyed by the key's hash, which is what a request
+//! carries), the contact-to-project lookup (keyed by the contact id, which is what a hosted-page
+//! token carries), the hosted pages' per-source request counters and the server's secrets.
 
 use crate::table::Key;
 use uuid::Uuid;
@@ -38,6 +39,13 @@ pub fn contacts_partition(project: Uuid) -> String {
 /// A contact item.
 pub fn contact(project: Uuid, contact: Uuid) -> Key {
     Key::new(contacts_partition(project), contact.to_string())
+}
+
+/// The global lookup of a contact's project by contact id (a hosted-page token names only the
+/// contact, spec feedback-and-unsubscribe.md §4.1); body `{projectId}`. Written and removed with
+/// the contact.
+pub fn contact_project(contact: Uuid) -> Key {
+    Key::new(format!("CONTACT#{contact}"), "PROJECT")
 }
 
 /// `Gsi1` partition of a project's contacts with one subscription state (sort key: contact id).
@@ -78,6 +86,36 @@ pub fn contact_events_index(project: Uuid, contact: Uuid) -> String {
 /// The server's cursor-signing secrets.
 pub fn cursor_secret() -> Key {
     Key::new("SYSTEM", "CURSOR_SECRETS")
+}
+
+/// The server's hosted-page token secrets (spec feedback-and-unsubscribe.md §4.1).
+pub fn page_token_secrets() -> Key {
+    Key::new("SYSTEM", "PAGE_TOKEN_SECRETS")
+}
+
+/// The hosted pages' request counter of one source for one UTC minute (`minute` = Unix seconds /
+/// 60). `source` is a hash of the client address, never the address itself.
+pub fn page_rate_counter(source: &str, minute: i64) -> Key {
+    Key::new(format!("PAGES_RATE#{source}#{minute}"), "RATE")
+}
+
+/// Partition of one campaign's counters (`sentCount`, `unsubscribedCount`, …), sort key = name.
+pub fn campaign_counters_partition(project: Uuid, campaign: Uuid) -> String {
+    format!("PROJECT#{project}#CAMPAIGN#{campaign}#COUNTERS")
+}
+
+/// One counter of a campaign.
+pub fn campaign_counter(project: Uuid, campaign: Uuid, name: &str) -> Key {
+    Key::new(campaign_counters_partition(project, campaign), name)
+}
+
+/// The marker saying `email` was counted in the campaign counter `name` (each email counts at
+/// most once per counter, spec campaigns.md §5).
+pub fn campaign_counted(project: Uuid, campaign: Uuid, name: &str, email: Uuid) -> Key {
+    Key::new(
+        format!("PROJECT#{project}#CAMPAIGN#{campaign}#COUNTED#{email}"),
+        name,
+    )
 }
 
 /// Partition holding a project's sending domains, sort key = domain id.

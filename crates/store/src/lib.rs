@@ -13,11 +13,14 @@ pub mod table;
 
 use cursor::{CursorCodec, CursorSecret};
 use feed::ChangeFeed;
+use plunk_domain::page_token::{PageTokenKeys, PageTokenSecret, SECRET_LEN};
 use std::sync::Arc;
 use table::{Condition, Item, StoreError, Table};
 use tokio::sync::OnceCell;
 
-pub use repo::contacts::{ContactError, ContactFilter, Contacts, UpsertOutcome};
+pub use repo::contacts::{
+    ContactError, ContactFilter, Contacts, SubscriptionOutcome, UpsertOutcome,
+};
 pub use repo::events::Events;
 pub use repo::projects::{KeyLookup, ProjectError, Projects, RotatedKeys};
 pub use repo::rate_limit::{RateDecision, RateLimiter};
@@ -28,6 +31,7 @@ pub struct Store {
     table: Arc<dyn Table>,
     cursor: Arc<OnceCell<CursorCodec>>,
     feed: Option<Arc<dyn ChangeFeed>>,
+    page_tokens: Arc<OnceCell<PageTokenKeys>>,
 }
 
 impl Store {
@@ -37,6 +41,7 @@ impl Store {
             table,
             cursor: Arc::new(OnceCell::new()),
             feed: None,
+            page_tokens: Arc::new(OnceCell::new()),
         }
     }
 
@@ -104,6 +109,11 @@ impl Store {
         Events::new(self.table.as_ref())
     }
 
+    /// Campaign counters (`unsubscribedCount`, …), each email counted at most once.
+    pub fn campaign_counters(&self) -> repo::campaign_counters::CampaignCounters<'_> {
+        repo::campaign_counters::CampaignCounters::new(self.table.as_ref())
+    }
+
     /// The per-project request counter.
     pub fn rate_limiter(&self) -> RateLimiter<'_> {
         RateLimiter::new(self.table.as_ref())
@@ -124,6 +134,14 @@ impl Store {
             })
             .await
     }
+
+    /// The hosted-page token keys, read from the table like the cursor secrets (created on first
+    /// use, so every process sharing the table signs and verifies alike).
+    pub async fn page_tokens(&self) -> Result<&PageTokenKeys, StoreError> {
+        self.page_tokens
+            .get_or_try_init(|| load_or_create_page_token_keys(self.table.as_ref()))
+            .await
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -132,24 +150,39 @@ struct StoredSecret {
     hex: String,
 }
 
-async fn load_or_create_cursor_secrets(table: &dyn Table) -> Result<Vec<CursorSecret>, StoreError> {
-    let key = keys::cursor_secret();
+/// Secrets read from a SYSTEM item: `(id, bytes)` in stored order and the id of the signing one
+/// when the item names it (else the first signs).
+struct LoadedSecrets {
+    secrets: Vec<(u8, Vec<u8>)>,
+    current: Option<u8>,
+}
+
+/// Reads the secrets item at `key`, creating it with one random 32-byte secret (id 1) when it is
+/// missing. The create is a conditional put, so processes starting at once agree on one secret.
+async fn load_or_create_secrets(
+    table: &dyn Table,
+    key: &table::Key,
+    what: &str,
+) -> Result<LoadedSecrets, StoreError> {
     for _ in 0..3 {
-        if let Some(item) = table.get(&key).await? {
+        if let Some(item) = table.get(key).await? {
             let stored: Vec<StoredSecret> = serde_json::from_value(item.body["secrets"].clone())
-                .map_err(|e| StoreError::Other(format!("cursor secrets: {e}")))?;
-            let secrets: Vec<CursorSecret> = stored
+                .map_err(|e| StoreError::Other(format!("{what}: {e}")))?;
+            let secrets: Vec<(u8, Vec<u8>)> = stored
                 .into_iter()
-                .filter_map(|s| decode_hex(&s.hex).map(|bytes| CursorSecret { id: s.id, bytes }))
+                .filter_map(|s| decode_hex(&s.hex).map(|bytes| (s.id, bytes)))
                 .collect();
             if !secrets.is_empty() {
-                return Ok(secrets);
+                let current = item.body["current"]
+                    .as_u64()
+                    .and_then(|c| u8::try_from(c).ok());
+                return Ok(LoadedSecrets { secrets, current });
             }
         }
         let mut bytes = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let body = serde_json::json!({ "secrets": [ { "id": 1, "hex": hex } ] });
+        let body = serde_json::json!({ "current": 1, "secrets": [ { "id": 1, "hex": hex } ] });
         match table
             .put(Item::new(key.clone(), body), Condition::NotExists)
             .await
@@ -160,9 +193,38 @@ async fn load_or_create_cursor_secrets(table: &dyn Table) -> Result<Vec<CursorSe
             Err(e) => return Err(e),
         }
     }
-    Err(StoreError::Other(
-        "could not establish cursor secrets".into(),
-    ))
+    Err(StoreError::Other(format!("could not establish {what}")))
+}
+
+async fn load_or_create_cursor_secrets(table: &dyn Table) -> Result<Vec<CursorSecret>, StoreError> {
+    let loaded = load_or_create_secrets(table, &keys::cursor_secret(), "cursor secrets").await?;
+    Ok(loaded
+        .secrets
+        .into_iter()
+        .map(|(id, bytes)| CursorSecret { id, bytes })
+        .collect())
+}
+
+/// The hosted-page token keys: every stored secret of 32 bytes verifies; `current` (else the
+/// first) signs. Rotation adds a secret to the item and points `current` at it.
+async fn load_or_create_page_token_keys(table: &dyn Table) -> Result<PageTokenKeys, StoreError> {
+    let loaded =
+        load_or_create_secrets(table, &keys::page_token_secrets(), "page token secrets").await?;
+    let secrets: Vec<PageTokenSecret> = loaded
+        .secrets
+        .into_iter()
+        .filter_map(|(id, bytes)| {
+            let bytes: [u8; SECRET_LEN] = bytes.try_into().ok()?;
+            Some(PageTokenSecret { id, bytes })
+        })
+        .collect();
+    let current = loaded
+        .current
+        .or_else(|| secrets.first().map(|s| s.id))
+        .ok_or_else(|| StoreError::Other("page token secrets: none of 32 bytes".into()))?;
+    PageTokenKeys::new(secrets, current).ok_or_else(|| {
+        StoreError::Other("page token secrets: the current id is missing or ids repeat".into())
+    })
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
@@ -181,4 +243,57 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, S
 /// Writes a record into an item body.
 pub(crate) fn encode<T: serde::Serialize>(record: &T) -> serde_json::Value {
     serde_json::to_value(record).expect("records serialise to JSON")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backend::sqlite::SqliteTable;
+
+    #[tokio::test]
+    async fn page_token_keys_are_created_once_and_shared_by_every_store_on_the_table() {
+        let table: Arc<dyn Table> = Arc::new(SqliteTable::in_memory().unwrap());
+        let (a, b) = (Store::new(table.clone()), Store::new(table.clone()));
+        let (ka, kb) = tokio::join!(a.page_tokens(), b.page_tokens());
+        let (ka, kb) = (ka.unwrap(), kb.unwrap());
+        let contact = uuid::Uuid::now_v7();
+        let token = ka.sign(contact, None);
+        assert_eq!(kb.verify(&token).unwrap().contact_id, contact);
+        assert_eq!(ka.current_id(), 1);
+        // Distinct from the cursor secret.
+        let item = table
+            .get(&keys::page_token_secrets())
+            .await
+            .unwrap()
+            .unwrap();
+        let cursor = table.get(&keys::cursor_secret()).await.unwrap();
+        assert!(cursor.is_none(), "only what was asked for is created");
+        assert_eq!(item.body["secrets"].as_array().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_rotated_secrets_item_signs_with_current_and_verifies_older_tokens() {
+        let table: Arc<dyn Table> = Arc::new(SqliteTable::in_memory().unwrap());
+        let contact = uuid::Uuid::now_v7();
+        let old = Store::new(table.clone())
+            .page_tokens()
+            .await
+            .unwrap()
+            .sign(contact, None);
+        let mut item = table
+            .get(&keys::page_token_secrets())
+            .await
+            .unwrap()
+            .unwrap();
+        let first = item.body["secrets"][0].clone();
+        item.body = serde_json::json!({
+            "current": 2,
+            "secrets": [first, { "id": 2, "hex": "ab".repeat(32) }],
+        });
+        table.put(item, Condition::None).await.unwrap();
+        let rotated = Store::new(table.clone());
+        let keys = rotated.page_tokens().await.unwrap();
+        assert_eq!(keys.current_id(), 2);
+        assert_eq!(keys.verify(&old).unwrap().contact_id, contact);
+    }
 }

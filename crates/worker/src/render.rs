@@ -1,10 +1,18 @@
 //! Rendering an email once, at send time (spec templates.md §3.3–§3.4): the contact's data as
-//! stored now, overlaid with the one-shot values captured at acceptance, plus system variables.
+//! stored now, overlaid with the one-shot values captured at acceptance, plus system variables
+//! (the hosted-page URLs among them). Then the unsubscribe headers and the localised footer
+//! (feedback-and-unsubscribe.md §5, templates.md §4).
 
 use plunk_domain::contact::Contact;
 use plunk_domain::email_record::{EmailContent, EmailRecord};
+use plunk_domain::language::Language;
+use plunk_domain::list_unsubscribe::{
+    footer_applies, footer_html, footer_text, headers_apply, insert_before_body_end,
+    with_generated_headers,
+};
+use plunk_domain::page_token::HostedUrls;
 use plunk_domain::project::Project;
-use plunk_domain::template::{render, RenderContext};
+use plunk_domain::template::{render, RenderContext, TemplateType};
 use serde_json::{Map, Value};
 
 /// A rendered subject and body.
@@ -12,39 +20,80 @@ use serde_json::{Map, Value};
 pub struct Rendered {
     pub subject: String,
     pub html: String,
+    /// The language of the footer: the effective `locale`, else the project's, else English.
+    pub language: Language,
 }
 
-/// Renders subject and body; the error is the renderer's message.
+/// Renders subject and body; the error is the renderer's message. `urls` are this email's
+/// hosted-page links (`None` without a contact or a public URL: the variables are empty).
 pub fn render_email(
     project: &Project,
     contact: Option<&Contact>,
     record: &EmailRecord,
     content: &EmailContent,
+    urls: Option<&HostedUrls>,
 ) -> Result<Rendered, String> {
     let mut data: Map<String, Value> = contact.map(|c| c.data.clone()).unwrap_or_default();
     for (k, v) in &content.one_shot {
         data.insert(k.clone(), v.clone());
     }
-    let locale = data
-        .get("locale")
-        .and_then(Value::as_str)
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .unwrap_or_else(|| project.language.clone());
+    let locale = plunk_domain::language::contact_locale(&data).map(str::to_owned);
+    let language = Language::pick(locale.as_deref(), &project.language);
+    let url = |pick: fn(&HostedUrls) -> &String| urls.map(pick).cloned().unwrap_or_default();
     let ctx = RenderContext {
         contact_id: contact.map(|c| c.id).unwrap_or_default(),
         email: record.to.clone(),
         subscribed: contact.is_some_and(|c| c.subscribed),
-        locale,
-        // Hosted pages and their signed links arrive with the unsubscribe issue.
-        unsubscribe_url: String::new(),
-        subscribe_url: String::new(),
-        manage_url: String::new(),
+        locale: locale.unwrap_or_else(|| project.language.clone()),
+        unsubscribe_url: url(|u| &u.unsubscribe),
+        subscribe_url: url(|u| &u.subscribe),
+        manage_url: url(|u| &u.manage),
         data,
         event: Map::new(),
     };
     Ok(Rendered {
         subject: render(&content.subject, &ctx).map_err(|e| e.message)?,
         html: render(&content.body, &ctx).map_err(|e| e.message)?,
+        language,
     })
+}
+
+/// The parts of the message that the unsubscribe rules touch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub html: String,
+    pub text: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// Adds the unsubscribe headers and the footer where they apply, and derives the text part.
+/// The footer goes on MARKETING-type marketing email only (a HEADLESS author places the link
+/// themselves); the headers on every marketing email and on any email linking its own
+/// unsubscribe URL.
+pub fn finish(
+    rendered: &Rendered,
+    record: &EmailRecord,
+    content: &EmailContent,
+    urls: Option<&HostedUrls>,
+) -> Finished {
+    let unsubscribe_url = urls.map(|u| u.unsubscribe.as_str());
+    let headers = if headers_apply(record.marketing, &rendered.html, unsubscribe_url) {
+        with_generated_headers(content.headers.clone(), unsubscribe_url, record.marketing)
+    } else {
+        content.headers.clone()
+    };
+    let mut text = plunk_messaging::mailer::mime::html_to_text(&rendered.html);
+    let marketing_type = record.marketing && content.template_type != Some(TemplateType::Headless);
+    let html = match urls.filter(|u| footer_applies(marketing_type, &rendered.html, u)) {
+        Some(u) => {
+            text.push_str(&footer_text(rendered.language, u));
+            insert_before_body_end(&rendered.html, &footer_html(rendered.language, u))
+        }
+        None => rendered.html.clone(),
+    };
+    Finished {
+        html,
+        text,
+        headers,
+    }
 }

@@ -4,7 +4,8 @@
 //! Per job: skip anything not `PENDING` (duplicates and redeliveries send nothing); take a slot
 //! from the global pace; claim the email `PENDING → SENDING` with a version condition (only one
 //! sender wins); re-check the project, the sender domain, the suppression list and, for marketing
-//! mail, the subscription; render once; build the MIME message; hand it to the provider; record
+//! mail, the subscription; render once with the hosted-page links; add the unsubscribe headers
+//! and footer where they apply; build the MIME message; hand it to the provider; record
 //! `SENT` and `email.sent`. Throttling and transient errors put the email back to `PENDING` with
 //! its attempt count and ask for a retry with back-off; after five attempts, or on a permanent
 //! error, the email is `FAILED` with the reason and `email.failed`.
@@ -15,6 +16,7 @@ use plunk_domain::email_record::{
     clean_subject, EmailContent, EmailRecord, EmailStatus, SendClass,
 };
 use plunk_domain::event::{Event, EventSource};
+use plunk_domain::page_token::HostedUrls;
 use plunk_domain::{EmailAddress, Timestamp};
 use plunk_messaging::blob::BlobStore;
 use plunk_messaging::mailer::{Attachment, Disposition, MailError, Mailbox, Mailer, OutgoingEmail};
@@ -51,6 +53,10 @@ pub struct SenderConfig {
     pub configuration_set_tracked: Option<String>,
     /// Provider configuration set without tracking.
     pub configuration_set_untracked: Option<String>,
+    /// The deployment's public API base URL (`PLUNK_PUBLIC_URL`), where the hosted pages are.
+    /// Without it, emails carry no hosted-page links (the variables render empty and no
+    /// `List-Unsubscribe` is added).
+    pub public_url: Option<String>,
 }
 
 /// Sends queued emails.
@@ -259,17 +265,38 @@ impl SendWorker {
                 .await;
         };
 
+        // The hosted-page links of this email: the token names the contact and this email.
+        let urls = match (&self.config.public_url, v.record.contact_id) {
+            (Some(base), Some(contact_id)) => {
+                let token = self
+                    .store
+                    .page_tokens()
+                    .await?
+                    .sign(contact_id, Some(v.record.id));
+                Some(HostedUrls::new(base, &token))
+            }
+            _ => None,
+        };
+
         // Render once.
-        let rendered =
-            match crate::render::render_email(project, contact.as_ref(), &v.record, &content) {
-                Ok(r) => r,
-                Err(message) => {
-                    return self
-                        .fail(project_id, v, format!("RENDER_FAILED: {message}"))
-                        .await
-                }
-            };
-        let outgoing = match self.outgoing(&v.record, &content, rendered).await {
+        let rendered = match crate::render::render_email(
+            project,
+            contact.as_ref(),
+            &v.record,
+            &content,
+            urls.as_ref(),
+        ) {
+            Ok(r) => r,
+            Err(message) => {
+                return self
+                    .fail(project_id, v, format!("RENDER_FAILED: {message}"))
+                    .await
+            }
+        };
+        let outgoing = match self
+            .outgoing(&v.record, &content, rendered, urls.as_ref())
+            .await
+        {
             Ok(o) => o,
             Err(message) => return self.fail(project_id, v, message).await,
         };
@@ -318,13 +345,16 @@ impl SendWorker {
         }
     }
 
-    /// Builds the provider message: attachments from blob storage, the configuration set.
+    /// Builds the provider message: unsubscribe headers and footer, attachments from blob
+    /// storage, the configuration set.
     async fn outgoing(
         &self,
         record: &EmailRecord,
         content: &EmailContent,
         rendered: crate::render::Rendered,
+        urls: Option<&HostedUrls>,
     ) -> Result<OutgoingEmail, String> {
+        let finished = crate::render::finish(&rendered, record, content, urls);
         let mut attachments = Vec::with_capacity(content.attachments.len());
         for a in &content.attachments {
             let bytes: Bytes = self
@@ -364,9 +394,9 @@ impl SendWorker {
             },
             reply_to: record.reply_to.clone(),
             subject: clean_subject(&rendered.subject),
-            text: plunk_messaging::mailer::mime::html_to_text(&rendered.html),
-            html: rendered.html,
-            headers: content.headers.clone(),
+            text: finished.text,
+            html: finished.html,
+            headers: finished.headers,
             attachments,
             configuration_set,
         })

@@ -271,6 +271,7 @@ pub async fn pending_email(store: &Store, project: Uuid, to: &str, accepted_at: 
         headers: vec![],
         attachments: vec![],
         one_shot,
+        template_type: None,
     };
     assert!(store
         .emails()

@@ -1,5 +1,6 @@
 //! Contacts: one item per contact in the project's contacts partition (listed newest first), a
-//! uniqueness item per normalised email, a `Gsi1` entry per subscription state (the `subscribed`
+//! uniqueness item per normalised email, a global item naming the contact's project (hosted-page
+//! tokens carry only the contact id), a `Gsi1` entry per subscription state (the `subscribed`
 //! filter), and per-project counters for `total`. Every change to these is one transaction, together
 //! with the subscription event it emits, so they never disagree.
 
@@ -8,7 +9,9 @@ use crate::repo::events::event_item;
 use crate::repo::scan;
 use crate::table::{Condition, Index, Item, Key, Position, Query, StoreError, Table, WriteOp};
 use plunk_domain::contact::{Contact, DataChange};
-use plunk_domain::event::{subscription_event_name, Event, EventSource, SubscriptionSource};
+use plunk_domain::event::{
+    subscription_event_name, Event, EventSource, SubscriptionChange, SubscriptionSource,
+};
 use plunk_domain::validation::{FieldError, Patch};
 use plunk_domain::{EmailAddress, Timestamp};
 use serde_json::{json, Map};
@@ -45,6 +48,15 @@ pub struct ContactFilter {
     pub subscribed: Option<bool>,
 }
 
+/// The result of setting a contact's subscription state.
+#[derive(Debug, Clone)]
+pub struct SubscriptionOutcome {
+    /// The contact after the change (unchanged when it already was in that state).
+    pub contact: Contact,
+    /// Whether the state changed (and so an event was recorded).
+    pub changed: bool,
+}
+
 /// One page of contacts.
 #[derive(Debug, Clone)]
 pub struct ContactPage {
@@ -74,6 +86,13 @@ fn email_item(project: Uuid, contact: &Contact) -> Item {
     )
 }
 
+fn project_item(project: Uuid, contact: &Contact) -> Item {
+    Item::new(
+        keys::contact_project(contact.id),
+        json!({ "projectId": project }),
+    )
+}
+
 fn counter_op(project: Uuid, name: &str, delta: i64) -> WriteOp {
     WriteOp::Add {
         key: keys::counter(project, name),
@@ -82,17 +101,14 @@ fn counter_op(project: Uuid, name: &str, delta: i64) -> WriteOp {
 }
 
 /// The subscription event of a change, written in the same transaction as the change.
-fn subscription_event(project: Uuid, contact: &Contact, source: SubscriptionSource) -> WriteOp {
+fn subscription_event(project: Uuid, contact: &Contact, change: &SubscriptionChange) -> WriteOp {
     let event = Event {
         id: plunk_domain::id::new_id(),
         name: subscription_event_name(contact.subscribed).to_owned(),
         contact_id: Some(contact.id),
         contact_email: Some(contact.email.to_string()),
-        email_id: None,
-        data: json!({ "source": source })
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
+        email_id: change.email_id,
+        data: change.event_data(),
         source: EventSource::System,
         created_at: contact.updated_at,
     };
@@ -207,6 +223,10 @@ impl<'a> Contacts<'a> {
                             item: email_item(project, &contact),
                             condition: Condition::NotExists,
                         },
+                        WriteOp::Put {
+                            item: project_item(project, &contact),
+                            condition: Condition::None,
+                        },
                         counter_op(project, keys::CONTACTS_COUNTER, 1),
                     ];
                     if contact.subscribed {
@@ -232,7 +252,7 @@ impl<'a> Contacts<'a> {
                             None,
                             subscribed,
                             Patch::Set(change),
-                            source,
+                            &SubscriptionChange::from(source),
                         )
                         .await
                     {
@@ -272,7 +292,7 @@ impl<'a> Contacts<'a> {
                     email,
                     subscribed,
                     data.clone(),
-                    source,
+                    &SubscriptionChange::from(source),
                 )
                 .await
             {
@@ -283,6 +303,66 @@ impl<'a> Contacts<'a> {
         Err(retry_exhausted())
     }
 
+    /// Sets a contact's subscription state, attributing the change to `change` (its event data
+    /// and `emailId`). Already in that state: nothing is written and `changed` is false.
+    pub async fn set_subscribed(
+        &self,
+        project: Uuid,
+        id: Uuid,
+        subscribed: bool,
+        change: &SubscriptionChange,
+    ) -> Result<SubscriptionOutcome, ContactError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let Some((contact, version)) = self.get_versioned(project, id).await? else {
+                return Err(ContactError::NotFound);
+            };
+            if contact.subscribed == subscribed {
+                return Ok(SubscriptionOutcome {
+                    contact,
+                    changed: false,
+                });
+            }
+            match self
+                .try_update(
+                    project,
+                    (contact, version),
+                    None,
+                    Some(subscribed),
+                    Patch::Absent,
+                    change,
+                )
+                .await
+            {
+                Ok(contact) => {
+                    return Ok(SubscriptionOutcome {
+                        contact,
+                        changed: true,
+                    })
+                }
+                Err(ContactError::Store(e)) if e.is_condition_failed() => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(retry_exhausted())
+    }
+
+    /// A contact by id alone, with its project: what a hosted-page token resolves to. `None`
+    /// for an unknown or deleted contact.
+    pub async fn find(&self, id: Uuid) -> Result<Option<(Uuid, Contact)>, StoreError> {
+        let Some(item) = self.table.get(&keys::contact_project(id)).await? else {
+            return Ok(None);
+        };
+        let Some(project) = item.body["projectId"]
+            .as_str()
+            .and_then(|p| p.parse::<Uuid>().ok())
+        else {
+            return Err(StoreError::Other(format!(
+                "corrupt contact lookup item for {id}"
+            )));
+        };
+        Ok(self.get(project, id).await?.map(|c| (project, c)))
+    }
+
     /// One optimistic attempt at changing a contact; a lost race surfaces as `ConditionFailed`.
     async fn try_update(
         &self,
@@ -291,7 +371,7 @@ impl<'a> Contacts<'a> {
         email: Option<&EmailAddress>,
         subscribed: Option<bool>,
         data: Patch<&DataChange>,
-        source: SubscriptionSource,
+        change: &SubscriptionChange,
     ) -> Result<Contact, ContactError> {
         let mut after = before.clone();
         match data {
@@ -329,7 +409,7 @@ impl<'a> Contacts<'a> {
         if after.subscribed != before.subscribed {
             let delta = if after.subscribed { 1 } else { -1 };
             ops.push(counter_op(project, keys::SUBSCRIBED_COUNTER, delta));
-            ops.push(subscription_event(project, &after, source));
+            ops.push(subscription_event(project, &after, change));
         }
         match self.table.transact(ops).await {
             Ok(()) => Ok(after),
@@ -354,6 +434,10 @@ impl<'a> Contacts<'a> {
                 },
                 WriteOp::Delete {
                     key: keys::contact_email(project, contact.email.as_str()),
+                    condition: Condition::None,
+                },
+                WriteOp::Delete {
+                    key: keys::contact_project(id),
                     condition: Condition::None,
                 },
                 counter_op(project, keys::CONTACTS_COUNTER, -1),

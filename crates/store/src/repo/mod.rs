@@ -1,5 +1,6 @@
 //! Repositories: domain-level operations over the table port.
 
+pub mod campaign_counters;
 pub mod contacts;
 pub mod domains;
 pub mod emails;

@@ -1,5 +1,7 @@
 //! The per-project request limit (spec README §7): one counter item per project and UTC minute,
-//! incremented with a conditional ADD so the limit holds across any number of processes.
+//! incremented with a conditional ADD so the limit holds across any number of processes. The
+//! hosted pages' per-source limit (feedback-and-unsubscribe.md §4) counts the same way, per source
+//! instead of per project.
 
 use crate::keys;
 use crate::table::{StoreError, Table};
@@ -30,8 +32,37 @@ impl<'a> RateLimiter<'a> {
     /// (fail-open) and the failure is logged.
     pub async fn hit(&self, project: Uuid, limit: u32, now_unix: i64) -> RateDecision {
         let minute = now_unix.div_euclid(60);
+        self.count(
+            keys::rate_counter(project, minute),
+            limit,
+            now_unix,
+            &project,
+        )
+        .await
+    }
+
+    /// Counts one hosted-page request of `source` (an opaque, already hashed client address)
+    /// against `limit` per UTC minute. Fail-open like [`RateLimiter::hit`].
+    pub async fn hit_source(&self, source: &str, limit: u32, now_unix: i64) -> RateDecision {
+        let minute = now_unix.div_euclid(60);
+        self.count(
+            keys::page_rate_counter(source, minute),
+            limit,
+            now_unix,
+            &"hosted pages",
+        )
+        .await
+    }
+
+    async fn count(
+        &self,
+        key: crate::table::Key,
+        limit: u32,
+        now_unix: i64,
+        what: &(dyn std::fmt::Display + Sync),
+    ) -> RateDecision {
+        let minute = now_unix.div_euclid(60);
         let reset_seconds = (60 - now_unix.rem_euclid(60)) as u32;
-        let key = keys::rate_counter(project, minute);
         // Kept a little past its minute; DynamoDB's TTL sweep removes it later.
         let ttl = (minute + 2) * 60;
         let decision = |allowed: bool, count: i64| RateDecision {
@@ -48,7 +79,7 @@ impl<'a> RateLimiter<'a> {
             Ok(count) => decision(true, count),
             Err(StoreError::ConditionFailed { .. }) => decision(false, i64::from(limit)),
             Err(error) => {
-                tracing::warn!(%project, %error, "rate limiter store failed; allowing request");
+                tracing::warn!(limiter = %what, %error, "rate limiter store failed; allowing request");
                 decision(true, 0)
             }
         }
