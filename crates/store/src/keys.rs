@@ -229,3 +229,23 @@ pub fn event_deletion(project: Uuid, name: &str) -> Key {
 pub fn suppressions_index(project: Uuid) -> String {
     format!("PROJECT#{project}#SUPPRESSIONS")
 }
+
+/// The marker of one applied provider notification (spec feedback-and-unsubscribe.md §1),
+/// addressed by the SHA-256 (hex) of its dedupe key; it expires by TTL.
+pub fn feedback_marker(project: Uuid, dedupe_sha256_hex: &str) -> Key {
+    Key::new(
+        format!("PROJECT#{project}#FEEDBACK#{dedupe_sha256_hex}"),
+        "FEEDBACK",
+    )
+}
+
+/// Partition of one campaign's counters (sort key: the counter's name, e.g. `deliveredCount`;
+/// the value is the item's counter).
+pub fn campaign_counters_partition(project: Uuid, campaign: Uuid) -> String {
+    format!("PROJECT#{project}#CAMPAIGN#{campaign}#COUNTERS")
+}
+
+/// One counter of a campaign, moved by feedback (campaigns.md §5).
+pub fn campaign_counter(project: Uuid, campaign: Uuid, name: &str) -> Key {
+    Key::new(campaign_counters_partition(project, campaign), name)
+}

@@ -7,10 +7,12 @@
 //! - [`scheduler`]: the every-minute tick that finds emails left behind.
 //! - [`consumer`]: the receive loop the local server runs over the embedded queues.
 //! - [`dispatch`]: counters and fan-out for every newly stored event.
+//! - [`feedback`]: applies provider notifications (delivery, bounces, opens …) to emails.
 
 pub mod clock;
 pub mod consumer;
 pub mod dispatch;
+pub mod feedback;
 pub mod pacing;
 pub mod render;
 pub mod scheduler;

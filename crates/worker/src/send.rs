@@ -269,7 +269,10 @@ impl SendWorker {
                         .await
                 }
             };
-        let outgoing = match self.outgoing(&v.record, &content, rendered).await {
+        let outgoing = match self
+            .outgoing(project_id, &v.record, &content, rendered)
+            .await
+        {
             Ok(o) => o,
             Err(message) => return self.fail(project_id, v, message).await,
         };
@@ -321,6 +324,7 @@ impl SendWorker {
     /// Builds the provider message: attachments from blob storage, the configuration set.
     async fn outgoing(
         &self,
+        project_id: uuid::Uuid,
         record: &EmailRecord,
         content: &EmailContent,
         rendered: crate::render::Rendered,
@@ -354,6 +358,7 @@ impl SendWorker {
         };
         Ok(OutgoingEmail {
             email_id: record.id,
+            project_id,
             from: Mailbox {
                 name: Some(record.from_name.clone()),
                 email: record.from.clone(),
