@@ -10,6 +10,7 @@
 //! | Variable | Adapter | Unset, embedded store | Unset, DynamoDB |
 //! |---|---|---|---|
 //! | `PLUNK_SEND_QUEUE_*_URL` (all three) | SQS send queues | `queues.db` | refused where used |
+//! | `PLUNK_FEEDBACK_QUEUE_URL` | SQS feedback queue (the outbox mailer reports Send/Delivery there) | `queues.db` | none |
 //! | `PLUNK_BLOB_BUCKET` | S3 blobs | `blobs/` | refused where used |
 //! | `PLUNK_IDENTITIES` (`ses`, `local`) | sending identities | local (no DNS) | refused for `/domains` |
 //! | `PLUNK_MAILER` (`ses` or `outbox`), `PLUNK_OUTBOX_DIR` | mailer | SES | SES |
@@ -28,6 +29,7 @@ use plunk_messaging::blob::BlobStore;
 use plunk_messaging::identity::local::LocalIdentities;
 use plunk_messaging::identity::ses::SesIdentities;
 use plunk_messaging::identity::SendingIdentities;
+use plunk_messaging::mailer::emitting::FeedbackEmitting;
 use plunk_messaging::mailer::outbox::OutboxMailer;
 use plunk_messaging::mailer::ses::SesMailer;
 use plunk_messaging::mailer::Mailer;
@@ -38,6 +40,7 @@ use plunk_store::config::StoreConfig;
 use plunk_store::table::StoreError;
 use plunk_store::Store;
 use plunk_worker::clock::SystemClock;
+use plunk_worker::feedback::FeedbackWorker;
 use plunk_worker::pacing::{Pacer, TablePace, DEFAULT_RATE};
 use plunk_worker::scheduler::Scheduler;
 use plunk_worker::send::{SendWorker, SenderConfig};
@@ -52,6 +55,9 @@ pub const SEND_QUEUE_URL_VARS: [&str; 3] = [
     "PLUNK_SEND_QUEUE_WORKFLOW_URL",
     "PLUNK_SEND_QUEUE_CAMPAIGN_URL",
 ];
+
+/// URL variable of the feedback queue.
+pub const FEEDBACK_QUEUE_URL_VAR: &str = "PLUNK_FEEDBACK_QUEUE_URL";
 
 /// Why a function cannot start.
 #[derive(thiserror::Error)]
@@ -71,7 +77,7 @@ pub enum ConfigError {
     },
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
-    #[error("cannot open the send queues: {0}")]
+    #[error("cannot open the queues: {0}")]
     Queue(#[from] QueueError),
 }
 
@@ -162,6 +168,32 @@ impl Environment {
         Ok(Some(SendQueues::embedded(&dir.join("queues.db"))?))
     }
 
+    /// The feedback queue: SQS with `PLUNK_FEEDBACK_QUEUE_URL`, the embedded `feedback` queue
+    /// with the embedded store, else `None`. In AWS, SES events reach the queue through
+    /// EventBridge and the feedback function's event source reads it; this handle is for
+    /// writers, such as the outbox mailer's Send and Delivery reports.
+    pub async fn feedback_queue(&self) -> Result<Option<Arc<dyn Queue>>, ConfigError> {
+        if let Some(url) = var(FEEDBACK_QUEUE_URL_VAR) {
+            let client = aws_sdk_sqs::Client::new(self.aws().await);
+            return Ok(Some(Arc::new(SqsQueue::new(client, url))));
+        }
+        let Some(dir) = &self.local_dir else {
+            return Ok(None);
+        };
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
+        Ok(Some(plunk_messaging::feedback_queue::embedded(
+            &dir.join("queues.db"),
+        )?))
+    }
+
+    /// The feedback worker over this function's store.
+    pub fn feedback_worker(&self) -> FeedbackWorker {
+        FeedbackWorker {
+            store: self.store.clone(),
+        }
+    }
+
     /// The SQS send queues by queue name (the last part of a queue URL or ARN), for changing the
     /// visibility of messages an event source handed over. Empty without the URLs.
     pub async fn sqs_queues_by_name(&self) -> QueuesByName {
@@ -249,7 +281,8 @@ impl Environment {
     }
 
     /// The mailer: `PLUNK_MAILER=ses` (default) or `outbox` (into `PLUNK_OUTBOX_DIR`, else the
-    /// data directory's `outbox`).
+    /// data directory's `outbox`). The outbox mailer reports Send and Delivery onto the feedback
+    /// queue when there is one, as SES would.
     pub async fn mailer(&self) -> Result<Arc<dyn Mailer>, ConfigError> {
         match var("PLUNK_MAILER").as_deref() {
             None | Some("ses") => Ok(Arc::new(SesMailer::new(self.ses_client().await, None))),
@@ -261,7 +294,11 @@ impl Environment {
                         var: "PLUNK_OUTBOX_DIR",
                         why: "the outbox mailer writes there",
                     })?;
-                Ok(Arc::new(OutboxMailer::new(dir)))
+                let outbox = OutboxMailer::new(dir);
+                Ok(match self.feedback_queue().await? {
+                    Some(queue) => Arc::new(FeedbackEmitting::new(outbox, queue)),
+                    None => Arc::new(outbox),
+                })
             }
             Some(other) => Err(ConfigError::Invalid {
                 var: "PLUNK_MAILER",

@@ -2,6 +2,7 @@
 //!
 //! - HTTP functions serve one endpoint group's router through `lambda_http` ([`run`]).
 //! - `send-consumer` takes the send queues' SQS events ([`send_consumer`]).
+//! - `feedback-consumer` takes the feedback queue's SQS events ([`feedback_consumer`]).
 //! - `scheduler` runs the every-minute tick ([`scheduler`]).
 //!
 //! Every adapter comes from the environment ([`adapters`]): the store from `PLUNK_STORE`
@@ -9,6 +10,7 @@
 //! the variables the SAM template sets, the local ones under `PLUNK_DATA_DIR` otherwise.
 
 pub mod adapters;
+pub mod feedback_consumer;
 pub mod scheduler;
 pub mod send_consumer;
 
