@@ -63,10 +63,8 @@ async fn backend() -> Backend {
     let table = format!("feedback-fn-{}", Uuid::now_v7().simple());
     let dynamo = DynamoTable::from_env(&table, Some(&endpoint)).await;
     dynamo.create_table_if_missing().await.unwrap();
-    let mut env: Vec<(&'static str, String)> = aws
-        .iter()
-        .map(|(k, v)| (*k, (*v).to_owned()))
-        .collect();
+    let mut env: Vec<(&'static str, String)> =
+        aws.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
     env.extend([
         ("PLUNK_STORE", "dynamo".to_owned()),
         ("PLUNK_TABLE", table),
