@@ -257,7 +257,8 @@ fn a_send_reaches_the_outbox_and_the_email_shows_sent() {
         loop {
             let (_, res) = server.request("GET", &format!("/emails/{id}"), Some(&key), None);
             let email = body(res);
-            if email["data"]["status"] == "SENT" {
+            // The outbox then reports Delivery a moment later.
+            if email["data"]["status"] == "SENT" || email["data"]["status"] == "DELIVERED" {
                 assert!(email["data"]["messageId"].is_string());
                 break;
             }
@@ -301,4 +302,94 @@ fn a_send_reaches_the_outbox_and_the_email_shows_sent() {
         html.contains("<h1>Hi Ada</h1>") && html.contains("Code 123456"),
         "{html}"
     );
+}
+
+/// Polls `GET /emails/:id` until the email has `status` (at most 20 s); returns the email.
+fn wait_for_status(server: &Server, key: &str, id: &str, status: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, res) = server.request("GET", &format!("/emails/{id}"), Some(key), None);
+        let email = body(res)["data"].clone();
+        if email["status"] == status {
+            return email;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "email {id} never {status}: {email}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Delivery feedback locally: the outbox reports Send and Delivery through the feedback queue,
+/// and `plunk simulate bounce` (another process) makes the running server bounce the email,
+/// suppress the address and unsubscribe the contact.
+#[test]
+fn sent_mail_is_delivered_by_local_feedback_and_plunk_simulate_bounces_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let envs = [
+        ("PLUNK_DATA_DIR", data.to_str().unwrap()),
+        ("PLUNK_SEND_RATE", "100"),
+    ];
+    let server = Server::start(&envs, &[], dir.path());
+    let key = server.printed_secret().unwrap();
+    let (_, res) = server.request(
+        "POST",
+        "/domains",
+        Some(&key),
+        Some(json!({"domain": "acme.io"})),
+    );
+    let domain_id = body(res)["data"]["id"].as_str().unwrap().to_owned();
+    server.request(
+        "POST",
+        &format!("/domains/{domain_id}/verify"),
+        Some(&key),
+        None,
+    );
+    let (status, res) = server.request(
+        "POST",
+        "/contacts",
+        Some(&key),
+        Some(json!({"email": "ada@example.org", "subscribed": true})),
+    );
+    assert_eq!(status, 201);
+    let contact_id = body(res)["data"]["id"].as_str().unwrap().to_owned();
+    let (status, res) = server.request(
+        "POST",
+        "/v1/send",
+        Some(&key),
+        Some(json!({"to": "ada@example.org", "subject": "Hi", "body": "<p>Hi</p>", "from": "hi@acme.io"})),
+    );
+    assert_eq!(status, 200);
+    let id = body(res)["data"]["emails"][0]["email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let delivered = wait_for_status(&server, &key, &id, "DELIVERED");
+    assert!(delivered["sentAt"].is_string() && delivered["deliveredAt"].is_string());
+
+    let (code, out) = cli(&data, &["simulate", "bounce", &id]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["event"], "Bounce");
+    assert_eq!(out["queued"], true);
+    let bounced = wait_for_status(&server, &key, &id, "BOUNCED");
+    assert_eq!(bounced["bounceType"], "Permanent");
+    let (_, res) = server.request(
+        "GET",
+        "/suppressions?email=ada@example.org",
+        Some(&key),
+        None,
+    );
+    let suppression = body(res)["data"]["items"][0].clone();
+    assert_eq!(suppression["reason"], "HARD_BOUNCE");
+    assert_eq!(suppression["emailId"], id.as_str());
+    let (_, res) = server.request("GET", &format!("/contacts/{contact_id}"), Some(&key), None);
+    assert_eq!(body(res)["data"]["subscribed"], false);
+
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let (code, out) = cli(&data, &["simulate", "open", &unknown]);
+    assert_eq!(code, 2, "an unknown email is not found: {out}");
+    assert_eq!(out["error"]["kind"], "not_found");
 }
