@@ -11,8 +11,9 @@
 //! reach webhooks and counters through the store's change feed.
 //!
 //! After the transaction, a hard bounce or complaint suppresses the address and unsubscribes the
-//! contact (source `bounce`/`complaint`, attributed to the email). Both steps are safe to repeat, and the marker keeps them as pending until they
-//! are done, so a failure in between is finished when the message comes back.
+//! contact (source `bounce`/`complaint`, attributed to the email). Both steps are safe to
+//! repeat, and the marker keeps them as pending until they are done, so a failure in between is
+//! finished when the message comes back.
 
 use plunk_domain::email_record::EmailRecord;
 use plunk_domain::event::{Event, EventSource};
@@ -25,6 +26,7 @@ use plunk_store::table::StoreError;
 use plunk_store::{ContactError, Store};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// How many times a notification that lost a race for its email is applied again.
@@ -260,7 +262,8 @@ pub async fn drain_once(worker: &FeedbackWorker, queue: &Arc<dyn Queue>) -> bool
         return false;
     }
     for m in messages {
-        let result = match worker.handle(&m.body).await {
+        let span = tracing::info_span!("feedback_message", message_id = %m.message_id);
+        let result = match worker.handle(&m.body).instrument(span).await {
             Ok(_) => queue.delete(&m.receipt).await,
             Err(e) => {
                 tracing::warn!(error = %e, "feedback failed; retrying");
