@@ -12,6 +12,8 @@
 #   6. send-cost: DynamoDB units, SQS requests and provider calls per email, priced.
 #   7. track-accept (crates/bench): POST /v1/track in process; then track-load against plunk serve
 #      over 64 connections with public keys, and the events stored compared with the 200s.
+#   8. feedback-order: 100,000 SES notifications (10 % duplicates) shuffled through the real feedback
+#      worker by 4 concurrent workers, compared with the in-order run; fails on any mismatch.
 #
 # Load is spread over 16 projects (a project allows at most 30,000 requests a minute); the
 # summary reports non-2xx responses so 429s (or anything else) would show.
@@ -19,9 +21,11 @@
 # Settings (environment): BENCH_N (hot-path requests per phase, 20000), BENCH_DURATION (wrk run
 # length, 10s), BENCH_CONNECTIONS (64), BENCH_THREADS (wrk threads, 2), BENCH_PROJECTS (16),
 # BENCH_SEND_N (send-accept requests per phase, 5000), BENCH_PACING_EMAILS (wall-clock pacing run,
-# 2000; 0 skips it), BENCH_FAULT_SCHEDULES (10000), BENCH_COST_EMAILS (1000).
+# 2000; 0 skips it), BENCH_FAULT_SCHEDULES (10000), BENCH_COST_EMAILS (1000), BENCH_FEEDBACK_N
+# (feedback notifications, 100000), BENCH_FEEDBACK_EMAILS (10000).
 # Needs curl and jq; installs wrk with apt-get when missing. Exits 1 after the summary when a
-# send-pipeline check failed (a duplicate or lost email, a pacing window over the rate).
+# send-pipeline check failed (a duplicate or lost email, a pacing window over the rate) or the
+# feedback order check found a mismatch.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -35,6 +39,8 @@ SEND_N="${BENCH_SEND_N:-5000}"
 export BENCH_PACING_EMAILS="${BENCH_PACING_EMAILS:-2000}"
 FAULT_SCHEDULES="${BENCH_FAULT_SCHEDULES:-10000}"
 COST_EMAILS="${BENCH_COST_EMAILS:-1000}"
+FEEDBACK_N="${BENCH_FEEDBACK_N:-100000}"
+FEEDBACK_EMAILS="${BENCH_FEEDBACK_EMAILS:-10000}"
 IDS_PER_PROJECT=125
 
 START_SECONDS=$SECONDS
@@ -70,7 +76,7 @@ apt_install() {
 log "building (profile bench)"
 (cd "$ROOT" && cargo build --profile bench -p plunk-bench -p plunk-local)
 mkdir -p "$WORK/bin"
-for b in upsert-hot-path send-accept track-accept track-load pacing faults send-cost plunk; do
+for b in upsert-hot-path send-accept track-accept track-load pacing faults send-cost feedback-order plunk; do
     cp "$CARGO_TARGET_DIR/release/$b" "$WORK/bin/"
 done
 PLUNK="$WORK/bin/plunk"
@@ -96,6 +102,7 @@ run_check send-cost "$COST_EMAILS"
 run_check faults "$FAULT_SCHEDULES"
 log "pacing (the wall-clock part sends $BENCH_PACING_EMAILS emails at 14/s)"
 run_check pacing
+run_check feedback-order "$FEEDBACK_N" "$FEEDBACK_EMAILS"
 
 # ---- 2. load test against plunk serve ----------------------------------------------------------
 command -v curl >/dev/null || apt_install curl
@@ -220,6 +227,9 @@ $(sed -n '/^phase/,$p' "$WORK/track-accept.txt")
 
 6. Send cost per email and per million emails (AWS us-east-1 on-demand prices, SES excluded)
 $(sed -n '/^per email/,/^+ 5 ms/p' "$WORK/send-cost.txt")
+
+7. Feedback order: $FEEDBACK_N SES notifications over $FEEDBACK_EMAILS emails, in order vs shuffled + duplicates
+$(sed -n '/^run /,/^mismatches/p' "$WORK/feedback-order.txt")
 
 failed checks:${FAILED_CHECKS:- none}
 total time: $((SECONDS - START_SECONDS)) s (including the build)

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{SAMPLE_EMAIL_ID, SAMPLE_MESSAGE_ID};
+use common::{SAMPLE_EMAIL_ID, SAMPLE_MESSAGE_ID, SAMPLE_PROJECT_ID};
 use plunk_domain::feedback::ses::{self, Ignored, Parsed};
 use plunk_domain::feedback::{BounceType, FeedbackKind, ProviderEvent};
 use std::path::PathBuf;
@@ -99,6 +99,11 @@ fn assert_sample(name: &str, kind: &FeedbackKind, timestamp: &str) {
         Some(SAMPLE_EMAIL_ID),
         "{name}"
     );
+    assert_eq!(
+        e.project_id.map(|u| u.to_string()).as_deref(),
+        Some(SAMPLE_PROJECT_ID),
+        "{name}"
+    );
     assert_eq!(e.recipients, ["ada@example.org"], "{name}");
 }
 
@@ -146,6 +151,7 @@ fn identity_notifications_use_notification_type_and_carry_no_tags() {
     );
     assert_eq!(e.message_id, SAMPLE_MESSAGE_ID);
     assert_eq!(e.email_id, None);
+    assert_eq!(e.project_id, None);
 }
 
 #[test]

@@ -10,6 +10,7 @@
 //! | Variable | Adapter | Unset, embedded store | Unset, DynamoDB |
 //! |---|---|---|---|
 //! | `PLUNK_SEND_QUEUE_*_URL` (all three) | SQS send queues | `queues.db` | refused where used |
+//! | `PLUNK_FEEDBACK_QUEUE_URL` | SQS feedback queue (the outbox mailer reports Send/Delivery there) | `queues.db` | none |
 //! | `PLUNK_BLOB_BUCKET` | S3 blobs | `blobs/` | refused where used |
 //! | `PLUNK_IDENTITIES` (`ses`, `local`) | sending identities | local (no DNS) | refused for `/domains` |
 //! | `PLUNK_MAILER` (`ses` or `outbox`), `PLUNK_OUTBOX_DIR` | mailer | SES | SES |
@@ -30,6 +31,7 @@ use plunk_messaging::blob::BlobStore;
 use plunk_messaging::identity::local::LocalIdentities;
 use plunk_messaging::identity::ses::SesIdentities;
 use plunk_messaging::identity::SendingIdentities;
+use plunk_messaging::mailer::emitting::FeedbackEmitting;
 use plunk_messaging::mailer::outbox::OutboxMailer;
 use plunk_messaging::mailer::ses::SesMailer;
 use plunk_messaging::mailer::Mailer;
@@ -42,6 +44,7 @@ use plunk_store::Store;
 use plunk_webhooks::AttemptPolicy;
 use plunk_worker::clock::SystemClock;
 use plunk_worker::dispatch::Dispatcher;
+use plunk_worker::feedback::FeedbackWorker;
 use plunk_worker::pacing::{Pacer, TablePace, DEFAULT_RATE};
 use plunk_worker::scheduler::Scheduler;
 use plunk_worker::send::{SendWorker, SenderConfig};
@@ -60,6 +63,8 @@ pub const SEND_QUEUE_URL_VARS: [&str; 3] = [
 
 /// Where `make dev` serves the API: the hosted-page base of functions on the embedded store.
 pub const DEFAULT_LOCAL_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+/// URL variable of the feedback queue.
+pub const FEEDBACK_QUEUE_URL_VAR: &str = "PLUNK_FEEDBACK_QUEUE_URL";
 
 /// Why a function cannot start.
 #[derive(thiserror::Error)]
@@ -79,7 +84,7 @@ pub enum ConfigError {
     },
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
-    #[error("cannot open the send queues: {0}")]
+    #[error("cannot open the queues: {0}")]
     Queue(#[from] QueueError),
 }
 
@@ -168,6 +173,32 @@ impl Environment {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
         Ok(Some(SendQueues::embedded(&dir.join("queues.db"))?))
+    }
+
+    /// The feedback queue: SQS with `PLUNK_FEEDBACK_QUEUE_URL`, the embedded `feedback` queue
+    /// with the embedded store, else `None`. In AWS, SES events reach the queue through
+    /// EventBridge and the feedback function's event source reads it; this handle is for
+    /// writers, such as the outbox mailer's Send and Delivery reports.
+    pub async fn feedback_queue(&self) -> Result<Option<Arc<dyn Queue>>, ConfigError> {
+        if let Some(url) = var(FEEDBACK_QUEUE_URL_VAR) {
+            let client = aws_sdk_sqs::Client::new(self.aws().await);
+            return Ok(Some(Arc::new(SqsQueue::new(client, url))));
+        }
+        let Some(dir) = &self.local_dir else {
+            return Ok(None);
+        };
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
+        Ok(Some(plunk_messaging::feedback_queue::embedded(
+            &dir.join("queues.db"),
+        )?))
+    }
+
+    /// The feedback worker over this function's store.
+    pub fn feedback_worker(&self) -> FeedbackWorker {
+        FeedbackWorker {
+            store: self.store.clone(),
+        }
     }
 
     /// The SQS send queues by queue name (the last part of a queue URL or ARN), for changing the
@@ -308,7 +339,8 @@ impl Environment {
     }
 
     /// The mailer: `PLUNK_MAILER=ses` (default) or `outbox` (into `PLUNK_OUTBOX_DIR`, else the
-    /// data directory's `outbox`).
+    /// data directory's `outbox`). The outbox mailer reports Send and Delivery onto the feedback
+    /// queue when there is one, as SES would.
     pub async fn mailer(&self) -> Result<Arc<dyn Mailer>, ConfigError> {
         match var("PLUNK_MAILER").as_deref() {
             None | Some("ses") => Ok(Arc::new(SesMailer::new(self.ses_client().await, None))),
@@ -320,7 +352,11 @@ impl Environment {
                         var: "PLUNK_OUTBOX_DIR",
                         why: "the outbox mailer writes there",
                     })?;
-                Ok(Arc::new(OutboxMailer::new(dir)))
+                let outbox = OutboxMailer::new(dir);
+                Ok(match self.feedback_queue().await? {
+                    Some(queue) => Arc::new(FeedbackEmitting::new(outbox, queue)),
+                    None => Arc::new(outbox),
+                })
             }
             Some(other) => Err(ConfigError::Invalid {
                 var: "PLUNK_MAILER",

@@ -3,6 +3,7 @@
 //! - HTTP functions serve one endpoint group's router through `lambda_http` ([`run`]); the
 //!   hosted pages are the `pages` group.
 //! - `send-consumer` takes the send queues' SQS events ([`send_consumer`]).
+//! - `feedback-consumer` takes the feedback queue's SQS events ([`feedback_consumer`]).
 //! - `scheduler` runs the every-minute tick ([`scheduler`]).
 //! - `event-dispatch` takes the table's stream of new events ([`event_dispatch`]).
 //! - `webhook-delivery` takes the webhook queue's SQS events ([`webhook_delivery`]).
@@ -13,6 +14,7 @@
 
 pub mod adapters;
 pub mod event_dispatch;
+pub mod feedback_consumer;
 pub mod scheduler;
 pub mod send_consumer;
 pub mod webhook_delivery;

@@ -454,3 +454,145 @@ fn sent_mail_links_the_hosted_pages_and_no_api_function_names_the_api() {
         "not global: the API's functions would name the API"
     );
 }
+
+/// The logical id of the function built from `binary`.
+fn function_of<'a>(t: &'a Value, binary: &str) -> (&'a str, &'a Value) {
+    functions(t)
+        .into_iter()
+        .find(|(_, f)| f["Metadata"]["BuildProperties"]["Binary"] == binary)
+        .unwrap_or_else(|| panic!("a function for {binary}"))
+}
+
+/// Event type names without case or underscores (`DELIVERY_DELAY` = `deliveryDelay`).
+fn event_types(destination: &Value) -> BTreeSet<String> {
+    destination["Properties"]["EventDestination"]["MatchingEventTypes"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|s| s.replace('_', "").to_lowercase())
+        .collect()
+}
+
+#[test]
+fn the_feedback_function_consumes_the_queue_the_ses_event_rule_feeds() {
+    let t = template();
+    let (name, f) = function_of(&t, "feedback-consumer");
+    let events: Vec<_> = sqs_events(&t)
+        .into_iter()
+        .filter(|(function, _, _)| *function == name)
+        .collect();
+    assert_eq!(events.len(), 1, "{name}: one SQS event source");
+    let queue = target(&events[0].2["Queue"]).expect("Queue is !GetAtt <Queue>.Arn");
+    let types = events[0].2["FunctionResponseTypes"]
+        .as_sequence()
+        .cloned()
+        .unwrap_or_default();
+    assert!(types.iter().any(|v| v == "ReportBatchItemFailures"));
+
+    // The rule takes SES events to that queue, and the queue lets only that rule send.
+    let rules = of_type(&t, "AWS::Events::Rule");
+    let (rule, r) = rules
+        .iter()
+        .find(|(_, r)| {
+            r["Properties"]["Targets"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .any(|target_| target(&target_["Arn"]) == Some(queue))
+        })
+        .expect("a rule targeting the feedback queue");
+    assert_eq!(r["Properties"]["EventPattern"]["source"][0], "aws.ses");
+    let policy = of_type(&t, "AWS::SQS::QueuePolicy")
+        .into_iter()
+        .find(|(_, p)| {
+            p["Properties"]["Queues"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .any(|q| target(q) == Some(queue))
+        })
+        .expect("a policy on the feedback queue")
+        .1;
+    let statement = &policy["Properties"]["PolicyDocument"]["Statement"][0];
+    assert_eq!(statement["Principal"]["Service"], "events.amazonaws.com");
+    assert_eq!(statement["Action"], "sqs:SendMessage");
+    assert_eq!(
+        target(&statement["Condition"]["ArnEquals"]["aws:SourceArn"]),
+        Some(*rule)
+    );
+
+    // Least privilege: its own role, SQS actions on its queue only, no table-wide deletes of
+    // other resources.
+    let role = target(&f["Properties"]["Role"]).expect("an explicit role");
+    let statements = t["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]
+        ["Statement"]
+        .as_sequence()
+        .expect("statements");
+    for s in statements {
+        let actions: Vec<&str> = s["Action"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if actions.iter().any(|a| a.starts_with("sqs:")) {
+            assert_eq!(target(&s["Resource"]), Some(queue), "SQS on its queue only");
+        }
+        assert!(!actions.iter().any(|a| a.ends_with('*')), "no wildcards");
+    }
+}
+
+#[test]
+fn both_configuration_sets_publish_to_the_default_bus_and_only_the_tracked_one_opens_and_clicks() {
+    let t = template();
+    let (_, sender) = function_of(&t, "send-consumer");
+    let vars = &sender["Properties"]["Environment"]["Variables"];
+    let tracked = target(&vars["PLUNK_SES_CONFIGURATION_SET_TRACKED"]).expect("tracked set");
+    let untracked = target(&vars["PLUNK_SES_CONFIGURATION_SET_UNTRACKED"]).expect("untracked set");
+    let destinations = of_type(&t, "AWS::SES::ConfigurationSetEventDestination");
+    let of_set = |set: &str| {
+        destinations
+            .iter()
+            .find(|(_, d)| target(&d["Properties"]["ConfigurationSetName"]) == Some(set))
+            .unwrap_or_else(|| panic!("an event destination for {set}"))
+            .1
+    };
+    let common = [
+        "send",
+        "delivery",
+        "bounce",
+        "complaint",
+        "reject",
+        "deliverydelay",
+        "renderingfailure",
+    ];
+    let expected_untracked: BTreeSet<String> = common.iter().map(|s| s.to_string()).collect();
+    let mut expected_tracked = expected_untracked.clone();
+    expected_tracked.extend(["open".to_owned(), "click".to_owned()]);
+    assert_eq!(event_types(of_set(tracked)), expected_tracked);
+    assert_eq!(event_types(of_set(untracked)), expected_untracked);
+    for set in [tracked, untracked] {
+        let d = &of_set(set)["Properties"]["EventDestination"];
+        assert_eq!(d["Enabled"], true, "{set}");
+        let bus = match &d["EventBridgeDestination"]["EventBusArn"] {
+            Value::Tagged(t) => t.value.as_str().unwrap_or_default().to_owned(),
+            other => other.as_str().unwrap_or_default().to_owned(),
+        };
+        assert!(bus.ends_with(":event-bus/default"), "{set}: {bus}");
+    }
+    // The rule matches exactly these two sets.
+    let rule = &of_type(&t, "AWS::Events::Rule")
+        .into_iter()
+        .find(|(_, r)| r["Properties"]["EventPattern"]["source"][0] == "aws.ses")
+        .expect("the SES rule")
+        .1;
+    let sets: BTreeSet<&str> = rule["Properties"]["EventPattern"]["detail"]["mail"]["tags"]
+        ["ses:configuration-set"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(target)
+        .collect();
+    assert_eq!(sets, BTreeSet::from([tracked, untracked]));
+}

@@ -1,11 +1,16 @@
-//! The background work of `plunk serve`: the embedded send queues, blob folder and mailer, the
-//! send consumer, the event dispatcher over the store's change feed and the every-minute scheduler
-//! tick, all in this process.
+//! The background work of `plunk serve`: the embedded send and feedback queues, blob folder and
+//! mailer, the send consumer, the feedback consumer, the event dispatcher over the store's change
+//! feed, the webhook delivery loop and the every-minute scheduler tick, all in this process.
+//!
+//! The mailer (outbox or SMTP) reports Send and Delivery onto the embedded feedback queue after
+//! each message, as SES does through EventBridge; `plunk simulate` adds bounces, complaints,
+//! opens and clicks to the same queue.
 
 use crate::output::Failure;
 use plunk_http_kit::Settings;
 use plunk_messaging::blob::folder::FolderBlobs;
 use plunk_messaging::blob::BlobStore;
+use plunk_messaging::mailer::emitting::FeedbackEmitting;
 use plunk_messaging::mailer::outbox::OutboxMailer;
 use plunk_messaging::mailer::smtp::SmtpMailer;
 use plunk_messaging::mailer::Mailer;
@@ -32,8 +37,8 @@ pub struct Background {
     pub outbox_dir: Option<PathBuf>,
 }
 
-/// Opens the local adapters and starts the consumer, the event dispatcher, the webhook worker
-/// and the scheduler. Sent mail links to the hosted pages under `public_url`.
+/// Opens the local adapters and starts the send and feedback consumers, the event dispatcher, the
+/// webhook worker and the scheduler. Sent mail links to the hosted pages under `public_url`.
 pub async fn start(
     store: &Store,
     data_dir: &Path,
@@ -45,6 +50,8 @@ pub async fn start(
     let queues_db = data_dir.join("queues.db");
     let queues = SendQueues::embedded(&queues_db)
         .map_err(|e| Failure::store(format!("cannot open the send queues: {e}")))?;
+    let feedback_queue = plunk_messaging::feedback_queue::embedded(&queues_db)
+        .map_err(|e| Failure::store(format!("cannot open the feedback queue: {e}")))?;
     let blobs: Arc<dyn BlobStore> = Arc::new(FolderBlobs::new(data_dir.join("blobs")));
     let (mailer, outbox_dir): (Arc<dyn Mailer>, Option<PathBuf>) =
         match std::env::var("PLUNK_SMTP_URL") {
@@ -52,11 +59,14 @@ pub async fn start(
                 let mailer = SmtpMailer::from_url(&url)
                     .map_err(|e| Failure::usage(format!("PLUNK_SMTP_URL: {e}")))?;
                 println!("Sent mail goes to the SMTP server in PLUNK_SMTP_URL");
-                (Arc::new(mailer), None)
+                let emitting = FeedbackEmitting::new(mailer, feedback_queue.clone());
+                (Arc::new(emitting), None)
             }
             _ => {
                 let dir = data_dir.join("outbox");
-                (Arc::new(OutboxMailer::new(dir.clone())), Some(dir))
+                let emitting =
+                    FeedbackEmitting::new(OutboxMailer::new(dir.clone()), feedback_queue.clone());
+                (Arc::new(emitting), Some(dir))
             }
         };
     let rate = std::env::var("PLUNK_SEND_RATE")
@@ -79,6 +89,10 @@ pub async fn start(
         },
     };
     tokio::spawn(plunk_worker::consumer::run(worker, queues.clone()));
+    let feedback = plunk_worker::feedback::FeedbackWorker {
+        store: store.clone(),
+    };
+    tokio::spawn(plunk_worker::feedback::run(feedback, feedback_queue));
     let webhook_queue = plunk_worker::webhooks::embedded_queue(&queues_db)
         .map_err(|e| Failure::store(format!("cannot open the webhook queue: {e}")))?;
     if let Some(feed) = store.change_feed() {

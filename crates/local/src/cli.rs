@@ -87,6 +87,9 @@ pub enum Command {
     Keys(KeysCommand),
     /// Run the local server: every endpoint group in one process.
     Serve(ServeArgs),
+    /// Inject provider feedback for a sent email, as SES would report it; the running
+    /// `plunk serve` applies it from the local feedback queue.
+    Simulate(SimulateArgs),
 }
 
 /// `plunk project …`
@@ -179,6 +182,37 @@ pub struct ServeArgs {
     pub allow_private_webhooks: bool,
 }
 
+/// `plunk simulate` options.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// What the provider reports.
+    #[arg(value_enum)]
+    pub kind: SimulateKind,
+    /// The email's id.
+    pub email_id: String,
+    /// The email's project (default: whichever project has the email).
+    #[arg(long)]
+    pub project: Option<String>,
+    /// The followed link, for `click`.
+    #[arg(long, default_value = "https://example.com/")]
+    pub link: String,
+}
+
+/// Feedback `plunk simulate` can inject.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SimulateKind {
+    /// The recipient's server accepted the message.
+    Delivery,
+    /// A permanent bounce: the address is suppressed and the contact unsubscribed.
+    Bounce,
+    /// A spam complaint: the address is suppressed and the contact unsubscribed.
+    Complaint,
+    /// The recipient opened the message (tracked emails only).
+    Open,
+    /// The recipient followed a link (tracked emails only).
+    Click,
+}
+
 /// Parses arguments, runs the command and maps the outcome to an exit code.
 pub async fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -192,6 +226,7 @@ pub async fn run() -> ExitCode {
     let json = cli.json;
     let result = match &cli.command {
         Command::Serve(args) => crate::serve::run(&cli, args).await,
+        Command::Simulate(args) => crate::simulate::run(&cli, args).await,
         _ => commands::run(&cli).await,
     };
     match result {

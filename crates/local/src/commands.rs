@@ -19,7 +19,9 @@ pub async fn run(cli: &Cli) -> Result<(), Failure> {
     match &cli.command {
         Command::Project(cmd) => project(cli, &store, cmd).await,
         Command::Keys(cmd) => keys(cli, &store, cmd).await,
-        Command::Serve(_) => unreachable!("serve is dispatched separately"),
+        Command::Serve(_) | Command::Simulate(_) => {
+            unreachable!("serve and simulate are dispatched separately")
+        }
     }
 }
 

@@ -6,6 +6,7 @@ mod commands;
 mod outbox_page;
 mod output;
 mod serve;
+mod simulate;
 
 use std::process::ExitCode;
 

@@ -257,7 +257,8 @@ fn a_send_reaches_the_outbox_and_the_email_shows_sent() {
         loop {
             let (_, res) = server.request("GET", &format!("/emails/{id}"), Some(&key), None);
             let email = body(res);
-            if email["data"]["status"] == "SENT" {
+            // The outbox then reports Delivery a moment later.
+            if email["data"]["status"] == "SENT" || email["data"]["status"] == "DELIVERED" {
                 assert!(email["data"]["messageId"].is_string());
                 break;
             }
@@ -451,4 +452,137 @@ fn without_the_flag_loopback_webhooks_are_refused() {
         body(res)["error"]["errors"][0]["code"],
         json!("forbidden_address")
     );
+}
+
+/// Polls `GET /emails/:id` until the email has `status` (at most 20 s); returns the email.
+fn wait_for_status(server: &Server, key: &str, id: &str, status: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, res) = server.request("GET", &format!("/emails/{id}"), Some(key), None);
+        let email = body(res)["data"].clone();
+        if email["status"] == status {
+            return email;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "email {id} never {status}: {email}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Delivery feedback locally, as the check runs it: the outbox reports Send and Delivery
+/// through the feedback queue, and `plunk simulate bounce` (another process) makes the running
+/// server bounce the email, suppress the address and unsubscribe the contact; the next send to it
+/// is `SUPPRESSED`, and a webhook receiver gets `email.bounce` with a signature that verifies.
+#[test]
+fn sent_mail_is_delivered_by_local_feedback_and_plunk_simulate_bounces_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let envs = [
+        ("PLUNK_DATA_DIR", data.to_str().unwrap()),
+        ("PLUNK_SEND_RATE", "100"),
+    ];
+    let server = Server::start_serving(&envs, &[], &["--allow-private-webhooks"], dir.path());
+    let key = server.printed_secret().unwrap();
+    let (hook_url, hook_requests) = receiver();
+    let (status, res) = server.request(
+        "POST",
+        "/webhooks",
+        Some(&key),
+        Some(json!({"url": hook_url, "events": ["email.bounce"]})),
+    );
+    assert_eq!(status, 201);
+    let secret = body(res)["data"]["secret"].as_str().unwrap().to_owned();
+    let (_, res) = server.request(
+        "POST",
+        "/domains",
+        Some(&key),
+        Some(json!({"domain": "acme.io"})),
+    );
+    let domain_id = body(res)["data"]["id"].as_str().unwrap().to_owned();
+    server.request(
+        "POST",
+        &format!("/domains/{domain_id}/verify"),
+        Some(&key),
+        None,
+    );
+    let (status, res) = server.request(
+        "POST",
+        "/contacts",
+        Some(&key),
+        Some(json!({"email": "ada@example.org", "subscribed": true})),
+    );
+    assert_eq!(status, 201);
+    let contact_id = body(res)["data"]["id"].as_str().unwrap().to_owned();
+    let (status, res) = server.request(
+        "POST",
+        "/v1/send",
+        Some(&key),
+        Some(json!({"to": "ada@example.org", "subject": "Hi", "body": "<p>Hi</p>", "from": "hi@acme.io"})),
+    );
+    assert_eq!(status, 200);
+    let id = body(res)["data"]["emails"][0]["email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let delivered = wait_for_status(&server, &key, &id, "DELIVERED");
+    assert!(delivered["sentAt"].is_string() && delivered["deliveredAt"].is_string());
+
+    let (code, out) = cli(&data, &["simulate", "bounce", &id]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["event"], "Bounce");
+    assert_eq!(out["queued"], true);
+    let bounced = wait_for_status(&server, &key, &id, "BOUNCED");
+    assert_eq!(bounced["bounceType"], "Permanent");
+    let (_, res) = server.request(
+        "GET",
+        "/suppressions?email=ada@example.org",
+        Some(&key),
+        None,
+    );
+    let suppression = body(res)["data"]["items"][0].clone();
+    assert_eq!(suppression["reason"], "HARD_BOUNCE");
+    assert_eq!(suppression["emailId"], id.as_str());
+    let (_, res) = server.request("GET", &format!("/contacts/{contact_id}"), Some(&key), None);
+    assert_eq!(body(res)["data"]["subscribed"], false);
+
+    // The next send to the address is recorded SUPPRESSED and never sent.
+    let (status, res) = server.request(
+        "POST",
+        "/v1/send",
+        Some(&key),
+        Some(json!({"to": "ada@example.org", "subject": "Again", "body": "<p>Hi</p>", "from": "hi@acme.io"})),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(body(res)["data"]["emails"][0]["status"], "SUPPRESSED");
+
+    // The webhook receiver got email.bounce (only: its filter), signed.
+    let got = hook_requests
+        .recv_timeout(std::time::Duration::from_secs(15))
+        .expect("email.bounce reaches the receiver within 15 s");
+    let payload: Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(payload["type"], "email.bounce");
+    assert_eq!(payload["data"]["emailId"], id.as_str());
+    assert_eq!(payload["data"]["contact"]["email"], "ada@example.org");
+    assert_eq!(payload["data"]["data"]["bounceType"], "Permanent");
+    plunk_webhooks::signature::verify(
+        header(&got.head, "webhook-id").unwrap(),
+        header(&got.head, "webhook-timestamp").unwrap(),
+        &got.body,
+        header(&got.head, "webhook-signature").unwrap(),
+        &[plunk_webhooks::WebhookSecret::parse(&secret).unwrap()],
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+        plunk_webhooks::signature::DEFAULT_TOLERANCE,
+    )
+    .expect("the signature verifies");
+
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let (code, out) = cli(&data, &["simulate", "open", &unknown]);
+    assert_eq!(code, 2, "an unknown email is not found: {out}");
+    assert_eq!(out["error"]["kind"], "not_found");
 }

@@ -16,6 +16,7 @@ use uuid::Uuid;
 fn email(from_domain: &str) -> OutgoingEmail {
     OutgoingEmail {
         email_id: Uuid::now_v7(),
+        project_id: Uuid::from_u128(42),
         from: Mailbox {
             name: Some("Acme Ünited".into()),
             email: format!("billing@{from_domain}"),
@@ -132,7 +133,7 @@ async fn moto_has_no_get_account_so_the_send_rate_is_unknown() {
 }
 
 #[tokio::test]
-async fn the_request_carries_raw_content_the_configuration_set_and_the_email_id_tag() {
+async fn the_request_carries_raw_content_the_configuration_set_and_the_email_and_project_tags() {
     let (endpoint, seen) = fake_ses(|_, _| Reply::ok(r#"{"MessageId":"ses-123"}"#)).await;
     let mailer = SesMailer::new(client(&endpoint), Some("default-set".into()));
 
@@ -154,7 +155,10 @@ async fn the_request_carries_raw_content_the_configuration_set_and_the_email_id_
     assert_eq!(first["ConfigurationSetName"], "default-set");
     assert_eq!(
         first["EmailTags"],
-        serde_json::json!([{"Name": "email_id", "Value": e.email_id.to_string()}])
+        serde_json::json!([
+            {"Name": "email_id", "Value": e.email_id.to_string()},
+            {"Name": "project_id", "Value": e.project_id.to_string()},
+        ])
     );
     assert!(first["Content"]["Raw"]["Data"].is_string(), "raw content");
     assert!(first["Content"].get("Simple").is_none());

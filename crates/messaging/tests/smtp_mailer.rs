@@ -64,6 +64,7 @@ async fn start_aiosmtpd(python: &Path, maildir: &Path) -> Aiosmtpd {
 fn email() -> OutgoingEmail {
     OutgoingEmail {
         email_id: Uuid::now_v7(),
+        project_id: Uuid::from_u128(42),
         from: Mailbox {
             name: Some("Acme Billing".into()),
             email: "billing@acme.io".into(),

@@ -290,3 +290,11 @@ pub fn webhook_delivery(project: Uuid, webhook: Uuid, delivery: Uuid) -> Key {
         delivery.to_string(),
     )
 }
+/// The marker of one applied provider notification (spec feedback-and-unsubscribe.md §1),
+/// addressed by the SHA-256 (hex) of its dedupe key; it expires by TTL.
+pub fn feedback_marker(project: Uuid, dedupe_sha256_hex: &str) -> Key {
+    Key::new(
+        format!("PROJECT#{project}#FEEDBACK#{dedupe_sha256_hex}"),
+        "FEEDBACK",
+    )
+}

@@ -94,6 +94,11 @@ impl Store {
         repo::emails::Emails::new(self.table.as_ref())
     }
 
+    /// Markers of applied provider notifications (delivery feedback).
+    pub fn feedback(&self) -> repo::feedback::Feedback<'_> {
+        repo::feedback::Feedback::new(self.table.as_ref())
+    }
+
     /// The suppression list.
     pub fn suppressions(&self) -> repo::suppressions::Suppressions<'_> {
         repo::suppressions::Suppressions::new(self.table.as_ref())

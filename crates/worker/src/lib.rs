@@ -8,10 +8,12 @@
 //! - [`consumer`]: the receive loop the local server runs over the embedded queues.
 //! - [`dispatch`]: counters and fan-out for every newly stored event.
 //! - [`webhooks`]: webhook deliveries and their attempts.
+//! - [`feedback`]: applies provider notifications (delivery, bounces, opens …) to emails.
 
 pub mod clock;
 pub mod consumer;
 pub mod dispatch;
+pub mod feedback;
 pub mod pacing;
 pub mod render;
 pub mod scheduler;

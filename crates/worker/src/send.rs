@@ -294,7 +294,7 @@ impl SendWorker {
             }
         };
         let outgoing = match self
-            .outgoing(&v.record, &content, rendered, urls.as_ref())
+            .outgoing(project_id, &v.record, &content, rendered, urls.as_ref())
             .await
         {
             Ok(o) => o,
@@ -349,6 +349,7 @@ impl SendWorker {
     /// storage, the configuration set.
     async fn outgoing(
         &self,
+        project_id: uuid::Uuid,
         record: &EmailRecord,
         content: &EmailContent,
         rendered: crate::render::Rendered,
@@ -384,6 +385,7 @@ impl SendWorker {
         };
         Ok(OutgoingEmail {
             email_id: record.id,
+            project_id,
             from: Mailbox {
                 name: Some(record.from_name.clone()),
                 email: record.from.clone(),

@@ -52,6 +52,14 @@ pub enum SuppressionReason {
 }
 
 impl SuppressionReason {
+    /// Every reason, for query validation.
+    pub const ALL: [SuppressionReason; 3] = [Self::HardBounce, Self::Complaint, Self::Manual];
+
+    /// Parses the API spelling.
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == raw)
+    }
+
     /// The API spelling.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -107,6 +107,8 @@ pub struct ProviderEvent {
     /// The platform's email id from the message tag [`super::EMAIL_ID_TAG`], when present
     /// (identity-level notifications carry no tags).
     pub email_id: Option<Uuid>,
+    /// The email's project from the message tag [`super::PROJECT_ID_TAG`], when present.
+    pub project_id: Option<Uuid>,
     /// When it happened: the type's own timestamp (`bounce.timestamp`, `open.timestamp` …),
     /// or `mail.timestamp` for Send, Reject and Rendering Failure.
     pub timestamp: Timestamp,
@@ -145,6 +147,7 @@ mod tests {
         ProviderEvent {
             message_id: "0100-abc-000000".into(),
             email_id: None,
+            project_id: None,
             timestamp: Timestamp::parse_rfc3339("2026-03-01T09:30:02.114Z").unwrap(),
             recipients: recipients.iter().map(|r| r.to_string()).collect(),
             kind,

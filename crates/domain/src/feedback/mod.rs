@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod event;
+pub mod notification;
 pub mod ses;
 
 pub use apply::{
@@ -16,3 +17,6 @@ pub use event::{BounceType, FeedbackKind, ProviderEvent};
 /// The message tag that carries the platform's email id on every provider message, so
 /// feedback finds its record even before the message id is stored.
 pub const EMAIL_ID_TAG: &str = "email_id";
+
+/// The message tag that carries the email's project id: the email record's key needs it.
+pub const PROJECT_ID_TAG: &str = "project_id";

@@ -11,7 +11,7 @@
 //! identity notifications, `notificationType`. Types the platform does not act on are ignored.
 
 use super::event::{BounceType, FeedbackKind, ProviderEvent};
-use super::EMAIL_ID_TAG;
+use super::{EMAIL_ID_TAG, PROJECT_ID_TAG};
 use crate::time::Timestamp;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -271,15 +271,18 @@ fn ses_event(raw: Map<String, Value>) -> Result<Parsed, ParseError> {
             (kind, None, Vec::new())
         }
     };
-    let email_id = e
-        .mail
-        .tags
-        .get(EMAIL_ID_TAG)
-        .and_then(|values| values.first())
-        .and_then(|v| Uuid::parse_str(v).ok());
+    let tag = |name: &str| {
+        e.mail
+            .tags
+            .get(name)
+            .and_then(|values| values.first())
+            .and_then(|v| Uuid::parse_str(v).ok())
+    };
+    let (email_id, project_id) = (tag(EMAIL_ID_TAG), tag(PROJECT_ID_TAG));
     Ok(Parsed::Event(ProviderEvent {
         message_id: e.mail.message_id,
         email_id,
+        project_id,
         timestamp: at.unwrap_or(e.mail.timestamp),
         recipients: if recipients.is_empty() {
             e.mail.destination

@@ -8,6 +8,8 @@ use uuid::Uuid;
 
 /// The email id carried by the sample notifications in `tests/events/ses/`.
 pub const SAMPLE_EMAIL_ID: &str = "0193a1f2-5b80-7e44-9b02-7c1d2e3f4a56";
+/// The project id carried by the sample notifications.
+pub const SAMPLE_PROJECT_ID: &str = "0193a1f0-3c00-7d21-8a4e-5f6b7c8d9e01";
 /// The SES message id of the sample notifications.
 pub const SAMPLE_MESSAGE_ID: &str = "0100018e2a7f6c3d-5e8b1a2c-4d6f-4b1e-9a3c-7e2d1f0b9c8a-000000";
 
@@ -64,6 +66,7 @@ pub fn event(ms: i64, kind: FeedbackKind) -> ProviderEvent {
     ProviderEvent {
         message_id: SAMPLE_MESSAGE_ID.into(),
         email_id: Uuid::parse_str(SAMPLE_EMAIL_ID).ok(),
+        project_id: Uuid::parse_str(SAMPLE_PROJECT_ID).ok(),
         timestamp: at(ms),
         recipients: vec!["ada@example.org".into()],
         kind,

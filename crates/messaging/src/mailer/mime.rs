@@ -232,6 +232,7 @@ mod tests {
     fn email() -> OutgoingEmail {
         OutgoingEmail {
             email_id: Uuid::parse_str("0193a1f2-5b80-7e44-9b02-7c1d2e3f4a56").unwrap(),
+            project_id: Uuid::from_u128(42),
             from: Mailbox {
                 name: Some("Acme Billing".into()),
                 email: "billing@Acme.io".into(),

@@ -1,6 +1,7 @@
 //! The mailer port: hands a finished message to a provider and reports its message id, with typed
 //! errors so the send worker knows whether to retry.
 
+pub mod emitting;
 pub mod mime;
 pub mod outbox;
 pub mod ses;
@@ -39,6 +40,8 @@ pub struct Attachment {
 pub struct OutgoingEmail {
     /// The platform's email id; carried to the provider as a tag so feedback finds the record.
     pub email_id: Uuid,
+    /// The email's project; carried as a second tag, since the record's key needs it.
+    pub project_id: Uuid,
     pub from: Mailbox,
     pub to: Mailbox,
     pub reply_to: Option<String>,

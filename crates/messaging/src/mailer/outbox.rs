@@ -287,6 +287,7 @@ mod tests {
     fn email(subject: &str) -> OutgoingEmail {
         OutgoingEmail {
             email_id: Uuid::now_v7(),
+            project_id: Uuid::from_u128(42),
             from: Mailbox {
                 name: Some("Acme".into()),
                 email: "hello@acme.io".into(),

@@ -1,8 +1,9 @@
 //! SES v2 mailer: sends through Amazon SES (`SendEmail` with raw content built by
 //! [`super::mime`]), or any SES v2-compatible endpoint such as moto.
 //!
-//! Each send carries the configuration set (the email's, else the mailer's default) and the tag
-//! `email_id=<uuid>`, so SES events find their email record. Errors map to the worker's three
+//! Each send carries the configuration set (the email's, else the mailer's default) and the tags
+//! `email_id=<uuid>` and `project_id=<uuid>`, so SES events find their email record (whose key
+//! needs both). Errors map to the worker's three
 //! cases: throttling ([`MailError::Throttled`]), refusals that a retry cannot fix
 //! ([`MailError::Permanent`]), and everything else, including 5xx and network failures
 //! ([`MailError::Transient`]). Message bodies are never logged.
@@ -17,7 +18,9 @@ use aws_sdk_sesv2::types::{Destination, EmailContent, MessageTag, RawMessage};
 use aws_sdk_sesv2::Client;
 
 /// The tag that carries the platform's email id on every message.
-pub const EMAIL_ID_TAG: &str = "email_id";
+pub use plunk_domain::feedback::EMAIL_ID_TAG;
+/// The tag that carries the email's project id on every message.
+pub use plunk_domain::feedback::PROJECT_ID_TAG;
 
 /// Sends through SES v2.
 #[derive(Debug, Clone)]
@@ -65,11 +68,17 @@ impl Mailer for SesMailer {
             .data(Blob::new(built.bytes))
             .build()
             .map_err(|e| MailError::Permanent(format!("cannot build the SES request: {e}")))?;
-        let tag = MessageTag::builder()
-            .name(EMAIL_ID_TAG)
-            .value(email.email_id.hyphenated().to_string())
-            .build()
-            .map_err(|e| MailError::Permanent(format!("cannot build the SES request: {e}")))?;
+        let tag = |name: &str, value: uuid::Uuid| {
+            MessageTag::builder()
+                .name(name)
+                .value(value.hyphenated().to_string())
+                .build()
+                .map_err(|e| MailError::Permanent(format!("cannot build the SES request: {e}")))
+        };
+        let tags = vec![
+            tag(EMAIL_ID_TAG, email.email_id)?,
+            tag(PROJECT_ID_TAG, email.project_id)?,
+        ];
         let configuration_set = email
             .configuration_set
             .clone()
@@ -80,7 +89,7 @@ impl Mailer for SesMailer {
             .from_email_address(&email.from.email)
             .destination(Destination::builder().to_addresses(&email.to.email).build())
             .content(EmailContent::builder().raw(raw).build())
-            .email_tags(tag)
+            .set_email_tags(Some(tags))
             .set_configuration_set_name(configuration_set)
             .send()
             .await

@@ -68,7 +68,7 @@ fn minute_of(at: Timestamp) -> i64 {
     at.unix_seconds().div_euclid(60)
 }
 
-fn record_item(project: Uuid, record: &EmailRecord, version: u64) -> Item {
+pub(crate) fn record_item(project: Uuid, record: &EmailRecord, version: u64) -> Item {
     Item::new(keys::email(project, record.id), crate::encode(record)).with_version(version)
 }
 

@@ -6,6 +6,7 @@ pub mod domains;
 pub mod emails;
 pub mod event_stats;
 pub mod events;
+pub mod feedback;
 pub mod idempotency;
 pub mod projects;
 pub mod rate_limit;

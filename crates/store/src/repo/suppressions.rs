@@ -9,33 +9,8 @@ use plunk_domain::{EmailAddress, Timestamp};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Why an address is suppressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum SuppressionReason {
-    HardBounce,
-    Complaint,
-    Manual,
-}
-
-impl SuppressionReason {
-    /// Every reason, for query validation.
-    pub const ALL: [SuppressionReason; 3] = [Self::HardBounce, Self::Complaint, Self::Manual];
-
-    /// The API spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::HardBounce => "HARD_BOUNCE",
-            Self::Complaint => "COMPLAINT",
-            Self::Manual => "MANUAL",
-        }
-    }
-
-    /// Parses the API spelling.
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == raw)
-    }
-}
+/// Why an address is suppressed: the domain's enum, so feedback and this list speak one type.
+pub use plunk_domain::feedback::SuppressionReason;
 
 /// One suppressed address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
