@@ -16,6 +16,7 @@ use plunk_domain::email_record::{
     clean_subject, EmailContent, EmailRecord, EmailStatus, SendClass,
 };
 use plunk_domain::event::{Event, EventSource};
+use plunk_domain::feedback;
 use plunk_domain::page_token::HostedUrls;
 use plunk_domain::{EmailAddress, Timestamp};
 use plunk_messaging::blob::BlobStore;
@@ -97,6 +98,53 @@ impl SendWorker {
             created_at: now(),
         };
         self.store.events().record(project, &event).await
+    }
+
+    /// Saves `sent` (the claimed record, now accepted by the provider). When the record changed
+    /// since the claim — provider feedback arrived first, or the stale-claim sweep ended it — the
+    /// send is merged into the current record instead: the rendered subject, the attempt count
+    /// and the message id are kept, `sentAt` is set unless feedback set it, and the status moves
+    /// to `SENT` unless it is already further on or the provider proved the message unsent.
+    /// Returns the saved record and whether this call set `sentAt`.
+    async fn record_sent(
+        &self,
+        project: uuid::Uuid,
+        sent: Versioned,
+    ) -> Result<(EmailRecord, bool), StoreError> {
+        let emails = self.store.emails();
+        match emails.save(project, &sent.record, sent.version).await {
+            Ok(_) => return Ok((sent.record, true)),
+            Err(e) if !e.is_condition_failed() => return Err(e),
+            Err(_) => {}
+        }
+        for _ in 0..8 {
+            let Some(mut current) = emails.get_versioned(project, sent.record.id).await? else {
+                return Ok((sent.record, false));
+            };
+            let r = &mut current.record;
+            let newly_sent = r.sent_at.is_none();
+            r.sent_at = r.sent_at.or(sent.record.sent_at);
+            r.message_id = r.message_id.clone().or(sent.record.message_id.clone());
+            r.subject = sent.record.subject.clone();
+            r.attempts = r.attempts.max(sent.record.attempts);
+            let proven_unsent = r.error.as_deref().is_some_and(|e| {
+                e.starts_with(feedback::apply::REJECTED_PREFIX)
+                    || e.starts_with(feedback::apply::RENDER_FAILED_PREFIX)
+            });
+            if r.status.precedence() < EmailStatus::Sent.precedence() && !proven_unsent {
+                r.status = EmailStatus::Sent;
+                r.error = None;
+            }
+            r.updated_at = now();
+            match emails.save(project, &current.record, current.version).await {
+                Ok(_) => return Ok((current.record, newly_sent)),
+                Err(e) if e.is_condition_failed() => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the email changed concurrently too often while recording its send".into(),
+        ))
     }
 
     /// Ends `record` as `FAILED` with `error` (and `email.failed`).
@@ -313,16 +361,19 @@ impl SendWorker {
                 v.record.updated_at = now();
                 // A crash between the provider call and this write is reconciled from the
                 // provider's Send event, which carries the email id tag.
-                emails.save(project_id, &v.record, v.version).await?;
-                let sent_at = v.record.sent_at;
-                self.event(
-                    project_id,
-                    &v.record,
-                    "email.sent",
-                    json!({ "sentAt": sent_at }),
-                )
-                .await?;
-                tracing::info!(email_id = %v.record.id, "email sent");
+                let (record, newly_sent) = self.record_sent(project_id, v).await?;
+                // Feedback that recorded the send first has emitted `email.sent` itself.
+                if newly_sent {
+                    let sent_at = record.sent_at;
+                    self.event(
+                        project_id,
+                        &record,
+                        "email.sent",
+                        json!({ "sentAt": sent_at }),
+                    )
+                    .await?;
+                }
+                tracing::info!(email_id = %record.id, "email sent");
                 Ok(Outcome::Done)
             }
             Err(MailError::Permanent(message)) => {
