@@ -22,8 +22,9 @@ pub fn router(state: AppState) -> Router {
     let secret = |methods| guarded(&state, Access::Secret, methods);
     Router::new()
         .route("/events", secret(get(list)))
-        .route("/events/names", secret(get(names)))
-        .route("/events/stats", secret(get(stats)))
+        // The fixed paths also take DELETE: `names` and `stats` are valid event names.
+        .route("/events/names", secret(get(names).delete(remove_fixed)))
+        .route("/events/stats", secret(get(stats).delete(remove_fixed)))
         // One path pattern: an id for GET, a name for DELETE (both percent-decoded).
         .route("/events/{key}", secret(get(read).delete(remove)))
         .route("/events/{key}/usage", secret(get(usage)))
@@ -233,7 +234,7 @@ pub async fn stats(
             "startDate must be before endDate",
         )));
     }
-    let (start, end) = whole_days(start, end);
+    // The limit applies to the range asked for; widening may add up to a day.
     if end.as_datetime() - start.as_datetime() > Duration::days(MAX_STATS_DAYS) {
         return Err(ApiError::field(FieldError::new(
             "endDate",
@@ -241,6 +242,7 @@ pub async fn stats(
             "The range may span at most 366 days",
         )));
     }
+    let (start, end) = whole_days(start, end);
     let last_day = end.as_datetime() - Duration::days(1);
     let counts = state
         .store
@@ -334,12 +336,20 @@ pub struct DeletedName {
     ),
     security(("bearer" = [])))]
 pub async fn remove(
-    State(state): State<AppState>,
+    state: State<AppState>,
     auth: AuthContext,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<DeletedName>, ApiError> {
-    let project = auth.project.id;
     let name = name_param(path)?;
+    remove_name(state, auth, name).await
+}
+
+async fn remove_name(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    name: String,
+) -> Result<Envelope<DeletedName>, ApiError> {
+    let project = auth.project.id;
     if is_reserved_event_name(&name) {
         return Err(ApiError::field(FieldError::new(
             "name",
@@ -358,8 +368,9 @@ pub async fn remove(
             "usedInWorkflows": usage.used_in_workflows,
         })));
     }
-    // The counters may lag the newest events by seconds; the events themselves decide.
-    if usage.total_count == 0 && !state.store.events().any_named(project, &name).await? {
+    // The counters may lag the newest events by seconds: a name they do not know yet is looked
+    // for among the newest events.
+    if usage.total_count == 0 && !state.store.events().recently_named(project, &name).await? {
         return Err(not_found());
     }
     state
@@ -373,6 +384,21 @@ pub async fn remove(
         deleted: true,
         deleted_count: usage.total_count,
     }))
+}
+
+/// `DELETE /events/names` and `DELETE /events/stats`: the events named `names` or `stats`.
+async fn remove_fixed(
+    state: State<AppState>,
+    auth: AuthContext,
+    uri: axum::http::Uri,
+) -> Result<Envelope<DeletedName>, ApiError> {
+    let name = uri
+        .path()
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    remove_name(state, auth, name.to_owned()).await
 }
 
 /// Success envelope of one event.

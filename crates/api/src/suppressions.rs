@@ -79,6 +79,16 @@ pub async fn list(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
+    let email_text = email.as_ref().map(|e| e.to_string());
+    let binding = CursorBinding::new(
+        project,
+        "GET /suppressions",
+        &[
+            ("reason", reason.map(|r| r.as_str())),
+            ("email", email_text.as_deref()),
+        ],
+    );
+    let start = paging::start_position(&state, &query, &binding).await?;
     let suppressions = state.store.suppressions();
     // One address is one item: no paging needed.
     if let Some(email) = email {
@@ -95,12 +105,6 @@ pub async fn list(
             total: None,
         }));
     }
-    let binding = CursorBinding::new(
-        project,
-        "GET /suppressions",
-        &[("reason", reason.map(|r| r.as_str()))],
-    );
-    let start = paging::start_position(&state, &query, &binding).await?;
     let page = suppressions.list(project, reason, limit, start).await?;
     Ok(Envelope::ok(
         paging::page(&state, &binding, page.items, page.next, None).await?,

@@ -165,7 +165,8 @@ fn check_url(state: &AppState, fields: &mut Fields, raw: &str) -> Option<String>
     }
 }
 
-/// Reads `events` (an array of patterns) when present.
+/// Reads `events` (an array of patterns) when present. Errors name the item by its position in
+/// the array as sent.
 fn check_events(fields: &mut Fields, body: &Map<String, Value>) -> Option<Vec<String>> {
     let raw = body.get("events")?;
     let Some(items) = raw.as_array() else {
@@ -176,20 +177,22 @@ fn check_events(fields: &mut Fields, body: &Map<String, Value>) -> Option<Vec<St
         );
         return None;
     };
-    let mut texts = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        match item.as_str() {
-            Some(s) => texts.push(s),
-            None => fields.push(FieldError::new(
+    let non_strings: Vec<usize> = (0..items.len())
+        .filter(|&i| !items[i].is_string())
+        .collect();
+    if !non_strings.is_empty() {
+        for i in non_strings {
+            fields.push(FieldError::new(
                 format!("events[{i}]"),
                 FieldCode::InvalidType,
                 "Expected a string",
-            )),
+            ));
         }
+        return None;
     }
+    let texts: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
     match plunk_webhooks::patterns::validate_list("events", &texts) {
-        Ok(patterns) if texts.len() == items.len() => Some(patterns),
-        Ok(_) => None,
+        Ok(patterns) => Some(patterns),
         Err(errors) => {
             for e in errors {
                 fields.push(e);
@@ -430,16 +433,23 @@ pub async fn rotate_secret(
     let id = webhook_id(path)?;
     let expire = match body.get("expireCurrentInSeconds") {
         None => DEFAULT_EXPIRE_SECONDS,
-        Some(v) => match v.as_i64().filter(|n| (0..=MAX_EXPIRE_SECONDS).contains(n)) {
-            Some(n) if v.is_i64() || v.is_u64() => n,
-            _ => {
-                return Err(ApiError::field(FieldError::new(
-                    "expireCurrentInSeconds",
-                    FieldCode::TooBig,
-                    format!("Expected an integer from 0 to {MAX_EXPIRE_SECONDS}"),
-                )))
+        Some(v) => {
+            let field = "expireCurrentInSeconds";
+            let problem = match v.as_i64() {
+                None if v.is_u64() => Some((FieldCode::TooBig, "At most 604800")),
+                None => Some((
+                    FieldCode::InvalidType,
+                    "Expected an integer number of seconds",
+                )),
+                Some(n) if n < 0 => Some((FieldCode::TooSmall, "At least 0")),
+                Some(n) if n > MAX_EXPIRE_SECONDS => Some((FieldCode::TooBig, "At most 604800")),
+                Some(_) => None,
+            };
+            if let Some((code, message)) = problem {
+                return Err(ApiError::field(FieldError::new(field, code, message)));
             }
-        },
+            v.as_i64().unwrap_or(DEFAULT_EXPIRE_SECONDS)
+        }
     };
     let (mut webhook, version) = load(&state, project, id).await?;
     let now = Timestamp::now();
@@ -496,7 +506,19 @@ pub async fn test(
         .webhooks()
         .create_delivery(project, &delivery)
         .await?;
-    queue_attempt(&state, project, &delivery).await?;
+    if let Err(e) = queue_attempt(&state, project, &delivery, false).await {
+        // Nothing will attempt it: say so on the delivery rather than leave it PENDING.
+        let mut failed = delivery.clone();
+        failed.status = DeliveryStatus::Failed;
+        failed.next_attempt_at = None;
+        failed.error = Some("queue_unavailable".into());
+        let _ = state
+            .store
+            .webhooks()
+            .save_delivery(project, &failed, 1)
+            .await;
+        return Err(e);
+    }
     Ok(Envelope::ok(DeliveryView::from(&delivery)))
 }
 
@@ -504,12 +526,14 @@ async fn queue_attempt(
     state: &AppState,
     project: Uuid,
     delivery: &Delivery,
+    one_off: bool,
 ) -> Result<(), ApiError> {
     let job = WebhookJob {
         project_id: project,
         webhook_id: delivery.webhook_id,
         delivery_id: delivery.id,
         attempt: delivery.attempts,
+        one_off,
     };
     enqueue(state.webhook_queue.as_ref(), job, Duration::ZERO)
         .await
@@ -625,6 +649,8 @@ pub async fn retry_delivery(
 ) -> Result<Envelope<DeliveryView>, ApiError> {
     let project = auth.project.id;
     let (mut delivery, version) = load_delivery(&state, project, path).await?;
+    // An ended delivery gets one attempt; a pending one keeps its schedule after this attempt.
+    let one_off = delivery.status != DeliveryStatus::Pending;
     delivery.status = DeliveryStatus::Pending;
     delivery.next_attempt_at = Some(Timestamp::now());
     match state
@@ -641,7 +667,7 @@ pub async fn retry_delivery(
         }
         other => other?,
     }
-    queue_attempt(&state, project, &delivery).await?;
+    queue_attempt(&state, project, &delivery, one_off).await?;
     Ok(Envelope::ok(DeliveryView::from(&delivery)))
 }
 

@@ -235,6 +235,21 @@ on_both_backends! {
         assert_eq!(usage.data()["uniqueContacts"], json!(1));
     }
 
+    async fn names_that_look_like_fixed_paths_can_be_deleted_and_long_ranges_are_measured_as_asked(app: TestApp) {
+        let secret = app.secret.clone();
+        track(&app, &secret, json!({"event": "names", "email": "a@x.io"})).await;
+        track(&app, &secret, json!({"event": "stats", "email": "a@x.io"})).await;
+        app.dispatch_events().await;
+        for name in ["names", "stats"] {
+            let res = app.call(Method::DELETE, &format!("/events/{name}"), None).await;
+            assert_eq!(res.data(), &json!({"name": name, "deleted": true, "deletedCount": 1}), "{}", res.body);
+        }
+        // 366 days exactly, not at midnight: allowed (the limit is on the range asked for).
+        let res = app.call(Method::GET, "/events/stats?startDate=2025-03-01T12:00:00Z&endDate=2026-03-02T12:00:00Z", None).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        assert_eq!(res.data()["endDate"], json!("2026-03-03T00:00:00.000Z"));
+    }
+
     async fn events_of_another_project_are_invisible(app: TestApp) {
         let secret = app.secret.clone();
         let res = track(&app, &secret, json!({"event": "mine", "email": "a@x.io"})).await;

@@ -160,7 +160,11 @@ on_both_backends! {
         let res = create(&app, json!({"url": "ftp://x.io", "events": ["ok", "email*", 3], "description": "d".repeat(501)})).await;
         let fields: Vec<&str> = res.body["error"]["errors"].as_array().unwrap().iter()
             .map(|e| e["field"].as_str().unwrap()).collect();
-        assert_eq!(fields, ["url", "events[2]", "events[1]", "description"]);
+        assert_eq!(fields, ["url", "events[2]", "description"], "items named as sent");
+        let res = create(&app, json!({"url": "https://x.io", "events": ["ok", "email*", "ok"]})).await;
+        let errors: Vec<(&str, &str)> = res.body["error"]["errors"].as_array().unwrap().iter()
+            .map(|e| (e["field"].as_str().unwrap(), e["code"].as_str().unwrap())).collect();
+        assert_eq!(errors, [("events[1]", "invalid_string"), ("events[2]", "duplicate")]);
         let res = create(&app, json!({"url": "https://x.io", "events": []})).await;
         assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
         for i in 0..20 {
@@ -328,14 +332,25 @@ mod delivered {
         );
         assert!(verifies(&seen[1], &[&third]) && verifies(&seen[1], &[&old]));
         assert!(!verifies(&seen[1], &[&new]));
-        let bad = app
-            .call(
-                Method::POST,
-                &format!("/webhooks/{webhook}/rotate-secret"),
-                Some(json!({"expireCurrentInSeconds": 604801})),
-            )
-            .await;
-        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+        for (value, code) in [
+            (json!(604801), "too_big"),
+            (json!(-1), "too_small"),
+            (json!("1h"), "invalid_type"),
+        ] {
+            let bad = app
+                .call(
+                    Method::POST,
+                    &format!("/webhooks/{webhook}/rotate-secret"),
+                    Some(json!({"expireCurrentInSeconds": value})),
+                )
+                .await;
+            assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(
+                bad.body["error"]["errors"][0]["code"],
+                json!(code),
+                "{value}"
+            );
+        }
     }
 
     async fn failures_retry_on_schedule_410_disables_and_manual_retry_works(app: TestApp) {
@@ -382,6 +397,27 @@ mod delivered {
             )
             .await;
         assert_eq!(failed.data()["items"].as_array().unwrap().len(), 1);
+
+        // A manual retry of an ended delivery is one attempt: failing again, it ends again.
+        app.call(
+            Method::PATCH,
+            &format!("/webhooks/{webhook}"),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+        *rx.status.lock().unwrap() = 500;
+        app.call(Method::POST, &format!("{path}/retry"), None).await;
+        deliver(&app).await;
+        let after = app.call(Method::GET, &path, None).await;
+        assert_eq!(after.data()["status"], json!("FAILED"), "no new schedule");
+        assert_eq!(after.data()["attempts"], json!(3));
+        assert_eq!(after.data()["nextAttemptAt"], Value::Null);
+        app.call(
+            Method::PATCH,
+            &format!("/webhooks/{webhook}"),
+            Some(json!({"enabled": false})),
+        )
+        .await;
 
         // A disabled webhook's pending deliveries stop without a request.
         let before = rx.seen.lock().unwrap().len();

@@ -16,7 +16,7 @@
 //! finished when the message comes back.
 
 use plunk_domain::email_record::EmailRecord;
-use plunk_domain::event::{Event, EventSource};
+use plunk_domain::event::{Event, EventSource, SubscriptionChange};
 use plunk_domain::feedback::{self, ses, ProviderEvent};
 use plunk_domain::{EmailAddress, Timestamp};
 use plunk_messaging::queue::Queue;
@@ -211,17 +211,22 @@ impl FeedbackWorker {
             (None, None) => None,
         };
         if let Some(contact) = contact {
-            self.store
+            let change = SubscriptionChange {
+                source: effect.source,
+                reason: None,
+                email_id: Some(effect.email_id),
+                campaign_id: effect.campaign_id,
+            };
+            // A deleted contact has nothing to unsubscribe (feedback-and-unsubscribe.md §2).
+            match self
+                .store
                 .contacts()
-                .set_subscription_attributed(
-                    project,
-                    contact,
-                    false,
-                    effect.source,
-                    Some(effect.email_id),
-                    effect.campaign_id,
-                )
-                .await?;
+                .set_subscribed(project, contact, false, &change)
+                .await
+            {
+                Ok(_) | Err(ContactError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         self.store.feedback().settle(project, dedupe_key).await?;
         Ok(())

@@ -46,6 +46,10 @@ pub struct WebhookJob {
     pub delivery_id: Uuid,
     /// The delivery's `attempts` when this message was queued; anything else means stale.
     pub attempt: u32,
+    /// A manual retry of a delivery that had already ended (`FAILED`): one attempt only, after
+    /// which a failure ends it again instead of resuming the schedule.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub one_off: bool,
 }
 
 /// Failures that make the message come back later.
@@ -122,15 +126,26 @@ pub async fn fan_out(
                 plunk_webhooks::payload::event_body(event, event.contact_email.as_deref());
             let delivery =
                 new_delivery(webhook.id, event.id, &event.name, event.created_at, payload);
-            // Already there: the feed repeated this event; its delivery is on its way.
+            // Already there: the feed repeated this event. If its first attempt was never
+            // queued (the queue failed after the delivery was stored), queue it now; a job that
+            // turns out to be a duplicate does nothing.
             if !store.webhooks().create_delivery(project, &delivery).await? {
-                continue;
+                let existing = store
+                    .webhooks()
+                    .get_delivery(project, webhook.id, delivery.id)
+                    .await?;
+                let unattempted = existing
+                    .is_some_and(|(d, _)| d.status == DeliveryStatus::Pending && d.attempts == 0);
+                if !unattempted {
+                    continue;
+                }
             }
             let job = WebhookJob {
                 project_id: project,
                 webhook_id: webhook.id,
                 delivery_id: delivery.id,
                 attempt: 0,
+                one_off: false,
             };
             enqueue(queue, job, Duration::ZERO).await?;
             queued += 1;
@@ -209,17 +224,12 @@ impl WebhookWorker {
             // 410 Gone: the receiver asks us to stop for good.
             delivery.status = DeliveryStatus::Failed;
             delivery.next_attempt_at = None;
-            let mut disabled = webhook.clone();
-            disabled.enabled = false;
-            disabled.updated_at = finished;
-            if let Err(e) = webhooks
-                .save(job.project_id, &disabled, webhook_version)
-                .await
-            {
-                if !e.is_condition_failed() {
-                    return Err(e.into());
-                }
-            }
+            self.disable(job, webhook.clone(), webhook_version, finished)
+                .await?;
+        } else if job.one_off {
+            // A manual retry of an ended delivery was its one extra attempt.
+            delivery.status = DeliveryStatus::Failed;
+            delivery.next_attempt_at = None;
         } else {
             let next_delay =
                 plunk_webhooks::schedule::next_delay(delivery.attempts, &mut rand::thread_rng());
@@ -231,6 +241,7 @@ impl WebhookWorker {
                     // stale and dropped, and the current one comes back for the same attempt.
                     let next = WebhookJob {
                         attempt: delivery.attempts,
+                        one_off: false,
                         ..job
                     };
                     enqueue(self.queue.as_ref(), next, delay).await?;
@@ -242,6 +253,32 @@ impl WebhookWorker {
             }
         }
         self.save(job, &delivery, version).await
+    }
+
+    /// Disables a webhook after a 410, re-reading it when it changed meanwhile.
+    async fn disable(
+        &self,
+        job: WebhookJob,
+        mut webhook: Webhook,
+        mut version: u64,
+        at: Timestamp,
+    ) -> Result<(), WebhookError> {
+        let webhooks = self.store.webhooks();
+        for _ in 0..5 {
+            webhook.enabled = false;
+            webhook.updated_at = at;
+            match webhooks.save(job.project_id, &webhook, version).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_condition_failed() => {
+                    match webhooks.get(job.project_id, job.webhook_id).await? {
+                        Some((current, v)) => (webhook, version) = (current, v),
+                        None => return Ok(()),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Unavailable("the webhook changed concurrently too often".into()).into())
     }
 
     async fn save(

@@ -421,67 +421,6 @@ impl<'a> Contacts<'a> {
         }
     }
 
-    /// Sets a contact's subscription on behalf of one email (delivery feedback, hosted pages):
-    /// the `contact.subscribed` / `contact.unsubscribed` event carries `emailId` (also on the
-    /// event) and `campaignId` next to `source`. Returns `None` when the contact does not exist
-    /// (deleted), else the contact and whether it changed; a contact already in that state is
-    /// left as it is and no event is emitted (spec feedback-and-unsubscribe.md §2).
-    pub async fn set_subscription_attributed(
-        &self,
-        project: Uuid,
-        id: Uuid,
-        subscribed: bool,
-        source: SubscriptionSource,
-        email_id: Option<Uuid>,
-        campaign_id: Option<Uuid>,
-    ) -> Result<Option<(Contact, bool)>, ContactError> {
-        for _ in 0..MAX_ATTEMPTS {
-            let Some((before, version)) = self.get_versioned(project, id).await? else {
-                return Ok(None);
-            };
-            if before.subscribed == subscribed {
-                return Ok(Some((before, false)));
-            }
-            let mut after = before.clone();
-            after.subscribed = subscribed;
-            after.updated_at = Timestamp::now().max(before.updated_at);
-            let event = Event {
-                id: plunk_domain::id::new_id(),
-                name: subscription_event_name(subscribed).to_owned(),
-                contact_id: Some(after.id),
-                contact_email: Some(after.email.to_string()),
-                email_id,
-                data: json!({ "source": source, "emailId": email_id, "campaignId": campaign_id })
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-                source: EventSource::System,
-                created_at: after.updated_at,
-            };
-            let ops = vec![
-                WriteOp::Put {
-                    item: contact_item(project, &after, version + 1),
-                    condition: Condition::VersionEquals(version),
-                },
-                counter_op(
-                    project,
-                    keys::SUBSCRIBED_COUNTER,
-                    if subscribed { 1 } else { -1 },
-                ),
-                WriteOp::Put {
-                    item: event_item(project, &event),
-                    condition: Condition::NotExists,
-                },
-            ];
-            match self.table.transact(ops).await {
-                Ok(()) => return Ok(Some((after, true))),
-                Err(e) if e.is_condition_failed() => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(retry_exhausted())
-    }
-
     /// Deletes a contact, its email item and its share of the counters.
     pub async fn delete(&self, project: Uuid, id: Uuid) -> Result<Contact, ContactError> {
         for _ in 0..MAX_ATTEMPTS {

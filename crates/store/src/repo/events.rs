@@ -85,20 +85,15 @@ impl<'a> Events<'a> {
         .await
     }
 
-    /// Whether at least one stored event of the project is named `name` (a bounded scan, newest
-    /// first; the counters say so faster when they are current).
-    pub async fn any_named(&self, project: Uuid, name: &str) -> Result<bool, StoreError> {
-        let mut start = None;
-        loop {
-            let page = self.list(project, Some(name), 1, start).await?;
-            if !page.items.is_empty() {
-                return Ok(true);
-            }
-            match page.next {
-                Some(next) => start = Some(next),
-                None => return Ok(false),
-            }
-        }
+    /// Whether one of the project's newest events (at most [`scan::SCAN_BUDGET`] examined) is
+    /// named `name`: the check for names the counters have not caught up with yet. Bounded, so
+    /// a request never reads a whole partition.
+    pub async fn recently_named(&self, project: Uuid, name: &str) -> Result<bool, StoreError> {
+        Ok(!self
+            .list(project, Some(name), 1, None)
+            .await?
+            .items
+            .is_empty())
     }
 
     /// Schedules the removal of every event of `project` named `name` stored until now.
