@@ -22,6 +22,9 @@ async fn main() {
     let seconds: u64 = args.next().map(|s| s.parse().expect(usage)).unwrap_or(10);
     let connections: usize = args.next().map(|s| s.parse().expect(usage)).unwrap_or(64);
     let url = format!("{base}/v1/track");
+    // reqwest is built without a default TLS provider in this workspace; plain http needs none,
+    // but the client builder insists on one being installed.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
