@@ -13,7 +13,7 @@ use plunk_domain::event::Event;
 use plunk_messaging::queue::Queue;
 use plunk_store::feed::ChangeFeed;
 use plunk_store::keys;
-use plunk_store::table::Item;
+use plunk_store::table::{Item, StoreError};
 use plunk_store::Store;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -49,12 +49,24 @@ impl Dispatcher {
     /// Handles one batch; an error means "deliver the batch again".
     pub async fn handle(&self, items: &[Item]) -> Result<(), WebhookError> {
         for (project, events) in events_by_project(items) {
-            // Deliveries first: they are idempotent, while counters would count a retried
-            // batch twice.
-            crate::webhooks::fan_out(&self.store, self.webhook_queue.as_ref(), project, &events)
-                .await?;
-            self.store.event_stats().count(project, &events).await?;
+            match self.handle_project(project, &events).await {
+                // A fault that retrying cannot mend (a corrupt item of this project) must not hold
+                // up every other project's events behind it: it is logged and the batch goes on.
+                Err(WebhookError::Store(StoreError::Other(e))) => {
+                    tracing::error!(%project, error = %e, events = events.len(),
+                        "event dispatch failed for good for this project's events; skipped");
+                }
+                other => other?,
+            }
         }
+        Ok(())
+    }
+
+    async fn handle_project(&self, project: Uuid, events: &[Event]) -> Result<(), WebhookError> {
+        // Deliveries first: they are idempotent, while counters would count a retried batch
+        // twice.
+        crate::webhooks::fan_out(&self.store, self.webhook_queue.as_ref(), project, events).await?;
+        self.store.event_stats().count(project, events).await?;
         Ok(())
     }
 }
