@@ -6,13 +6,12 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::Router;
 use plunk_domain::email_record::{EmailRecord, EmailStatus};
-use plunk_domain::{FieldCode, FieldError};
+use plunk_domain::FieldCode;
 use plunk_http_kit::auth::guarded;
 use plunk_http_kit::{Access, ApiError, AppState, AuthContext, Envelope, ErrorCode, QueryParams};
 use plunk_store::cursor::CursorBinding;
 use plunk_store::repo::emails::EmailFilter;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 /// The routes of this group.
 pub fn router(state: AppState) -> Router {
@@ -25,19 +24,6 @@ pub fn router(state: AppState) -> Router {
 
 fn not_found() -> ApiError {
     ApiError::new(ErrorCode::EmailNotFound, "No email with this id")
-}
-
-fn uuid_param(query: &QueryParams, name: &str, errors: &mut Vec<FieldError>) -> Option<Uuid> {
-    let raw = query.get(name)?;
-    let parsed = plunk_domain::id::parse_id(raw);
-    if parsed.is_none() {
-        errors.push(FieldError::new(
-            name,
-            FieldCode::InvalidString,
-            "Expected a UUID",
-        ));
-    }
-    parsed
 }
 
 /// List emails, newest first.
@@ -59,19 +45,15 @@ pub async fn list(
     let project = auth.project.id;
     let mut errors = Vec::new();
     let limit = query.limit(&mut errors);
-    let contact_id = uuid_param(&query, "contactId", &mut errors);
-    let campaign_id = uuid_param(&query, "campaignId", &mut errors);
-    let status = query.get("status").and_then(|raw| {
-        let s = EmailStatus::parse(raw);
-        if s.is_none() {
-            errors.push(FieldError::new(
-                "status",
-                FieldCode::InvalidEnumValue,
-                "Unknown status",
-            ));
-        }
-        s
-    });
+    let contact_id = query.uuid("contactId", &mut errors);
+    let campaign_id = query.uuid("campaignId", &mut errors);
+    let status = query.parsed(
+        "status",
+        &mut errors,
+        FieldCode::InvalidEnumValue,
+        "Unknown status",
+        EmailStatus::parse,
+    );
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }

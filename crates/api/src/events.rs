@@ -56,17 +56,7 @@ pub async fn list(
     let name = query
         .string("name", 1, 255, &mut errors)
         .map(|n| n.trim().to_owned());
-    let contact = query.get("contactId").and_then(|raw| {
-        let id = plunk_domain::id::parse_id(raw);
-        if id.is_none() {
-            errors.push(FieldError::new(
-                "contactId",
-                FieldCode::InvalidString,
-                "Expected a UUID",
-            ));
-        }
-        id
-    });
+    let contact = query.uuid("contactId", &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }

@@ -3,8 +3,8 @@
 //! send worker.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, Method};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
@@ -18,8 +18,8 @@ use plunk_domain::send_request::{parse_send, SendRequest};
 use plunk_domain::template::{check_syntax, Template, TemplateType};
 use plunk_domain::{EmailAddress, FieldCode, FieldError, Timestamp};
 use plunk_http_kit::auth::guarded;
-use plunk_http_kit::idempotency::{self, IdempotencyKey, ReservedIds};
-use plunk_http_kit::{Access, ApiError, AppState, AuthContext, Envelope, ErrorCode, JsonObject};
+use plunk_http_kit::idempotency::{self, ReservedIds};
+use plunk_http_kit::{Access, ApiError, AppState, AuthContext, ErrorCode, JsonObject};
 use plunk_messaging::send_queues::SendJob;
 use plunk_store::repo::domains::SenderRejection;
 use serde::Serialize;
@@ -111,29 +111,10 @@ pub async fn send(
     headers: HeaderMap,
     JsonObject(body): JsonObject,
 ) -> Response {
-    let key = match IdempotencyKey::from_headers(&headers) {
-        Ok(key) => key,
-        Err(e) => return e.into_response(),
-    };
     let project = auth.project.clone();
-    idempotency::execute(
-        &state,
-        project.id,
-        key,
-        &Method::POST,
-        "/v1/send",
-        &body,
-        |ids| {
-            let state = state.clone();
-            let body = body.clone();
-            async move {
-                match accept(&state, &project, &body, ids).await {
-                    Ok(result) => Envelope::ok(result).into_response(),
-                    Err(e) => e.into_response(),
-                }
-            }
-        },
-    )
+    idempotency::post(&state, project.id, &headers, "/v1/send", &body, |ids| {
+        accept(&state, &project, &body, ids)
+    })
     .await
 }
 

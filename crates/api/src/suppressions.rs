@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::routing::{delete, get};
 use axum::Router;
 use plunk_domain::validation::Fields;
-use plunk_domain::{FieldCode, FieldError};
+use plunk_domain::FieldCode;
 use plunk_http_kit::auth::guarded;
 use plunk_http_kit::{
     Access, ApiError, AppState, AuthContext, Envelope, ErrorCode, JsonObject, QueryParams,
@@ -54,28 +54,20 @@ pub async fn list(
     let project = auth.project.id;
     let mut errors = Vec::new();
     let limit = query.limit(&mut errors);
-    let reason = query.get("reason").and_then(|raw| {
-        let r = SuppressionReason::parse(raw);
-        if r.is_none() {
-            errors.push(FieldError::new(
-                "reason",
-                FieldCode::InvalidEnumValue,
-                "Expected HARD_BOUNCE, COMPLAINT or MANUAL",
-            ));
-        }
-        r
-    });
-    let email = query.get("email").and_then(|raw| {
-        let e = plunk_domain::EmailAddress::parse(raw).ok();
-        if e.is_none() {
-            errors.push(FieldError::new(
-                "email",
-                FieldCode::InvalidString,
-                "Expected an email address",
-            ));
-        }
-        e
-    });
+    let reason = query.parsed(
+        "reason",
+        &mut errors,
+        FieldCode::InvalidEnumValue,
+        "Expected HARD_BOUNCE, COMPLAINT or MANUAL",
+        SuppressionReason::parse,
+    );
+    let email = query.parsed(
+        "email",
+        &mut errors,
+        FieldCode::InvalidString,
+        "Expected an email address",
+        |raw| plunk_domain::EmailAddress::parse(raw).ok(),
+    );
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }

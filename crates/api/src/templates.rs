@@ -234,17 +234,13 @@ pub async fn list(
     let project = auth.project.id;
     let mut errors = Vec::new();
     let limit = query.limit(&mut errors);
-    let template_type = query.get("type").and_then(|raw| {
-        let parsed = TemplateType::parse(raw);
-        if parsed.is_none() {
-            errors.push(FieldError::new(
-                "type",
-                FieldCode::InvalidEnumValue,
-                "Expected one of TRANSACTIONAL, MARKETING, HEADLESS",
-            ));
-        }
-        parsed
-    });
+    let template_type = query.parsed(
+        "type",
+        &mut errors,
+        FieldCode::InvalidEnumValue,
+        "Expected one of TRANSACTIONAL, MARKETING, HEADLESS",
+        TemplateType::parse,
+    );
     let search = query
         .string("search", 1, 255, &mut errors)
         .map(|s| s.to_lowercase());

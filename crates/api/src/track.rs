@@ -4,8 +4,8 @@
 //! response never waits for it and a failure there never changes it.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, Method};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use plunk_domain::contact::DataChange;
@@ -17,8 +17,8 @@ use plunk_domain::project::Project;
 use plunk_domain::validation::Fields;
 use plunk_domain::{EmailAddress, FieldCode, FieldError, Timestamp};
 use plunk_http_kit::auth::guarded;
-use plunk_http_kit::idempotency::{self, IdempotencyKey, ReservedIds};
-use plunk_http_kit::{Access, ApiError, AppState, AuthContext, Envelope, JsonObject};
+use plunk_http_kit::idempotency::{self, ReservedIds};
+use plunk_http_kit::{Access, ApiError, AppState, AuthContext, JsonObject};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -137,29 +137,10 @@ pub async fn track(
     headers: HeaderMap,
     JsonObject(body): JsonObject,
 ) -> Response {
-    let key = match IdempotencyKey::from_headers(&headers) {
-        Ok(key) => key,
-        Err(e) => return e.into_response(),
-    };
     let project = auth.project.clone();
-    idempotency::execute(
-        &state,
-        project.id,
-        key,
-        &Method::POST,
-        "/v1/track",
-        &body,
-        |ids| {
-            let state = state.clone();
-            let body = body.clone();
-            async move {
-                match accept(&state, &project, &body, ids).await {
-                    Ok(result) => Envelope::ok(result).into_response(),
-                    Err(e) => e.into_response(),
-                }
-            }
-        },
-    )
+    idempotency::post(&state, project.id, &headers, "/v1/track", &body, |ids| {
+        accept(&state, &project, &body, ids)
+    })
     .await
 }
 

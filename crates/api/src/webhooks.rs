@@ -566,17 +566,13 @@ pub async fn deliveries(
     let project = auth.project.id;
     let mut errors = Vec::new();
     let limit = query.limit(&mut errors);
-    let status = query.get("status").and_then(|raw| {
-        let s = DeliveryStatus::parse(raw);
-        if s.is_none() {
-            errors.push(FieldError::new(
-                "status",
-                FieldCode::InvalidEnumValue,
-                "Expected PENDING, SUCCEEDED or FAILED",
-            ));
-        }
-        s
-    });
+    let status = query.parsed(
+        "status",
+        &mut errors,
+        FieldCode::InvalidEnumValue,
+        "Expected PENDING, SUCCEEDED or FAILED",
+        DeliveryStatus::parse,
+    );
     let event_type = query.string("eventType", 1, 255, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));

@@ -200,6 +200,42 @@ impl Default for IdempotencyOptions {
     }
 }
 
+/// A `POST` handler's whole idempotent run: reads `Idempotency-Key` from `headers` (400 when
+/// malformed), runs `accept` under it (README §8) and answers with its `data` envelope or error.
+pub async fn post<T, F, Fut>(
+    state: &AppState,
+    project: Uuid,
+    headers: &HeaderMap,
+    path: &str,
+    body: &Map<String, Value>,
+    accept: F,
+) -> Response
+where
+    T: serde::Serialize,
+    F: FnOnce(ReservedIds) -> Fut,
+    Fut: Future<Output = Result<T, ApiError>>,
+{
+    let key = match IdempotencyKey::from_headers(headers) {
+        Ok(key) => key,
+        Err(e) => return e.into_response(),
+    };
+    execute(
+        state,
+        project,
+        key,
+        &Method::POST,
+        path,
+        body,
+        |ids| async move {
+            match accept(ids).await {
+                Ok(data) => crate::Envelope::ok(data).into_response(),
+                Err(e) => e.into_response(),
+            }
+        },
+    )
+    .await
+}
+
 /// Runs `run` at most once per (project, key) for 24 h, replaying its 2xx response (spec README
 /// §8). Without a key, `run` simply runs with fresh ids. `path` is the request path (e.g.
 /// `/v1/send`), `body` the parsed JSON body; both go into the fingerprint. If the store fails

@@ -84,6 +84,35 @@ impl QueryParams {
         }
     }
 
+    /// A parameter read by `parse`; when it is present and `parse` refuses it, a field error
+    /// with `code` and `message` is recorded.
+    pub fn parsed<T>(
+        &self,
+        name: &str,
+        errors: &mut Vec<FieldError>,
+        code: FieldCode,
+        message: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Option<T> {
+        let raw = self.get(name)?;
+        let parsed = parse(raw);
+        if parsed.is_none() {
+            errors.push(FieldError::new(name, code, message));
+        }
+        parsed
+    }
+
+    /// A UUID parameter (`contactId`, `campaignId` …).
+    pub fn uuid(&self, name: &str, errors: &mut Vec<FieldError>) -> Option<uuid::Uuid> {
+        self.parsed(
+            name,
+            errors,
+            FieldCode::InvalidString,
+            "Expected a UUID",
+            plunk_domain::id::parse_id,
+        )
+    }
+
     /// A string parameter with a length range in characters.
     pub fn string(
         &self,

@@ -365,6 +365,35 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// Registers a webhook for `events` at `url`; returns its secret.
+fn webhook(server: &Server, key: &str, url: &str, events: &[&str]) -> String {
+    let (status, res) = server.request(
+        "POST",
+        "/webhooks",
+        Some(key),
+        Some(json!({"url": url, "events": events})),
+    );
+    assert_eq!(status, 201);
+    body(res)["data"]["secret"].as_str().unwrap().to_owned()
+}
+
+/// Asserts that `got` carries a Standard Webhooks signature by `secret` that verifies now.
+fn assert_signed(got: &Seen, secret: &str) {
+    plunk_webhooks::signature::verify(
+        header(&got.head, "webhook-id").unwrap(),
+        header(&got.head, "webhook-timestamp").unwrap(),
+        &got.body,
+        header(&got.head, "webhook-signature").unwrap(),
+        &[plunk_webhooks::WebhookSecret::parse(secret).unwrap()],
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+        plunk_webhooks::signature::DEFAULT_TOLERANCE,
+    )
+    .expect("the signature verifies");
+}
+
 #[test]
 fn a_tracked_event_reaches_a_local_webhook_receiver_signed() {
     let dir = tempfile::tempdir().unwrap();
@@ -381,14 +410,7 @@ fn a_tracked_event_reaches_a_local_webhook_receiver_signed() {
     );
     let key = server.printed_secret().unwrap();
     let (url, seen) = receiver();
-    let (status, res) = server.request(
-        "POST",
-        "/webhooks",
-        Some(&key),
-        Some(json!({"url": url, "events": ["signed_up"]})),
-    );
-    assert_eq!(status, 201);
-    let secret = body(res)["data"]["secret"].as_str().unwrap().to_owned();
+    let secret = webhook(&server, &key, &url, &["signed_up"]);
 
     let (status, res) = server.request(
         "POST",
@@ -403,20 +425,7 @@ fn a_tracked_event_reaches_a_local_webhook_receiver_signed() {
         .recv_timeout(std::time::Duration::from_secs(15))
         .expect("the receiver is called within 15 s");
     assert_eq!(header(&got.head, "webhook-id"), Some(event_id.as_str()));
-    let secrets = [plunk_webhooks::WebhookSecret::parse(&secret).unwrap()];
-    plunk_webhooks::signature::verify(
-        header(&got.head, "webhook-id").unwrap(),
-        header(&got.head, "webhook-timestamp").unwrap(),
-        &got.body,
-        header(&got.head, "webhook-signature").unwrap(),
-        &secrets,
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64,
-        plunk_webhooks::signature::DEFAULT_TOLERANCE,
-    )
-    .expect("the signature verifies");
+    assert_signed(&got, &secret);
     let payload: Value = serde_json::from_slice(&got.body).unwrap();
     assert_eq!(payload["type"], json!("signed_up"));
     assert_eq!(payload["data"]["data"], json!({"plan": "free"}));
@@ -486,14 +495,7 @@ fn sent_mail_is_delivered_by_local_feedback_and_plunk_simulate_bounces_it() {
     let server = Server::start_serving(&envs, &[], &["--allow-private-webhooks"], dir.path());
     let key = server.printed_secret().unwrap();
     let (hook_url, hook_requests) = receiver();
-    let (status, res) = server.request(
-        "POST",
-        "/webhooks",
-        Some(&key),
-        Some(json!({"url": hook_url, "events": ["email.bounce"]})),
-    );
-    assert_eq!(status, 201);
-    let secret = body(res)["data"]["secret"].as_str().unwrap().to_owned();
+    let secret = webhook(&server, &key, &hook_url, &["email.bounce"]);
     let (_, res) = server.request(
         "POST",
         "/domains",
@@ -567,19 +569,7 @@ fn sent_mail_is_delivered_by_local_feedback_and_plunk_simulate_bounces_it() {
     assert_eq!(payload["data"]["emailId"], id.as_str());
     assert_eq!(payload["data"]["contact"]["email"], "ada@example.org");
     assert_eq!(payload["data"]["data"]["bounceType"], "Permanent");
-    plunk_webhooks::signature::verify(
-        header(&got.head, "webhook-id").unwrap(),
-        header(&got.head, "webhook-timestamp").unwrap(),
-        &got.body,
-        header(&got.head, "webhook-signature").unwrap(),
-        &[plunk_webhooks::WebhookSecret::parse(&secret).unwrap()],
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64,
-        plunk_webhooks::signature::DEFAULT_TOLERANCE,
-    )
-    .expect("the signature verifies");
+    assert_signed(&got, &secret);
 
     let unknown = uuid::Uuid::now_v7().to_string();
     let (code, out) = cli(&data, &["simulate", "open", &unknown]);
