@@ -253,19 +253,22 @@ async fn accept(
     let now = Timestamp::now();
 
     // 6. Per recipient, read-only: subscription after this request, suppression.
+    // The contacts read here are what the upserts below start from (one read each, not two).
     let mut suppressed = Vec::with_capacity(plan.request.to.len());
+    let mut current = Vec::with_capacity(plan.request.to.len());
     let mut refused = Vec::new();
     for r in &plan.request.to {
-        let existing = contacts.get_by_email(project.id, &r.email).await?;
+        let existing = contacts.current(project.id, &r.email).await?;
         let subscribed_after = plan
             .request
             .subscribed
-            .or(existing.as_ref().map(|c| c.subscribed))
+            .or(existing.contact().map(|c| c.subscribed))
             .unwrap_or(false);
         if plan.marketing && !subscribed_after {
             refused.push(r.email.to_string());
         }
         suppressed.push(state.store.suppressions().get(project.id, &r.email).await?);
+        current.push(existing);
     }
     if !refused.is_empty() {
         return Err(ApiError::new(
@@ -321,15 +324,17 @@ async fn accept(
 
     let mut accepted = Vec::with_capacity(plan.request.to.len());
     let mut jobs = Vec::new();
-    for (i, (r, suppression)) in plan.request.to.iter().zip(suppressed).enumerate() {
+    let recipients = plan.request.to.iter().zip(suppressed).zip(current);
+    for (i, ((r, suppression), existing)) in recipients.enumerate() {
         let mut change = plan.request.data.clone();
         if let Some(name) = r.name.as_deref().filter(|n| !n.is_empty()) {
             change.set("name", Value::String(name.to_owned()));
         }
         let outcome = contacts
-            .upsert_with_default(
+            .upsert_from(
                 project.id,
                 &r.email,
+                existing,
                 plan.request.subscribed,
                 false,
                 &change,

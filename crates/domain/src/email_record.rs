@@ -96,6 +96,11 @@ pub enum SendClass {
 impl SendClass {
     /// Every class, highest priority first.
     pub const ALL: [SendClass; 3] = [Self::Transactional, Self::Workflow, Self::Campaign];
+
+    /// Position in [`SendClass::ALL`]: 0 for transactional, the highest priority.
+    pub fn rank(self) -> usize {
+        self as usize
+    }
 }
 
 /// An email record as the API shows it.

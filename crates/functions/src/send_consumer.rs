@@ -25,6 +25,15 @@ pub async fn handle(
     queues: &QueuesByName,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
+    let classes: Vec<_> = event
+        .payload
+        .records
+        .iter()
+        .filter_map(|m| m.body.as_deref())
+        .filter_map(|b| serde_json::from_str::<SendJob>(b).ok())
+        .map(|job| job.class)
+        .collect();
+    consumer::announce(worker, classes).await;
     let mut tasks = Vec::with_capacity(event.payload.records.len());
     for message in event.payload.records {
         let Some(id) = message.message_id.clone() else {

@@ -13,11 +13,10 @@ use http::request::Parts;
 use http::{header, HeaderMap, HeaderValue, Method};
 use plunk_domain::project::{hash_key, hashes_equal, key_shape, KeyType, Project};
 use plunk_domain::Timestamp;
+use plunk_store::lookup_cache::TtlCache;
 use plunk_store::{KeyLookup, RateDecision};
 use serde_json::json;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Which keys a group of routes accepts and whether its writes are refused on disabled projects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,41 +51,20 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthContext {
 
 /// Key lookups cached for a bounded time (spec README §5: at most 60 s), so most requests cost
 /// no store read for authentication. Unknown keys are not cached, so a new key works at once.
-pub struct KeyCache {
-    ttl: Duration,
-    entries: Mutex<HashMap<String, (Instant, KeyLookup)>>,
-}
-
-/// Most entries kept before the cache starts over.
-const KEY_CACHE_CAPACITY: usize = 10_000;
+pub struct KeyCache(TtlCache<String, KeyLookup>);
 
 impl KeyCache {
     /// A cache whose entries live `ttl`.
     pub fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            entries: Mutex::new(HashMap::new()),
-        }
+        Self(TtlCache::new(ttl))
     }
 
     fn get(&self, hash: &str) -> Option<KeyLookup> {
-        let entries = self.entries.lock().ok()?;
-        entries
-            .get(hash)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, lookup)| lookup.clone())
+        self.0.get(&hash.to_owned())
     }
 
     fn put(&self, hash: String, lookup: KeyLookup) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= KEY_CACHE_CAPACITY {
-                entries.clear();
-            }
-            entries.insert(hash, (Instant::now(), lookup));
-        }
+        self.0.put(hash, lookup)
     }
 }
 

@@ -45,8 +45,20 @@ impl StoreConfig {
         }
     }
 
-    /// Opens the store.
+    /// Opens the store, reusing lookups for `PLUNK_KEY_CACHE_SECONDS` (default 60, at most 60,
+    /// like key lookups; see `lookup_cache`).
     pub async fn open(&self) -> Result<Store, StoreError> {
+        let ttl = std::env::var("PLUNK_KEY_CACHE_SECONDS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(60);
+        Ok(self
+            .open_uncached()
+            .await?
+            .with_lookup_ttl(std::time::Duration::from_secs(ttl)))
+    }
+
+    async fn open_uncached(&self) -> Result<Store, StoreError> {
         match self {
             Self::Sqlite { data_dir } => {
                 std::fs::create_dir_all(data_dir).map_err(|e| {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod cursor;
 pub mod feed;
 pub mod keys;
+pub mod lookup_cache;
 pub mod repo;
 pub mod table;
 
@@ -19,7 +20,7 @@ use table::{Condition, Item, StoreError, Table};
 use tokio::sync::OnceCell;
 
 pub use repo::contacts::{
-    ContactError, ContactFilter, Contacts, SubscriptionOutcome, UpsertOutcome,
+    ContactError, ContactFilter, Contacts, CurrentContact, SubscriptionOutcome, UpsertOutcome,
 };
 pub use repo::events::Events;
 pub use repo::projects::{KeyLookup, ProjectError, Projects, RotatedKeys};
@@ -32,6 +33,7 @@ pub struct Store {
     cursor: Arc<OnceCell<CursorCodec>>,
     feed: Option<Arc<dyn ChangeFeed>>,
     page_tokens: Arc<OnceCell<PageTokenKeys>>,
+    lookups: Arc<lookup_cache::Lookups>,
 }
 
 impl Store {
@@ -42,7 +44,16 @@ impl Store {
             cursor: Arc::new(OnceCell::new()),
             feed: None,
             page_tokens: Arc::new(OnceCell::new()),
+            lookups: Arc::new(lookup_cache::Lookups::new(std::time::Duration::ZERO)),
         }
+    }
+
+    /// Reuses project settings and verified sender domains for up to `ttl` (at most 60 s, as
+    /// key lookups; zero, the default, reads them every time). See [`lookup_cache`].
+    pub fn with_lookup_ttl(mut self, ttl: std::time::Duration) -> Self {
+        let ttl = ttl.min(std::time::Duration::from_secs(60));
+        self.lookups = Arc::new(lookup_cache::Lookups::new(ttl));
+        self
     }
 
     /// The embedded backend, with its change feed.
@@ -76,7 +87,7 @@ impl Store {
 
     /// Projects and API keys.
     pub fn projects(&self) -> Projects<'_> {
-        Projects::new(self.table.as_ref())
+        Projects::new(self.table.as_ref(), &self.lookups)
     }
 
     /// Contacts.
@@ -86,7 +97,7 @@ impl Store {
 
     /// Sending domains and the sender check.
     pub fn domains(&self) -> repo::domains::Domains<'_> {
-        repo::domains::Domains::new(self.table.as_ref())
+        repo::domains::Domains::new(self.table.as_ref(), &self.lookups)
     }
 
     /// Email records and their queued content.
@@ -254,6 +265,116 @@ pub(crate) fn encode<T: serde::Serialize>(record: &T) -> serde_json::Value {
 mod tests {
     use super::*;
     use backend::sqlite::SqliteTable;
+
+    #[tokio::test]
+    async fn lookups_are_reused_within_their_ttl_and_dropped_by_this_stores_writes() {
+        use plunk_domain::project::Tracking;
+        use plunk_domain::sending_domain::Domain;
+        let table: Arc<dyn Table> = Arc::new(SqliteTable::in_memory().unwrap());
+        let cached = Store::new(table.clone()).with_lookup_ttl(std::time::Duration::from_secs(60));
+        let other = Store::new(table.clone()); // another process on the same table
+        let (project, _, _) = cached
+            .projects()
+            .create("P", 1000, Tracking::Enabled, "en")
+            .await
+            .unwrap();
+        let sender = plunk_domain::EmailAddress::parse("hi@example.com").unwrap();
+        let now = plunk_domain::Timestamp::now();
+        let domain = Domain::new(
+            uuid::Uuid::now_v7(),
+            "example.com".into(),
+            "mail.example.com".into(),
+            vec![],
+            "local".into(),
+            now,
+        );
+        cached.domains().create(project.id, &domain).await.unwrap();
+        let set_verified = |v: bool| {
+            move |d: &mut Domain| {
+                d.verified = v;
+            }
+        };
+        let allowed = |s: &Store| {
+            let s = s.clone();
+            let sender = sender.clone();
+            async move {
+                s.domains()
+                    .check_sender(project.id, &sender)
+                    .await
+                    .unwrap()
+                    .is_ok()
+            }
+        };
+        assert!(!allowed(&cached).await, "an unverified claim is not kept");
+        other
+            .domains()
+            .update(project.id, domain.id, set_verified(true))
+            .await
+            .unwrap();
+        assert!(allowed(&cached).await, "verified elsewhere: seen at once");
+        other
+            .domains()
+            .update(project.id, domain.id, set_verified(false))
+            .await
+            .unwrap();
+        assert!(
+            allowed(&cached).await,
+            "another process's change waits out the ttl"
+        );
+        assert!(!allowed(&other).await, "an uncached store reads every time");
+        cached
+            .domains()
+            .update(project.id, domain.id, set_verified(false))
+            .await
+            .unwrap();
+        assert!(
+            !allowed(&cached).await,
+            "a change through this store drops the entry"
+        );
+
+        assert!(
+            !cached
+                .projects()
+                .get_cached(project.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .disabled
+        );
+        other
+            .projects()
+            .update(project.id, |p| {
+                p.disabled = true;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let seen = cached
+            .projects()
+            .get_cached(project.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!seen.disabled, "kept within the ttl");
+        cached
+            .projects()
+            .update(project.id, |p| {
+                p.name = "Q".into();
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let seen = cached
+            .projects()
+            .get_cached(project.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            seen.disabled && seen.name == "Q",
+            "dropped by this store's write"
+        );
+    }
 
     #[tokio::test]
     async fn page_token_keys_are_created_once_and_shared_by_every_store_on_the_table() {

@@ -31,6 +31,20 @@ pub async fn handle(worker: &SendWorker, body: &str) -> Outcome {
     }
 }
 
+/// Announces a received batch to the pace, by class (see [`crate::pacing::Pacer::expect`]), so
+/// its first send reserves slots for the whole batch at once.
+pub async fn announce(worker: &SendWorker, classes: impl IntoIterator<Item = SendClass>) {
+    let mut counts = [0usize; 3];
+    for class in classes {
+        counts[class.rank()] += 1;
+    }
+    for (class, n) in SendClass::ALL.into_iter().zip(counts) {
+        if n > 0 {
+            worker.pacer.expect(class, n).await;
+        }
+    }
+}
+
 /// How many messages of a class one receive takes. Lower classes take one at a time, so a loop
 /// busy with campaign mail looks at the transactional queue again after every send.
 pub fn batch_size(class: SendClass) -> usize {
@@ -54,6 +68,7 @@ async fn drain_one(worker: &SendWorker, queue: &Arc<dyn Queue>, class: SendClass
     if messages.is_empty() {
         return false;
     }
+    announce(worker, std::iter::repeat_n(class, messages.len())).await;
     for m in messages {
         let outcome = handle(worker, &m.body).await;
         let result = match outcome {

@@ -8,6 +8,12 @@
 //! slot. So a backlog of campaign mail keeps the schedule at most a quarter second ahead, a
 //! transactional email waits little longer than that, and while transactional mail is waiting
 //! the schedule runs ahead and lower classes hold back entirely.
+//!
+//! A receive of several messages announces them ([`Pacer::expect`]); the first of them to
+//! reserve then takes slots for the rest in the same write (one read and one write of the pace
+//! item per batch instead of per email), and the others take those slots from this process.
+//! A slot is used only while its time has not passed, so the spacing holds; a slot nobody takes
+//! is simply a send slot left unused.
 
 use crate::clock::Clock;
 use async_trait::async_trait;
@@ -102,7 +108,21 @@ pub struct Pacer {
     state: Arc<dyn PaceState>,
     clock: Arc<dyn Clock>,
     interval_us: f64,
+    /// Per class, slots this process reserved for announced messages. A class's lock is held
+    /// across its reservation, so concurrent senders of one batch reserve once.
+    spares: Arc<[tokio::sync::Mutex<Spares>; 3]>,
 }
+
+/// Slots of one class reserved ahead for announced messages, and how many are announced.
+#[derive(Debug, Default)]
+struct Spares {
+    slots: std::collections::VecDeque<i64>,
+    announced: usize,
+}
+
+/// A spare slot more than this far in the past is dropped rather than used: sending long after
+/// one's slot would crowd the sends of later slots.
+const SPARE_LATENESS_US: i64 = 5_000;
 
 /// How far ahead of now a class may reserve (microseconds).
 fn horizon_us(class: SendClass) -> i64 {
@@ -129,7 +149,43 @@ impl Pacer {
             state,
             clock,
             interval_us: 1_000_000.0 / (rate * PACE_MARGIN),
+            spares: Arc::new(Default::default()),
         }
+    }
+
+    /// Announces `n` messages of `class` just received by this process, each of which will
+    /// [`Pacer::take`] a slot unless it needs none. Replaces the previous announcement.
+    pub async fn expect(&self, class: SendClass, n: usize) {
+        self.spares[class.rank()].lock().await.announced = n;
+    }
+
+    /// Most slots one reservation takes for `class`: an event source's batch for
+    /// transactional mail; for lower classes no more than their horizon holds, so a batch of
+    /// campaign mail never pushes the schedule further ahead than one of its emails may.
+    fn max_batch(&self, class: SendClass) -> usize {
+        match class {
+            SendClass::Transactional => 10,
+            _ => ((horizon_us(class) as f64 / self.interval_us) as usize).clamp(1, 10),
+        }
+    }
+
+    /// One slot for `class`: a spare one reserved for this process's announced messages while
+    /// its time has not passed, else a new reservation that also covers the messages still
+    /// announced.
+    pub async fn take(&self, class: SendClass) -> Result<i64, StoreError> {
+        let mut spares = self.spares[class.rank()].lock().await;
+        spares.announced = spares.announced.saturating_sub(1);
+        let oldest_usable = self.clock.now_ms() * 1000 - SPARE_LATENESS_US;
+        while let Some(slot) = spares.slots.pop_front() {
+            if slot >= oldest_usable {
+                return Ok(slot);
+            }
+        }
+        let n = (1 + spares.announced).min(self.max_batch(class));
+        let mut slots = self.reserve(class, n).await?;
+        let first = slots.remove(0);
+        spares.slots.extend(slots);
+        Ok(first)
     }
 
     /// The clock the pacer reads.
@@ -189,6 +245,81 @@ mod tests {
         assert_eq!(slots, vec![1_000_000_000, 1_000_100_000, 1_000_200_000]);
         let more = pacer.reserve(SendClass::Transactional, 1).await.unwrap();
         assert_eq!(more, vec![1_000_300_000]);
+    }
+
+    /// Counts the pace item's writes.
+    #[derive(Default)]
+    struct CountingPace {
+        inner: MemoryPace,
+        stores: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl PaceState for CountingPace {
+        async fn load(&self) -> Result<(i64, u64), StoreError> {
+            self.inner.load().await
+        }
+        async fn store(&self, next_free_us: i64, version: u64) -> Result<bool, StoreError> {
+            self.stores
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.store(next_free_us, version).await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_announced_batch_reserves_once_and_its_slots_stay_spaced() {
+        let clock = Arc::new(TokioClock::starting_at(1_000_000));
+        let pace = Arc::new(CountingPace::default());
+        let (a, b) = (
+            Pacer::new(pace.clone(), clock.clone(), 10.0 / PACE_MARGIN),
+            Pacer::new(pace.clone(), clock.clone(), 10.0 / PACE_MARGIN),
+        );
+        a.expect(SendClass::Transactional, 4).await;
+        let mut handles = Vec::new();
+        for _ in 0..4 {
+            let a = a.clone();
+            handles.push(tokio::spawn(async move {
+                a.take(SendClass::Transactional).await.unwrap()
+            }));
+        }
+        let mut slots = Vec::new();
+        for h in handles {
+            slots.push(h.await.unwrap());
+        }
+        slots.sort_unstable();
+        assert_eq!(
+            slots,
+            vec![1_000_000_000, 1_000_100_000, 1_000_200_000, 1_000_300_000]
+        );
+        assert_eq!(pace.stores.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // Another process gets the next slot, not one of these.
+        assert_eq!(
+            b.take(SendClass::Transactional).await.unwrap(),
+            1_000_400_000
+        );
+
+        // Spares whose time has passed are dropped, not used late.
+        a.expect(SendClass::Transactional, 3).await;
+        let first = a.take(SendClass::Transactional).await.unwrap();
+        assert_eq!(first, 1_000_500_000);
+        clock.sleep_until_ms(1_000_800).await;
+        let late = a.take(SendClass::Transactional).await.unwrap();
+        assert!(
+            late >= 1_000_800_000,
+            "a fresh slot, not a passed spare: {late}"
+        );
+        assert_eq!(pace.stores.load(std::sync::atomic::Ordering::SeqCst), 4);
+
+        // A campaign batch takes no more slots at once than its horizon holds (0.25 s at 10/s).
+        a.expect(SendClass::Campaign, 10).await;
+        let before = pace.inner.load().await.unwrap().0;
+        let slot = a.take(SendClass::Campaign).await.unwrap();
+        let after = pace.inner.load().await.unwrap().0;
+        assert_eq!(
+            (after - slot) / 100_000,
+            2,
+            "two slots at 0.1 s: {before} {slot} {after}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

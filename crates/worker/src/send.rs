@@ -203,13 +203,13 @@ impl SendWorker {
             }
             _ => return Ok(Outcome::Done),
         }
-        let project = self.store.projects().get(project_id).await?;
+        let project = self.store.projects().get_cached(project_id).await?;
         let Some(project) = project.filter(|p| !p.disabled) else {
             return self.fail(project_id, v, "PROJECT_DISABLED".into()).await;
         };
 
         // The pace first, so a claim is never held while waiting for a slot.
-        let slot = self.pacer.reserve(job.class, 1).await?[0];
+        let slot = self.pacer.take(job.class).await?;
         self.pacer.wait_for(slot).await;
 
         // Claim: exactly one sender moves PENDING → SENDING.

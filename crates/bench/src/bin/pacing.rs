@@ -57,14 +57,6 @@ struct Sent {
     waited_us: i64,
 }
 
-fn class_index(class: SendClass) -> usize {
-    match class {
-        SendClass::Transactional => 0,
-        SendClass::Workflow => 1,
-        SendClass::Campaign => 2,
-    }
-}
-
 /// The class queues and the send log of one simulated run.
 struct Sim {
     queues: Mutex<[VecDeque<Job>; 3]>,
@@ -82,7 +74,7 @@ impl Sim {
     fn take_batch(&self) -> Vec<Job> {
         let mut queues = self.queues.lock().expect("queues");
         for class in SendClass::ALL {
-            let q = &mut queues[class_index(class)];
+            let q = &mut queues[class.rank()];
             if !q.is_empty() {
                 let n = q.len().min(plunk_worker::consumer::batch_size(class));
                 return q.drain(..n).collect();
@@ -94,7 +86,7 @@ impl Sim {
     /// Up to 10 jobs of `class` only (one SQS event source).
     fn take_class(&self, class: SendClass) -> Vec<Job> {
         let mut queues = self.queues.lock().expect("queues");
-        let q = &mut queues[class_index(class)];
+        let q = &mut queues[class.rank()];
         let n = q.len().min(10);
         q.drain(..n).collect()
     }
@@ -104,7 +96,7 @@ impl Sim {
     }
 
     async fn send(&self, pacer: &Pacer, job: Job) {
-        let slot = pacer.reserve(job.class, 1).await.expect("memory pace")[0];
+        let slot = pacer.take(job.class).await.expect("memory pace");
         pacer.wait_for(slot).await;
         let at_us = self.now_us();
         self.sent.lock().expect("sent").push(Sent {
@@ -126,6 +118,7 @@ async fn local_consumer(sim: Arc<Sim>, pacer: Pacer) {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }
+        pacer.expect(batch[0].class, batch.len()).await;
         for job in batch {
             sim.send(&pacer, job).await;
         }
@@ -146,6 +139,7 @@ async fn event_source_poller(sim: Arc<Sim>, pacer: Pacer, class: SendClass) {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         }
+        pacer.expect(class, batch.len()).await;
         let mut tasks = tokio::task::JoinSet::new();
         for job in batch {
             let (sim, pacer) = (sim.clone(), pacer.clone());
@@ -203,7 +197,9 @@ async fn simulate(shape: Shape) -> SimRow {
         arrived_us: 0,
     }));
     let clock = Arc::new(TokioClock::starting_at(1_790_000_000_000));
-    let pacer = Pacer::new(Arc::new(MemoryPace::default()), clock, RATE);
+    // One pace shared by every consumer; each consumer is its own process with its own Pacer.
+    let pace = Arc::new(MemoryPace::default());
+    let pacer = || Pacer::new(pace.clone(), clock.clone(), RATE);
 
     let arrival_times = arrivals(SEED);
     let arrived = arrival_times.len();
@@ -223,14 +219,14 @@ async fn simulate(shape: Shape) -> SimRow {
     let label = match shape {
         Shape::LocalLoop(n) => {
             for _ in 0..n {
-                consumers.spawn(local_consumer(sim.clone(), pacer.clone()));
+                consumers.spawn(local_consumer(sim.clone(), pacer()));
             }
             format!("{n} x consumer::run")
         }
         Shape::EventSources(n) => {
             for class in SendClass::ALL {
                 for _ in 0..n {
-                    consumers.spawn(event_source_poller(sim.clone(), pacer.clone(), class));
+                    consumers.spawn(event_source_poller(sim.clone(), pacer(), class));
                 }
             }
             format!("SQS, {n} per class queue")

@@ -124,6 +124,18 @@ fn retry_exhausted() -> ContactError {
     ))
 }
 
+/// A contact read by [`Contacts::current`] (absent when no contact has the address), with the
+/// version an upsert from it is conditioned on.
+#[derive(Debug, Clone)]
+pub struct CurrentContact(Option<(Contact, u64)>);
+
+impl CurrentContact {
+    /// The contact, when the address has one.
+    pub fn contact(&self) -> Option<&Contact> {
+        self.0.as_ref().map(|(c, _)| c)
+    }
+}
+
 impl<'a> Contacts<'a> {
     pub(crate) fn new(table: &'a dyn Table) -> Self {
         Self { table }
@@ -156,6 +168,21 @@ impl<'a> Contacts<'a> {
             .get(&keys::contact_email(project, email.as_str()))
             .await?;
         Ok(item.and_then(|i| i.body["contactId"].as_str().and_then(|s| s.parse().ok())))
+    }
+
+    /// The contact with this email as it is now, to check before an upsert and then hand to
+    /// [`Contacts::upsert_from`], so a caller that needs the contact for its checks reads it once.
+    pub async fn current(
+        &self,
+        project: Uuid,
+        email: &EmailAddress,
+    ) -> Result<CurrentContact, StoreError> {
+        Ok(CurrentContact(
+            match self.id_by_email(project, email).await? {
+                Some(id) => self.get_versioned(project, id).await?,
+                None => None,
+            },
+        ))
     }
 
     /// One contact by email.
@@ -196,10 +223,38 @@ impl<'a> Contacts<'a> {
         change: &DataChange,
         source: SubscriptionSource,
     ) -> Result<UpsertOutcome, ContactError> {
+        let current = self.current(project, email).await?;
+        self.upsert_from(
+            project,
+            email,
+            current,
+            subscribed,
+            new_default,
+            change,
+            source,
+        )
+        .await
+    }
+
+    /// [`Contacts::upsert_with_default`] starting from `current`, read earlier by
+    /// [`Contacts::current`]. Should the contact have changed since, the version condition
+    /// fails and the upsert reads it again.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upsert_from(
+        &self,
+        project: Uuid,
+        email: &EmailAddress,
+        current: CurrentContact,
+        subscribed: Option<bool>,
+        new_default: bool,
+        change: &DataChange,
+        source: SubscriptionSource,
+    ) -> Result<UpsertOutcome, ContactError> {
+        let mut known = Some(current.0);
         for _ in 0..MAX_ATTEMPTS {
-            let current = match self.id_by_email(project, email).await? {
-                Some(id) => self.get_versioned(project, id).await?,
-                None => None,
+            let current = match known.take() {
+                Some(current) => current,
+                None => self.current(project, email).await?.0,
             };
             match current {
                 None => {

@@ -2,6 +2,7 @@
 //! key addressed by its hash (the request path's lookup) and listed per project on `Gsi1`.
 
 use crate::keys;
+use crate::lookup_cache::Lookups;
 use crate::table::{Condition, Index, Item, Query, StoreError, Table, WriteOp};
 use plunk_domain::project::{generate_key, ApiKeyRecord, KeyType, PlainKey, Project, Tracking};
 use plunk_domain::Timestamp;
@@ -37,6 +38,7 @@ pub struct RotatedKeys {
 /// Project and key operations of one table.
 pub struct Projects<'a> {
     table: &'a dyn Table,
+    lookups: &'a Lookups,
 }
 
 fn key_item(record: &ApiKeyRecord) -> Item {
@@ -53,8 +55,8 @@ fn project_item(project: &Project, version: u64) -> Item {
 }
 
 impl<'a> Projects<'a> {
-    pub(crate) fn new(table: &'a dyn Table) -> Self {
-        Self { table }
+    pub(crate) fn new(table: &'a dyn Table, lookups: &'a Lookups) -> Self {
+        Self { table, lookups }
     }
 
     /// Creates a project with one secret and one public key, atomically.
@@ -110,6 +112,19 @@ impl<'a> Projects<'a> {
         Ok(self.get_versioned(id).await?.map(|(p, _)| p))
     }
 
+    /// One project, possibly as read up to the store's lookup time to live ago (see
+    /// `lookup_cache`): for paths that read the settings of every email they handle.
+    pub async fn get_cached(&self, id: Uuid) -> Result<Option<Project>, StoreError> {
+        if let Some(hit) = self.lookups.projects.get(&id) {
+            return Ok(Some(hit));
+        }
+        let project = self.get(id).await?;
+        if let Some(p) = &project {
+            self.lookups.projects.put(id, p.clone());
+        }
+        Ok(project)
+    }
+
     /// Every project, oldest first.
     pub async fn list(&self) -> Result<Vec<Project>, StoreError> {
         let mut out = Vec::new();
@@ -138,14 +153,15 @@ impl<'a> Projects<'a> {
                 .ok_or_else(|| ProjectError::NotFound(format!("project {id}")))?;
             change(&mut project)?;
             project.updated_at = Timestamp::now();
-            match self
+            let result = self
                 .table
                 .put(
                     project_item(&project, version + 1),
                     Condition::VersionEquals(version),
                 )
-                .await
-            {
+                .await;
+            self.lookups.projects.remove(&id);
+            match result {
                 Ok(()) => return Ok(project),
                 Err(e) if e.is_condition_failed() => continue,
                 Err(e) => return Err(e.into()),
