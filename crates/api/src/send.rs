@@ -267,7 +267,13 @@ async fn accept(
         if plan.marketing && !subscribed_after {
             refused.push(r.email.to_string());
         }
-        suppressed.push(state.store.suppressions().get(project.id, &r.email).await?);
+        suppressed.push(
+            state
+                .store
+                .suppressions()
+                .check(project.id, &r.email)
+                .await?,
+        );
         current.push(existing);
     }
     if !refused.is_empty() {

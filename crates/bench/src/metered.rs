@@ -10,7 +10,7 @@
 //! - the secondary index (all attributes projected) costs its own write units when an item on it is
 //!   written, moved or removed;
 //! - reads: `GetItem` and `BatchGetItem` are strongly consistent here, 1 read unit per started
-//!   4 KB of each item (1 for an absent item); a `Query` sums the sizes of the items it returns and
+//!   4 KB of each item (1 for an absent item), half that for `get_eventually`; a `Query` sums the sizes of the items it returns and
 //!   rounds up to 4 KB once (minimum one unit), at half price on the index, which is only
 //!   eventually consistent.
 //!
@@ -18,6 +18,7 @@
 //! table before anything is written.
 
 use async_trait::async_trait;
+use plunk_messaging::blob::{BlobError, BlobStore};
 use plunk_messaging::queue::{Queue, QueueError, ReceivedMessage};
 use plunk_store::table::{Condition, Index, Item, Key, Page, Query, StoreError, Table, WriteOp};
 use std::collections::{BTreeMap, HashMap};
@@ -169,6 +170,32 @@ pub struct MeteredTable {
 }
 
 impl MeteredTable {
+    /// Charges a `BatchGetItem` (`factor` 0.5 when eventually consistent).
+    fn charge_batch_get(
+        &self,
+        keys: &[Key],
+        result: Vec<Option<Item>>,
+        factor: f64,
+    ) -> Vec<Option<Item>> {
+        let mut units = 0.0;
+        for (key, item) in keys.iter().zip(&result) {
+            let u = match item {
+                Some(item) => {
+                    self.remember(item);
+                    read_units(item_size(item))
+                }
+                None => 1.0,
+            } * factor;
+            self.charge(key, 1.0 / keys.len() as f64, u, 0.0);
+            units += u;
+        }
+        self.count(|u| {
+            u.batch_gets += 1;
+            u.rru += units;
+        });
+        result
+    }
+
     /// Meters `inner` (wrap it before anything is written).
     pub fn new(inner: Arc<dyn Table>) -> Self {
         Self {
@@ -281,6 +308,25 @@ impl Table for MeteredTable {
         Ok(result)
     }
 
+    async fn get_eventually(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        let result = self.inner.get_eventually(key).await?;
+        let size = match &result {
+            Some(item) => {
+                self.remember(item);
+                item_size(item)
+            }
+            None => 0,
+        };
+        // Eventually consistent: half the units of a strongly consistent read.
+        let units = read_units(size) / 2.0;
+        self.charge(key, 1.0, units, 0.0);
+        self.count(|u| {
+            u.gets += 1;
+            u.rru += units;
+        });
+        Ok(result)
+    }
+
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
         let old = self.known(&item.key);
         let new_size = item_size(&item);
@@ -355,23 +401,12 @@ impl Table for MeteredTable {
 
     async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
         let result = self.inner.batch_get(keys).await?;
-        let mut units = 0.0;
-        for (key, item) in keys.iter().zip(&result) {
-            let u = match item {
-                Some(item) => {
-                    self.remember(item);
-                    read_units(item_size(item))
-                }
-                None => 1.0,
-            };
-            self.charge(key, 1.0 / keys.len() as f64, u, 0.0);
-            units += u;
-        }
-        self.count(|u| {
-            u.batch_gets += 1;
-            u.rru += units;
-        });
-        Ok(result)
+        Ok(self.charge_batch_get(keys, result, 1.0))
+    }
+
+    async fn batch_get_eventually(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        let result = self.inner.batch_get_eventually(keys).await?;
+        Ok(self.charge_batch_get(keys, result, 0.5))
     }
 
     async fn query(&self, query: Query) -> Result<Page, StoreError> {
@@ -620,5 +655,50 @@ mod tests {
         q.limit = 10;
         t.query(q).await.unwrap();
         assert_eq!(t.usage().rru, 0.5);
+    }
+}
+
+/// Counted blob requests (S3 PUT and GET).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BlobUsage {
+    pub puts: u64,
+    pub gets: u64,
+}
+
+/// A [`BlobStore`] that counts requests.
+pub struct MeteredBlobs {
+    inner: Arc<dyn BlobStore>,
+    usage: Mutex<BlobUsage>,
+}
+
+impl MeteredBlobs {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn BlobStore>) -> Self {
+        Self {
+            inner,
+            usage: Mutex::new(BlobUsage::default()),
+        }
+    }
+
+    /// What was counted so far.
+    pub fn usage(&self) -> BlobUsage {
+        *self.usage.lock().expect("blob usage")
+    }
+}
+
+#[async_trait]
+impl BlobStore for MeteredBlobs {
+    async fn put(&self, key: &str, bytes: bytes::Bytes) -> Result<(), BlobError> {
+        self.usage.lock().expect("blob usage").puts += 1;
+        self.inner.put(key, bytes).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<bytes::Bytes>, BlobError> {
+        self.usage.lock().expect("blob usage").gets += 1;
+        self.inner.get(key).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        self.inner.delete(key).await
     }
 }

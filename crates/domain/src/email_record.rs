@@ -191,9 +191,12 @@ impl EmailRecord {
     }
 }
 
-/// Bodies above this many bytes are kept in blob storage, so a content item stays well under
-/// DynamoDB's 400 KB item limit together with the subject, headers and one-shot values.
-pub const INLINE_BODY_LIMIT: usize = 300_000;
+/// Bodies above this many bytes are kept in blob storage, once per request, rather than in each
+/// recipient's content item. Far below DynamoDB's 400 KB item limit because of cost: a table
+/// write costs a unit per KB for every recipient (8 KB: about $5 per million, as much as an S3
+/// PUT, which a request pays once however many recipients share it), and every later read of
+/// the item grows with it too (docs/benchmarks.md, "Cost").
+pub const INLINE_BODY_LIMIT: usize = 8 * 1024;
 
 /// Base data of `email.*` events (events-and-emails.md §2), with the members of `extra` added.
 pub fn event_data(record: &EmailRecord, extra: Value) -> Map<String, Value> {

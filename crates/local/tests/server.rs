@@ -252,8 +252,22 @@ fn a_send_reaches_the_outbox_and_the_email_shows_sent() {
         .unwrap()
         .to_owned();
 
+    // A body over the inline limit (8 KB) is kept in blob storage and still sent whole.
+    let padding = "<p>lorem ipsum dolor sit amet</p>".repeat(600);
+    let (status, res) = server.request(
+        "POST",
+        "/v1/send",
+        Some(&key),
+        Some(json!({"to": "eve@example.org", "subject": "Large", "body": format!("<p>Start {{{{ email }}}}</p>{padding}<p>The end</p>"), "from": "hi@acme.io"})),
+    );
+    assert_eq!(status, 200);
+    let large_id = body(res)["data"]["emails"][0]["email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    for id in ids.iter().chain(std::iter::once(&inline_id)) {
+    for id in ids.iter().chain([&inline_id, &large_id]) {
         loop {
             let (_, res) = server.request("GET", &format!("/emails/{id}"), Some(&key), None);
             let email = body(res);
@@ -274,7 +288,7 @@ fn a_send_reaches_the_outbox_and_the_email_shows_sent() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(files.len(), 4);
+    assert_eq!(files.len(), 5);
     let ada = files
         .iter()
         .map(|f| std::fs::read_to_string(f).unwrap())
@@ -301,6 +315,21 @@ fn a_send_reaches_the_outbox_and_the_email_shows_sent() {
     assert!(
         html.contains("<h1>Hi Ada</h1>") && html.contains("Code 123456"),
         "{html}"
+    );
+    let (status, res) = server.request(
+        "GET",
+        &format!("/_local/outbox/{large_id}/html"),
+        None,
+        None,
+    );
+    assert_eq!(status, 200);
+    let html = res.into_string().unwrap();
+    assert!(
+        html.contains("<p>Start eve@example.org</p>")
+            && html.contains(&padding)
+            && html.contains("<p>The end</p>"),
+        "the large body is rendered whole ({} bytes)",
+        html.len()
     );
 }
 

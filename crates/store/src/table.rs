@@ -199,6 +199,13 @@ impl StoreError {
 pub trait Table: Send + Sync + 'static {
     /// The live item at `key`, if any.
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError>;
+    /// Like [`Table::get`], but may miss a change made in the last second or so (DynamoDB's
+    /// eventually consistent read, at half the read units). Only for reads a second-old answer
+    /// cannot make wrong: the suppression check of a send, and items written once (read again
+    /// consistently when not found).
+    async fn get_eventually(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.get(key).await
+    }
     /// Writes `item` if `condition` holds.
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError>;
     /// Deletes the item at `key` if `condition` holds.
@@ -214,6 +221,10 @@ pub trait Table: Send + Sync + 'static {
     ) -> Result<i64, StoreError>;
     /// The live items at `keys` (up to 100), in the order asked; `None` where absent.
     async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError>;
+    /// [`Table::batch_get`] with eventually consistent reads (see [`Table::get_eventually`]).
+    async fn batch_get_eventually(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        self.batch_get(keys).await
+    }
     /// Reads one page of a partition.
     async fn query(&self, query: Query) -> Result<Page, StoreError>;
     /// Applies up to 100 operations atomically. As in DynamoDB, no two operations may name the

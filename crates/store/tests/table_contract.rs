@@ -96,6 +96,7 @@ macro_rules! contract {
 contract!(
     put_then_get_round_trips_every_field,
     get_of_a_missing_key_is_none,
+    an_eventually_consistent_get_reads_the_same_items,
     put_replaces_the_whole_item,
     put_if_not_exists_succeeds_once_then_fails,
     put_if_exists_needs_a_live_item,
@@ -293,6 +294,17 @@ mod cases {
         table.put(item("a", "1"), Condition::None).await.unwrap();
         assert_eq!(table.get(&key("a", "2")).await.unwrap(), None);
         assert_eq!(table.get(&key("b", "1")).await.unwrap(), None);
+    }
+
+    pub async fn an_eventually_consistent_get_reads_the_same_items(table: &dyn Table) {
+        let live = item("a", "1").with_version(3);
+        let expired = item("a", "2").with_ttl(unix_now() - 10);
+        seed(table, &[live.clone(), expired.clone()]).await;
+        // DynamoDB Local answers eventually consistent reads from the latest write; the real
+        // service may lag by about a second, which its callers tolerate.
+        assert_eq!(table.get_eventually(&live.key).await.unwrap(), Some(live));
+        assert_eq!(table.get_eventually(&expired.key).await.unwrap(), None);
+        assert_eq!(table.get_eventually(&key("a", "3")).await.unwrap(), None);
     }
 
     pub async fn put_replaces_the_whole_item(table: &dyn Table) {

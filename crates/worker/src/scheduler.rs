@@ -103,11 +103,16 @@ impl Scheduler {
     ) -> Result<(), StoreError> {
         let emails = self.store.emails();
         let mut jobs = Vec::new();
-        for found in emails.accepted_in_minute(minute).await? {
-            let Some(mut v) = emails
-                .get_versioned(found.project_id, found.email_id)
-                .await?
-            else {
+        let accepted = emails.accepted_in_minute(minute).await?;
+        let ids: Vec<_> = accepted
+            .iter()
+            .map(|f| (f.project_id, f.email_id))
+            .collect();
+        // Read in batches and eventually consistent: a record a second older than the truth
+        // at worst queues a message the claim then ignores, or loses its version race.
+        let records = emails.get_many_eventually(&ids).await?;
+        for (found, record) in accepted.into_iter().zip(records) {
+            let Some(mut v) = record else {
                 continue;
             };
             let failure = match v.record.status {

@@ -276,7 +276,7 @@ impl SendWorker {
                 .fail(project_id, v, "REJECTED: invalid recipient".into())
                 .await;
         };
-        if let Some(s) = self.store.suppressions().get(project_id, &to).await? {
+        if let Some(s) = self.store.suppressions().check(project_id, &to).await? {
             v.record.status = EmailStatus::Suppressed;
             v.record.error = Some(s.reason.as_str().to_owned());
             v.record.suppressed_at = Some(now());
@@ -292,6 +292,8 @@ impl SendWorker {
             return Ok(Outcome::Done);
         }
         let contact = match v.record.contact_id {
+            // Consistent: the request that queued this email may have just changed the contact's
+            // data, which the email renders.
             Some(id) => match self.store.contacts().get(project_id, id).await? {
                 Some(c) => Some(c),
                 None => return self.fail(project_id, v, "CONTACT_DELETED".into()).await,
@@ -303,7 +305,7 @@ impl SendWorker {
                 .fail(project_id, v, "CONTACT_UNSUBSCRIBED".into())
                 .await;
         }
-        let Some(content) = emails.content(project_id, &v.record).await? else {
+        let Some(mut content) = emails.content(project_id, &v.record).await? else {
             return self
                 .fail(
                     project_id,
@@ -312,6 +314,23 @@ impl SendWorker {
                 )
                 .await;
         };
+        // A body over the inline limit was kept once per request in blob storage.
+        if let Some(key) = content.body_blob.clone() {
+            match self.blobs.get(&key).await {
+                Ok(Some(bytes)) => content.body = String::from_utf8_lossy(&bytes).into_owned(),
+                Ok(None) => {
+                    return self
+                        .fail(
+                            project_id,
+                            v,
+                            "CONTENT_EXPIRED: the queued body is no longer kept".into(),
+                        )
+                        .await
+                }
+                // Nothing was sent: the claim is handed back and the message retried.
+                Err(e) => return Err(StoreError::Unavailable(format!("body storage: {e}"))),
+            }
+        }
 
         // The hosted-page links of this email: the token names the contact and this email.
         let urls = match (&self.config.public_url, v.record.contact_id) {

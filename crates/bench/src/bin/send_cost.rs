@@ -7,22 +7,27 @@
 //! drained by the real `SendWorker` (`TablePace` in the metered table, as deployed) the way the SQS
 //! event source feeds the send Lambda: receive up to 10, handle each, delete the batch in one
 //! request. Then the scheduler ticks once per simulated minute until every acceptance minute has
-//! had its 2- and 16-minute sweeps. Three runs: one recipient per request (new contacts), one
-//! recipient (existing contacts), 50 recipients per request (new contacts).
+//! had its 2- and 16-minute sweeps, and once more 72 hours after each for the expiry sweep. Four
+//! runs: one recipient per request (new contacts), one recipient (existing contacts), 50
+//! recipients per request (new contacts), all with a 100-byte body; and one recipient (existing)
+//! with a 20 KB body, which is kept in blob storage (S3) as every body over 8 KB is.
+//!
+//! Below the totals: the same with DynamoDB at provisioned prices, and the floor, what the
+//! operations every email needs under the spec and ARCHITECTURE §4–5 cost on their own.
 //!
 //! Prices (AWS us-east-1, public on-demand): DynamoDB $0.625 per million write request units and
 //! $0.125 per million read request units; SQS $0.40 per million requests; API Gateway HTTP API
 //! $1.00 per million requests; Lambda $0.20 per million requests plus $0.0000133334 per GB-second
 //! (arm64), at 256 MB for the measured in-process handler time rounded up to the next millisecond
 //! (per API request, per consumer batch of 10, per tick). SES ($100 per million) is not included:
-//! the target is $4 per million on top of it. Attachments (S3) are not used.
+//! the target is $4 per million on top of it. S3: $5 per million PUTs, $0.40 per million GETs.
 
 use async_trait::async_trait;
 use axum::http::Method;
 use plunk_bench::fake_mailer::RecordingMailer;
 use plunk_bench::inproc::{self, call};
 use plunk_bench::metered::{
-    kinds_since, KindUsage, MeteredQueue, MeteredTable, QueueUsage, TableUsage,
+    kinds_since, KindUsage, MeteredBlobs, MeteredQueue, MeteredTable, QueueUsage, TableUsage,
 };
 use plunk_domain::contact::DataChange;
 use plunk_domain::email_record::SendClass;
@@ -47,6 +52,8 @@ const DYNAMO_WRU: f64 = 0.625;
 const DYNAMO_RRU: f64 = 0.125;
 const SQS_REQUEST: f64 = 0.40;
 const APIGW_REQUEST: f64 = 1.00;
+const S3_PUT: f64 = 5.0;
+const S3_GET: f64 = 0.4;
 const LAMBDA_REQUEST: f64 = 0.20;
 const LAMBDA_GB_SECOND: f64 = 0.000_013_333_4;
 const LAMBDA_GB: f64 = 0.25;
@@ -134,7 +141,13 @@ impl Run {
     }
 }
 
-async fn metered_run(label: &str, emails: usize, per_request: usize, existing: bool) -> Run {
+async fn metered_run(
+    label: &str,
+    emails: usize,
+    per_request: usize,
+    existing: bool,
+    body_bytes: Option<usize>,
+) -> Run {
     let table = Arc::new(MeteredTable::new(Arc::new(
         SqliteTable::in_memory().expect("sqlite"),
     )));
@@ -148,8 +161,11 @@ async fn metered_run(label: &str, emails: usize, per_request: usize, existing: b
         campaign: cq.clone(),
     };
     let queue_usage = || tq.usage().plus(&wq.usage()).plus(&cq.usage());
+    let blobs = Arc::new(MeteredBlobs::new(Arc::new(MemoryBlobs::default())));
     let app = plunk_api::app(
-        AppState::new(store.clone(), Settings::default()).with_send_queues(queues.clone()),
+        AppState::new(store.clone(), Settings::default())
+            .with_send_queues(queues.clone())
+            .with_blobs(blobs.clone()),
     );
     let (project, bearer) = inproc::project_with_domain(&store, &app, "cost", "cost.example").await;
     let recipients: Vec<String> = (0..emails).map(|i| format!("r{i}@rcpt.example")).collect();
@@ -173,26 +189,27 @@ async fn metered_run(label: &str, emails: usize, per_request: usize, existing: b
     let mut api_ms = 0.0;
     let mut requests = 0usize;
     for chunk in recipients.chunks(per_request) {
-        let reply = call(
-            &app,
-            Method::POST,
-            "/v1/send",
-            &bearer,
-            Some(&inproc::send_body(chunk, "billing@cost.example")),
-        )
-        .await;
+        let mut body = inproc::send_body(chunk, "billing@cost.example");
+        if let Some(n) = body_bytes {
+            // A realistic HTML body: the template text padded with markup to `n` bytes.
+            let html = body["body"].as_str().unwrap_or_default().to_owned();
+            let pad = n.saturating_sub(html.len() + 13);
+            body["body"] = format!("{html}<!--{}-->", "x".repeat(pad)).into();
+        }
+        let reply = call(&app, Method::POST, "/v1/send", &bearer, Some(&body)).await;
         assert!(reply.status.is_success(), "send: {}", reply.body);
         api_ms += billed_ms(reply.elapsed);
         requests += 1;
     }
     let (t1, q1, k1) = (table.usage(), queue_usage(), table.by_kind());
+    let blobs_api = blobs.usage();
 
     // 2. Send, as the event source feeds the Lambda function.
     let mailer = Arc::new(RecordingMailer::accepting());
     let worker = SendWorker {
         store: store.clone(),
         mailer: mailer.clone(),
-        blobs: Arc::new(MemoryBlobs::default()),
+        blobs: blobs.clone(),
         pacer: Pacer::new(
             Arc::new(TablePace::new(table.clone())),
             Arc::new(NoWait),
@@ -254,6 +271,7 @@ async fn metered_run(label: &str, emails: usize, per_request: usize, existing: b
         sqs_consumer.delete += u64::from(done > 0);
     }
     let (t2, k2) = (table.usage(), table.by_kind());
+    let blobs_consumer = blobs.usage();
 
     // 3. The scheduler, once a simulated minute, until each acceptance minute had both sweeps.
     let scheduler = Scheduler {
@@ -415,6 +433,15 @@ async fn metered_run(label: &str, emails: usize, per_request: usize, existing: b
                 / per_minute,
         },
     ];
+    // Bodies over the inline limit are kept in S3: a PUT per request, a GET per email.
+    lines.push(Line {
+        name: "S3: PUT (API) + GET (consumer)",
+        per_email: (blobs_consumer.puts + blobs_consumer.gets) as f64 / n,
+        unit: "req",
+        dollars_per_million: (blobs_api.puts as f64 * S3_PUT
+            + (blobs_consumer.gets - blobs_api.gets) as f64 * S3_GET)
+            / n,
+    });
     if sweep_ops.all_wru() > 0.0 {
         lines.push(Line {
             name: "DynamoDB sweeps: write units",
@@ -470,9 +497,10 @@ async fn main() {
         .map(|a| a.parse().expect("usage: send-cost [N]"))
         .unwrap_or(1_000);
     let runs = vec![
-        metered_run("1 rcpt, new contact", emails, 1, false).await,
-        metered_run("1 rcpt, existing contact", emails, 1, true).await,
-        metered_run("50 rcpt, new contacts", emails, 50, false).await,
+        metered_run("1 rcpt, new contact", emails, 1, false, None).await,
+        metered_run("1 rcpt, existing contact", emails, 1, true, None).await,
+        metered_run("50 rcpt, new contacts", emails, 50, false, None).await,
+        metered_run("1 rcpt, existing, 20 KB", emails, 1, true, Some(20_000)).await,
     ];
 
     println!(
@@ -541,7 +569,7 @@ async fn main() {
             + 0.2 * SQS_REQUEST
     };
     print!("{:<40}", "floor: required requests and writes");
-    for per_request in [1.0, 1.0, 1.0 / 50.0] {
+    for per_request in [1.0, 1.0, 1.0 / 50.0, 1.0] {
         print!(" | {:>12} {:>13.3}", "", floor(per_request));
     }
     println!();

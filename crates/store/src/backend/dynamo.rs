@@ -365,6 +365,7 @@ impl DynamoTable {
         keys: &[&Key],
         found: &mut HashMap<Key, Item>,
         now: i64,
+        consistent: bool,
     ) -> Result<(), StoreError> {
         let mut pending: Vec<Attrs> = keys.iter().map(|k| key_attrs(k)).collect();
         let mut attempt = 0;
@@ -381,7 +382,7 @@ impl DynamoTable {
             attempt += 1;
             let request = KeysAndAttributes::builder()
                 .set_keys(Some(std::mem::take(&mut pending)))
-                .consistent_read(true)
+                .consistent_read(consistent)
                 .build()
                 .map_err(build_error)?;
             let out = self
@@ -407,15 +408,38 @@ impl DynamoTable {
     }
 }
 
-#[async_trait]
-impl Table for DynamoTable {
-    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+impl DynamoTable {
+    /// `BatchGetItem` over any number of keys, strongly consistent or not.
+    async fn batch_get_items(
+        &self,
+        keys: &[Key],
+        consistent: bool,
+    ) -> Result<Vec<Option<Item>>, StoreError> {
+        // BatchGetItem rejects duplicate keys in one request: ask for each key once.
+        let mut unique: Vec<&Key> = Vec::with_capacity(keys.len());
+        let mut seen = std::collections::HashSet::with_capacity(keys.len());
+        for key in keys {
+            if seen.insert(key) {
+                unique.push(key);
+            }
+        }
+        let now = unix_now();
+        let mut found = HashMap::with_capacity(unique.len());
+        for chunk in unique.chunks(BATCH_GET_MAX) {
+            self.batch_get_chunk(chunk, &mut found, now, consistent)
+                .await?;
+        }
+        Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
+    }
+
+    /// `GetItem`, strongly consistent or not.
+    async fn get_item(&self, key: &Key, consistent: bool) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key_attrs(key)))
-            .consistent_read(true)
+            .consistent_read(consistent)
             .send()
             .await
             .map_err(|e| sdk_error("GetItem", e))?;
@@ -427,6 +451,17 @@ impl Table for DynamoTable {
             }
             None => Ok(None),
         }
+    }
+}
+
+#[async_trait]
+impl Table for DynamoTable {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.get_item(key, true).await
+    }
+
+    async fn get_eventually(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.get_item(key, false).await
     }
 
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
@@ -538,20 +573,11 @@ impl Table for DynamoTable {
     }
 
     async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
-        // BatchGetItem rejects duplicate keys in one request: ask for each key once.
-        let mut unique: Vec<&Key> = Vec::with_capacity(keys.len());
-        let mut seen = std::collections::HashSet::with_capacity(keys.len());
-        for key in keys {
-            if seen.insert(key) {
-                unique.push(key);
-            }
-        }
-        let now = unix_now();
-        let mut found = HashMap::with_capacity(unique.len());
-        for chunk in unique.chunks(BATCH_GET_MAX) {
-            self.batch_get_chunk(chunk, &mut found, now).await?;
-        }
-        Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
+        self.batch_get_items(keys, true).await
+    }
+
+    async fn batch_get_eventually(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        self.batch_get_items(keys, false).await
     }
 
     async fn query(&self, q: Query) -> Result<Page, StoreError> {

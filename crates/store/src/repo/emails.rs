@@ -126,6 +126,28 @@ impl<'a> Emails<'a> {
         }
     }
 
+    /// Records by (project, id), in the order asked, possibly a second old (eventually
+    /// consistent, half the read units): for sweeps, whose writes are guarded by the version.
+    pub async fn get_many_eventually(
+        &self,
+        ids: &[(Uuid, Uuid)],
+    ) -> Result<Vec<Option<Versioned>>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(100) {
+            let keys: Vec<_> = chunk.iter().map(|(p, id)| keys::email(*p, *id)).collect();
+            for item in self.table.batch_get_eventually(&keys).await? {
+                out.push(match item {
+                    Some(item) => Some(Versioned {
+                        record: crate::decode(&item)?,
+                        version: item.version,
+                    }),
+                    None => None,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// One record.
     pub async fn get(&self, project: Uuid, id: Uuid) -> Result<Option<EmailRecord>, StoreError> {
         Ok(self.get_versioned(project, id).await?.map(|v| v.record))
@@ -155,7 +177,13 @@ impl<'a> Emails<'a> {
     ) -> Result<Option<EmailContent>, StoreError> {
         let queued = record.queued_at.unwrap_or(record.created_at);
         let key = keys::email_content(minute_of(queued), project, record.id);
-        match self.table.get(&key).await? {
+        // Written once, before the job was queued: an eventually consistent read finds it,
+        // except within moments of the write, when a consistent read settles it.
+        let item = match self.table.get_eventually(&key).await? {
+            Some(item) => Some(item),
+            None => self.table.get(&key).await?,
+        };
+        match item {
             Some(item) => Ok(Some(crate::decode::<ContentItem>(&item)?.content)),
             None => Ok(None),
         }

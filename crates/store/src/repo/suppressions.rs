@@ -67,6 +67,23 @@ impl<'a> Suppressions<'a> {
         }
     }
 
+    /// The entry for `email` as a send checks it: an eventually consistent read, so an entry
+    /// made within the last second may not be seen yet (see `Table::get_eventually`).
+    pub async fn check(
+        &self,
+        project: Uuid,
+        email: &EmailAddress,
+    ) -> Result<Option<Suppression>, StoreError> {
+        match self
+            .table
+            .get_eventually(&keys::suppression(project, email.as_str()))
+            .await?
+        {
+            Some(item) => crate::decode(&item).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Suppresses `email`. An existing entry stays as it is and is returned with `false`.
     pub async fn add(
         &self,
