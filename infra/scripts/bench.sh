@@ -226,7 +226,7 @@ $(sed -n '/^email status/,/^schedules stuck/p' "$WORK/faults.txt")
 $(sed -n '/^phase/,$p' "$WORK/track-accept.txt")
 
 6. Send cost per email and per million emails (AWS us-east-1 on-demand prices, SES excluded)
-$(sed -n '/^per email/,/^+ 5 ms/p' "$WORK/send-cost.txt")
+$(sed -n '/^per email/,/^floor:/p' "$WORK/send-cost.txt")
 
 7. Feedback order: $FEEDBACK_N SES notifications over $FEEDBACK_EMAILS emails, in order vs shuffled + duplicates
 $(sed -n '/^run /,/^mismatches/p' "$WORK/feedback-order.txt")

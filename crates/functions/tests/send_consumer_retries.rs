@@ -16,7 +16,7 @@ use plunk_messaging::queue::{Queue, QueueError, ReceivedMessage};
 use plunk_store::backend::sqlite::SqliteTable;
 use plunk_store::Store;
 use plunk_worker::clock::SystemClock;
-use plunk_worker::pacing::{MemoryPace, Pacer};
+use plunk_worker::pacing::{MemoryPace, Pacer, TablePace};
 use plunk_worker::send::{backoff, SendWorker, SenderConfig};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -150,4 +150,65 @@ async fn a_retry_on_an_unknown_queue_is_still_reported() {
 
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(response.batch_item_failures[0].item_identifier, message_id);
+}
+
+/// A provider that accepts everything.
+struct Accepting;
+
+#[async_trait]
+impl Mailer for Accepting {
+    async fn send(&self, email: &OutgoingEmail) -> Result<String, MailError> {
+        Ok(format!("msg-{}", email.email_id))
+    }
+}
+
+#[tokio::test]
+async fn a_batch_takes_its_pace_slots_in_one_write_of_the_pace_item() {
+    let store = Store::new(Arc::new(SqliteTable::in_memory().unwrap()));
+    let (project, _) = common::project(&store).await;
+    common::verified_domain(&store, project.id).await;
+    let now = Timestamp::now();
+    let first = common::pending_email(&store, project.id, "ada@example.org", now).await;
+    let second = common::pending_email(&store, project.id, "bob@example.org", now).await;
+    let worker = SendWorker {
+        store: store.clone(),
+        mailer: Arc::new(Accepting),
+        blobs: Arc::new(MemoryBlobs::default()),
+        pacer: Pacer::new(
+            Arc::new(TablePace::new(store.table().clone())),
+            Arc::new(SystemClock),
+            1000.0,
+        ),
+        config: SenderConfig::default(),
+    };
+    let value = common::fixture(
+        "sqs-send-batch.json",
+        &[
+            ("__PROJECT_ID__", &project.id.to_string()),
+            ("__EMAIL_ID_1__", &first.to_string()),
+            ("__EMAIL_ID_2__", &second.to_string()),
+        ],
+    );
+    let event = LambdaEvent::new(serde_json::from_value(value).unwrap(), Context::default());
+    let queues = QueuesByName::new([]);
+
+    let response = send_consumer::handle(&worker, &queues, event)
+        .await
+        .unwrap();
+
+    assert!(response.batch_item_failures.is_empty());
+    for id in [first, second] {
+        let record = store.emails().get(project.id, id).await.unwrap().unwrap();
+        assert_eq!(record.status, EmailStatus::Sent);
+    }
+    let pace = store
+        .table()
+        .get(&plunk_store::keys::pacing_state())
+        .await
+        .unwrap()
+        .expect("the pace item");
+    assert_eq!(
+        pace.version, 1,
+        "both sends' slots were reserved by one write"
+    );
 }

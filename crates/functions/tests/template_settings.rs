@@ -329,11 +329,17 @@ fn the_blob_bucket_is_private_and_expires_attachments() {
     }
     assert!(p["BucketEncryption"].is_mapping(), "encrypted");
     let rules = p["LifecycleConfiguration"]["Rules"].as_sequence().unwrap();
-    assert!(rules.iter().any(|r| {
-        r["Status"] == "Enabled"
-            && (r["Prefix"] == "attachments/" || r["Filter"]["Prefix"] == "attachments/")
-            && r["ExpirationInDays"].as_u64() == Some(7)
-    }));
+    // Attachments and bodies over the inline limit both expire after the send's 72 h window.
+    for prefix in ["attachments/", "bodies/"] {
+        assert!(
+            rules.iter().any(|r| {
+                r["Status"] == "Enabled"
+                    && (r["Prefix"] == prefix || r["Filter"]["Prefix"] == prefix)
+                    && r["ExpirationInDays"].as_u64() == Some(7)
+            }),
+            "{prefix} expires"
+        );
+    }
 }
 
 #[test]
