@@ -12,8 +12,8 @@
 //! A receive of several messages announces them ([`Pacer::expect`]); the first of them to
 //! reserve then takes slots for the rest in the same write (one read and one write of the pace
 //! item per batch instead of per email), and the others take those slots from this process.
-//! A slot is used only while its time has not passed, so the spacing holds; a slot nobody takes
-//! is simply a send slot left unused.
+//! A slot is used only while its time has not yet come, so the spacing holds; a slot nobody
+//! takes is simply a send slot left unused.
 
 use crate::clock::Clock;
 use async_trait::async_trait;
@@ -120,10 +120,6 @@ struct Spares {
     announced: usize,
 }
 
-/// A spare slot more than this far in the past is dropped rather than used: sending long after
-/// one's slot would crowd the sends of later slots.
-const SPARE_LATENESS_US: i64 = 5_000;
-
 /// How far ahead of now a class may reserve (microseconds).
 fn horizon_us(class: SendClass) -> i64 {
     match class {
@@ -175,9 +171,12 @@ impl Pacer {
     pub async fn take(&self, class: SendClass) -> Result<i64, StoreError> {
         let mut spares = self.spares[class.rank()].lock().await;
         spares.announced = spares.announced.saturating_sub(1);
-        let oldest_usable = self.clock.now_ms() * 1000 - SPARE_LATENESS_US;
+        // A spare whose time has passed is dropped, not used: sending after one's slot would
+        // crowd the sends of the slots after it. So every slot, spare or new, is still ahead
+        // when taken, as a slot reserved on the spot is.
+        let now_us = self.clock.now_ms() * 1000;
         while let Some(slot) = spares.slots.pop_front() {
-            if slot >= oldest_usable {
+            if slot >= now_us {
                 return Ok(slot);
             }
         }

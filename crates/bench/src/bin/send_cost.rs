@@ -32,15 +32,19 @@ use plunk_bench::metered::{
 use plunk_domain::contact::DataChange;
 use plunk_domain::email_record::SendClass;
 use plunk_domain::event::SubscriptionSource;
-use plunk_domain::EmailAddress;
+use plunk_domain::feedback::{FeedbackKind, ProviderEvent};
+use plunk_domain::{EmailAddress, Timestamp};
 use plunk_http_kit::{AppState, Settings};
 use plunk_messaging::memory::{MemoryBlobs, MemoryQueue};
 use plunk_messaging::send_queues::SendQueues;
 use plunk_store::backend::sqlite::SqliteTable;
 use plunk_store::keys;
+use plunk_store::table::{Condition, Index, Item, Query, Table};
 use plunk_store::Store;
 use plunk_worker::clock::{Clock, SystemClock};
 use plunk_worker::consumer;
+use plunk_worker::dispatch::Dispatcher;
+use plunk_worker::feedback::FeedbackWorker;
 use plunk_worker::pacing::{Pacer, TablePace};
 use plunk_worker::scheduler::Scheduler;
 use plunk_worker::send::{Outcome, SendWorker, SenderConfig};
@@ -111,6 +115,8 @@ struct Run {
     api_ms: f64,
     batch_ms: f64,
     tick_ms: f64,
+    /// Delivery feedback and event dispatch, per email.
+    after: Vec<Line>,
 }
 
 impl Run {
@@ -141,6 +147,136 @@ impl Run {
     }
 }
 
+/// What follows the send of every email, metered per email: SES's Send and Delivery
+/// notifications through EventBridge and SQS to the feedback consumer (batches of 10), then the
+/// table stream's new event items (`email.sent`, `email.delivery`) through the event dispatcher
+/// (batches of 100; stream reads are free).
+async fn after_the_send(
+    store: &Store,
+    raw: &Arc<dyn Table>,
+    table: &MeteredTable,
+    project: uuid::Uuid,
+    email_ids: &[uuid::Uuid],
+) -> Vec<Line> {
+    let n = email_ids.len() as f64;
+    let mut records = Vec::with_capacity(email_ids.len());
+    for id in email_ids {
+        records.push(
+            store
+                .emails()
+                .get(project, *id)
+                .await
+                .expect("record")
+                .expect("sent record"),
+        );
+    }
+    let feedback = FeedbackWorker {
+        store: store.clone(),
+    };
+    let before = table.usage();
+    let (mut feedback_ms, mut feedback_batches, mut notifications) = (0.0, 0usize, 0usize);
+    let delivered_at = Timestamp::now();
+    for kind in [FeedbackKind::Send, FeedbackKind::Delivery] {
+        for chunk in records.chunks(10) {
+            let started = Instant::now();
+            for r in chunk {
+                let event = ProviderEvent {
+                    message_id: r.message_id.clone().unwrap_or_default(),
+                    email_id: Some(r.id),
+                    project_id: Some(project),
+                    timestamp: match kind {
+                        FeedbackKind::Send => r.sent_at.unwrap_or(r.created_at),
+                        _ => delivered_at,
+                    },
+                    recipients: vec![r.to.clone()],
+                    kind: kind.clone(),
+                };
+                feedback.apply(&event).await.expect("feedback");
+                notifications += 1;
+            }
+            feedback_ms += billed_ms(started.elapsed());
+            feedback_batches += 1;
+        }
+    }
+    let feedback_ops = table.usage().since(&before);
+
+    let mut items = Vec::new();
+    let mut q = Query::new(Index::Primary, keys::events_partition(project));
+    loop {
+        let page = raw.query(q.clone()).await.expect("events");
+        items.extend(page.items);
+        match page.last {
+            Some(last) => q.start_after = Some(last),
+            None => break,
+        }
+    }
+    let dispatcher = Dispatcher {
+        store: store.clone(),
+        webhook_queue: Arc::new(MemoryQueue::default()),
+    };
+    let before = table.usage();
+    let (mut dispatch_ms, mut dispatch_batches) = (0.0, 0usize);
+    for chunk in items.chunks(100) {
+        let started = Instant::now();
+        dispatcher.handle(chunk).await.expect("dispatch");
+        dispatch_ms += billed_ms(started.elapsed());
+        dispatch_batches += 1;
+    }
+    let dispatch_ops = table.usage().since(&before);
+
+    let gbs = |ms: f64| ms / 1000.0 * LAMBDA_GB;
+    // EventBridge's SendMessage per notification, one receive and one batch delete per batch.
+    let sqs = (notifications + 2 * feedback_batches) as f64 / n;
+    vec![
+        Line {
+            name: "Feedback: SQS send, receive, delete",
+            per_email: sqs,
+            unit: "req",
+            dollars_per_million: sqs * SQS_REQUEST,
+        },
+        Line {
+            name: "Feedback: Lambda (requests + GB-s)",
+            per_email: feedback_batches as f64 / n,
+            unit: "req",
+            dollars_per_million: (feedback_batches as f64 * LAMBDA_REQUEST
+                + gbs(feedback_ms) * LAMBDA_GB_SECOND * 1e6)
+                / n,
+        },
+        Line {
+            name: "DynamoDB feedback: write units",
+            per_email: feedback_ops.all_wru() / n,
+            unit: "WRU",
+            dollars_per_million: feedback_ops.all_wru() / n * DYNAMO_WRU,
+        },
+        Line {
+            name: "DynamoDB feedback: read units",
+            per_email: feedback_ops.rru / n,
+            unit: "RRU",
+            dollars_per_million: feedback_ops.rru / n * DYNAMO_RRU,
+        },
+        Line {
+            name: "Dispatch: Lambda (requests + GB-s)",
+            per_email: dispatch_batches as f64 / n,
+            unit: "req",
+            dollars_per_million: (dispatch_batches as f64 * LAMBDA_REQUEST
+                + gbs(dispatch_ms) * LAMBDA_GB_SECOND * 1e6)
+                / n,
+        },
+        Line {
+            name: "DynamoDB dispatch: write units",
+            per_email: dispatch_ops.all_wru() / n,
+            unit: "WRU",
+            dollars_per_million: dispatch_ops.all_wru() / n * DYNAMO_WRU,
+        },
+        Line {
+            name: "DynamoDB dispatch: read units",
+            per_email: dispatch_ops.rru / n,
+            unit: "RRU",
+            dollars_per_million: dispatch_ops.rru / n * DYNAMO_RRU,
+        },
+    ]
+}
+
 async fn metered_run(
     label: &str,
     emails: usize,
@@ -148,9 +284,9 @@ async fn metered_run(
     existing: bool,
     body_bytes: Option<usize>,
 ) -> Run {
-    let table = Arc::new(MeteredTable::new(Arc::new(
-        SqliteTable::in_memory().expect("sqlite"),
-    )));
+    // `raw` reads what the run wrote without metering it (the stream's records are free).
+    let raw: Arc<dyn Table> = Arc::new(SqliteTable::in_memory().expect("sqlite"));
+    let table = Arc::new(MeteredTable::new(raw.clone()));
     // Lambda functions open the store with the 60 s lookup cache (`StoreConfig::open`).
     let store = Store::new(table.clone()).with_lookup_ttl(Duration::from_secs(60));
     let queue = |_: &str| Arc::new(MeteredQueue::new(Arc::new(MemoryQueue::default())));
@@ -173,11 +309,21 @@ async fn metered_run(
         let change = DataChange::parse(&serde_json::Map::new()).expect("empty change");
         for r in &recipients {
             let email = EmailAddress::parse(r).expect("address");
-            store
+            let contact = store
                 .contacts()
                 .upsert(project.id, &email, None, &change, SubscriptionSource::Api)
                 .await
-                .expect("contact");
+                .expect("contact")
+                .contact;
+            // An existing contact has been sent and delivered mail before: the event counters
+            // already count it among each name's unique contacts.
+            for name in ["email.sent", "email.delivery"] {
+                let marker = Item::new(
+                    keys::event_contact_marker(project.id, name, contact.id),
+                    serde_json::json!({}),
+                );
+                raw.put(marker, Condition::None).await.expect("marker");
+            }
         }
     }
     // Warm the key cache and the cursor secret like a warm function instance.
@@ -188,6 +334,7 @@ async fn metered_run(
     let (t0, q0, k0) = (table.usage(), queue_usage(), table.by_kind());
     let mut api_ms = 0.0;
     let mut requests = 0usize;
+    let mut email_ids = Vec::with_capacity(emails);
     for chunk in recipients.chunks(per_request) {
         let mut body = inproc::send_body(chunk, "billing@cost.example");
         if let Some(n) = body_bytes {
@@ -198,6 +345,7 @@ async fn metered_run(
         }
         let reply = call(&app, Method::POST, "/v1/send", &bearer, Some(&body)).await;
         assert!(reply.status.is_success(), "send: {}", reply.body);
+        email_ids.extend(inproc::email_ids(&reply));
         api_ms += billed_ms(reply.elapsed);
         requests += 1;
     }
@@ -272,6 +420,7 @@ async fn metered_run(
     }
     let (t2, k2) = (table.usage(), table.by_kind());
     let blobs_consumer = blobs.usage();
+    let after = after_the_send(&store, &raw, &table, project.id, &email_ids).await;
 
     // 3. The scheduler, once a simulated minute, until each acceptance minute had both sweeps.
     let scheduler = Scheduler {
@@ -317,10 +466,7 @@ async fn metered_run(
         let before = table.usage();
         store
             .table()
-            .delete(
-                &keys::scheduler_state(),
-                plunk_store::table::Condition::None,
-            )
+            .delete(&keys::scheduler_state(), Condition::None)
             .await
             .expect("reset scheduler state");
         reset_wru += table.usage().since(&before).all_wru();
@@ -465,6 +611,7 @@ async fn metered_run(
         api_ms: api_ms / requests as f64,
         batch_ms: batch_ms / batches.max(1) as f64,
         tick_ms: tick_ms / f64::from(ticks),
+        after,
     }
 }
 
@@ -578,6 +725,21 @@ async fn main() {
          request, Lambda invocations, one enqueue and a tenth of a receive and a delete, and {REQUIRED_WRU} write units: \
          rate-limit counter, record, content, claim, SENT, email.sent and its contact index, a tenth of a pace write)"
     );
+    println!("after the send: SES Send + Delivery notifications (feedback consumer) and the event dispatcher, per email");
+    for (i, line) in runs[0].after.iter().enumerate() {
+        print!("{:<34} {:>5}", line.name, line.unit);
+        for r in &runs {
+            let l = &r.after[i];
+            print!(" | {:>12.4} {:>13.4}", l.per_email, l.dollars_per_million);
+        }
+        println!();
+    }
+    print!("{:<40}", "total with feedback and dispatch");
+    for r in &runs {
+        let after: f64 = r.after.iter().map(|l| l.dollars_per_million).sum();
+        print!(" | {:>12} {:>13.3}", "", r.total() + after);
+    }
+    println!();
     println!(
         "   (the pace line adds {paced_gbs:.4} GB-s = ${paced:.3} per 1M: at saturation each of {CONSUMERS} concurrent consumers holds \
          its invocation {:.0} ms per email waiting for its slot; the last line also bills Lambda for a 5 ms round trip per \
