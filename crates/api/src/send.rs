@@ -267,11 +267,12 @@ async fn accept(
         if plan.marketing && !subscribed_after {
             refused.push(r.email.to_string());
         }
+        // Eventually consistent: the worker checks again, consistently, before sending.
         suppressed.push(
             state
                 .store
                 .suppressions()
-                .check(project.id, &r.email)
+                .get_eventually(project.id, &r.email)
                 .await?,
         );
         current.push(existing);

@@ -1,10 +1,10 @@
-//! Lookups a process may reuse for a bounded time (spec README §5 allows 60 s for keys): a
-//! project's settings and the claim of a verified sender domain. Each is read on every email the
-//! send worker handles and almost never changes, so caching them saves two reads per email.
+//! Lookups a process may reuse for a bounded time: a project's settings, which the spec lets
+//! deployments cache for up to 60 s (admin-cli.md: "key and project settings may be cached").
+//! The send worker reads them for every email and they almost never change.
 //!
-//! Only positive answers are kept (a verified claim, an existing project), so a domain that was
-//! just verified works at once; writes through this process drop the entry they change, so only
-//! a change made by another process can go unseen, and for at most the time to live.
+//! Only projects that exist are kept, and a change through the same process drops its entry;
+//! a change made by another process (the CLI) is seen within the time to live. Sender domains
+//! are not cached: the spec makes a domain that loses verification unverified immediately.
 
 use plunk_domain::project::Project;
 use std::collections::HashMap;
@@ -12,8 +12,6 @@ use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
-
-use crate::repo::domains::DomainClaim;
 
 /// Most entries a cache keeps before it starts over (a bound, not a working-set estimate).
 const CAPACITY: usize = 10_000;
@@ -69,8 +67,6 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
 pub struct Lookups {
     /// Projects by id.
     pub(crate) projects: TtlCache<Uuid, Project>,
-    /// Verified domain claims by domain name.
-    pub(crate) verified_domains: TtlCache<String, DomainClaim>,
 }
 
 impl Lookups {
@@ -78,7 +74,6 @@ impl Lookups {
     pub fn new(ttl: Duration) -> Self {
         Self {
             projects: TtlCache::new(ttl),
-            verified_domains: TtlCache::new(ttl),
         }
     }
 }

@@ -31,8 +31,8 @@ pub async fn handle(worker: &SendWorker, body: &str) -> Outcome {
     }
 }
 
-/// Announces a received batch to the pace, by class (see [`crate::pacing::Pacer::expect`]), so
-/// its first send reserves slots for the whole batch at once.
+/// Announces a batch about to be handled at once (an SQS event) to the pace, by class (see
+/// [`crate::pacing::Pacer::expect`]), so its first send reserves slots for the whole batch.
 pub async fn announce(worker: &SendWorker, classes: impl IntoIterator<Item = SendClass>) {
     let mut counts = [0usize; 3];
     for class in classes {
@@ -68,7 +68,8 @@ async fn drain_one(worker: &SendWorker, queue: &Arc<dyn Queue>, class: SendClass
     if messages.is_empty() {
         return false;
     }
-    announce(worker, std::iter::repeat_n(class, messages.len())).await;
+    // Handled one after another, so not announced to the pace: a batch's spare slots would
+    // pass while the sends before them run.
     for m in messages {
         let outcome = handle(worker, &m.body).await;
         let result = match outcome {

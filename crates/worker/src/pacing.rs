@@ -9,8 +9,8 @@
 //! transactional email waits little longer than that, and while transactional mail is waiting
 //! the schedule runs ahead and lower classes hold back entirely.
 //!
-//! A receive of several messages announces them ([`Pacer::expect`]); the first of them to
-//! reserve then takes slots for the rest in the same write (one read and one write of the pace
+//! A batch handled at once (an SQS event) announces its messages ([`Pacer::expect`]); the first
+//! of them to reserve then takes slots for the rest in the same write (one read and one write of the pace
 //! item per batch instead of per email), and the others take those slots from this process.
 //! A slot is used only while its time has not yet come, so the spacing holds; a slot nobody
 //! takes is simply a send slot left unused.
@@ -27,6 +27,8 @@ use std::sync::{Arc, Mutex};
 pub const DEFAULT_RATE: f64 = 14.0;
 /// Fraction of the account rate the pace uses (see [`Pacer::new`]).
 pub const PACE_MARGIN: f64 = 0.98;
+/// Most slots one [`Pacer::take`] reserves at once: an SQS event source's batch.
+const MAX_BATCH: usize = 10;
 
 /// Where the next free slot time lives, with optimistic concurrency.
 #[async_trait]
@@ -155,16 +157,6 @@ impl Pacer {
         self.spares[class.rank()].lock().await.announced = n;
     }
 
-    /// Most slots one reservation takes for `class`: an event source's batch for
-    /// transactional mail; for lower classes no more than their horizon holds, so a batch of
-    /// campaign mail never pushes the schedule further ahead than one of its emails may.
-    fn max_batch(&self, class: SendClass) -> usize {
-        match class {
-            SendClass::Transactional => 10,
-            _ => ((horizon_us(class) as f64 / self.interval_us) as usize).clamp(1, 10),
-        }
-    }
-
     /// One slot for `class`: a spare one reserved for this process's announced messages while
     /// its time has not passed, else a new reservation that also covers the messages still
     /// announced.
@@ -180,7 +172,7 @@ impl Pacer {
                 return Ok(slot);
             }
         }
-        let n = (1 + spares.announced).min(self.max_batch(class));
+        let n = (1 + spares.announced).min(MAX_BATCH);
         let mut slots = self.reserve(class, n).await?;
         let first = slots.remove(0);
         spares.slots.extend(slots);
@@ -192,10 +184,12 @@ impl Pacer {
         &self.clock
     }
 
-    /// Reserves `n` consecutive slots for `class`, waiting while the schedule is too far ahead
-    /// for that class. Returns the slot times (Unix microseconds), earliest first.
+    /// Reserves up to `n` consecutive slots for `class`, waiting while the schedule is too far
+    /// ahead for that class: all `n` for transactional mail, for lower classes as many as end
+    /// within their horizon (at least one), so a batch of campaign mail never puts the schedule
+    /// further ahead than a single campaign email may. Returns the slot times (Unix
+    /// microseconds), earliest first.
     pub async fn reserve(&self, class: SendClass, n: usize) -> Result<Vec<i64>, StoreError> {
-        let n = n.max(1);
         loop {
             let (next_free, version) = self.state.load().await?;
             let now = self.clock.now_ms() * 1000;
@@ -210,6 +204,13 @@ impl Pacer {
                     .await;
                 continue;
             }
+            let n = match class {
+                SendClass::Transactional => n.max(1),
+                _ => n.clamp(
+                    1,
+                    1 + ((horizon - ahead) as f64 / self.interval_us) as usize,
+                ),
+            };
             let end = start + (self.interval_us * n as f64).round() as i64;
             if self.state.store(end, version).await? {
                 return Ok((0..n)
@@ -309,15 +310,22 @@ mod tests {
         );
         assert_eq!(pace.stores.load(std::sync::atomic::Ordering::SeqCst), 4);
 
-        // A campaign batch takes no more slots at once than its horizon holds (0.25 s at 10/s).
+        // A campaign batch reserves only the slots that end within its horizon (0.25 s): its
+        // last slot is no further ahead than a single campaign email may reserve.
+        clock.sleep_until_ms(1_002_000).await; // the schedule has caught up with now
         a.expect(SendClass::Campaign, 10).await;
-        let before = pace.inner.load().await.unwrap().0;
         let slot = a.take(SendClass::Campaign).await.unwrap();
-        let after = pace.inner.load().await.unwrap().0;
+        let now_us = clock.now_ms() * 1000;
+        let last = pace.inner.load().await.unwrap().0 - 100_000;
+        assert!(
+            last - now_us <= 250_000,
+            "last slot {} µs ahead",
+            last - now_us
+        );
         assert_eq!(
-            (after - slot) / 100_000,
+            (last - slot) / 100_000,
             2,
-            "two slots at 0.1 s: {before} {slot} {after}"
+            "three slots: 0, 0.1 and 0.2 s ahead"
         );
     }
 

@@ -104,66 +104,65 @@ impl Scheduler {
         let emails = self.store.emails();
         let mut jobs = Vec::new();
         let accepted = emails.accepted_in_minute(minute).await?;
-        let ids: Vec<_> = accepted
-            .iter()
-            .map(|f| (f.project_id, f.email_id))
-            .collect();
-        // Read in batches and eventually consistent: a record a second older than the truth
-        // at worst queues a message the claim then ignores, or loses its version race.
-        let records = emails.get_many_eventually(&ids).await?;
-        for (found, record) in accepted.into_iter().zip(records) {
-            let Some(mut v) = record else {
-                continue;
-            };
-            let failure = match v.record.status {
-                EmailStatus::Pending if expire => Some("EXPIRED_IN_QUEUE"),
-                EmailStatus::Sending
-                    if v.record
-                        .sending_at
-                        .is_some_and(|at| now_ms - at.unix_millis() > STALE_CLAIM_MS) =>
-                {
-                    Some("SEND_OUTCOME_UNKNOWN")
-                }
-                EmailStatus::Pending => {
-                    let class = match v.record.source_type {
-                        SourceType::Transactional => Some(SendClass::Transactional),
-                        SourceType::Workflow => Some(SendClass::Workflow),
-                        SourceType::Campaign => None,
-                    };
-                    if let Some(class) = class {
-                        jobs.push(SendJob {
-                            project_id: found.project_id,
-                            email_id: found.email_id,
-                            class,
-                        });
+        // Records read 100 at a time and eventually consistent: a record a second older than
+        // the truth at worst queues a message the claim then ignores, or loses its version race.
+        for chunk in accepted.chunks(100) {
+            let ids: Vec<_> = chunk.iter().map(|f| (f.project_id, f.email_id)).collect();
+            let records = emails.get_many_eventually(&ids).await?;
+            for (found, record) in chunk.iter().zip(records) {
+                let Some(mut v) = record else {
+                    continue;
+                };
+                let failure = match v.record.status {
+                    EmailStatus::Pending if expire => Some("EXPIRED_IN_QUEUE"),
+                    EmailStatus::Sending
+                        if v.record
+                            .sending_at
+                            .is_some_and(|at| now_ms - at.unix_millis() > STALE_CLAIM_MS) =>
+                    {
+                        Some("SEND_OUTCOME_UNKNOWN")
                     }
-                    None
-                }
-                _ => None,
-            };
-            if let Some(error) = failure {
-                let now = Timestamp::now();
-                v.record.fail(error, now);
-                match emails.save(found.project_id, &v.record, v.version).await {
-                    Ok(_) => {
-                        report.failed += 1;
-                        let event = Event {
-                            id: plunk_domain::id::new_id(),
-                            name: "email.failed".into(),
-                            contact_id: v.record.contact_id,
-                            contact_email: Some(v.record.to.clone()),
-                            email_id: Some(v.record.id),
-                            data: plunk_domain::email_record::event_data(
-                                &v.record,
-                                json!({ "error": error, "attempts": v.record.attempts }),
-                            ),
-                            source: EventSource::System,
-                            created_at: now,
+                    EmailStatus::Pending => {
+                        let class = match v.record.source_type {
+                            SourceType::Transactional => Some(SendClass::Transactional),
+                            SourceType::Workflow => Some(SendClass::Workflow),
+                            SourceType::Campaign => None,
                         };
-                        self.store.events().record(found.project_id, &event).await?;
+                        if let Some(class) = class {
+                            jobs.push(SendJob {
+                                project_id: found.project_id,
+                                email_id: found.email_id,
+                                class,
+                            });
+                        }
+                        None
                     }
-                    Err(e) if e.is_condition_failed() => {}
-                    Err(e) => return Err(e),
+                    _ => None,
+                };
+                if let Some(error) = failure {
+                    let now = Timestamp::now();
+                    v.record.fail(error, now);
+                    match emails.save(found.project_id, &v.record, v.version).await {
+                        Ok(_) => {
+                            report.failed += 1;
+                            let event = Event {
+                                id: plunk_domain::id::new_id(),
+                                name: "email.failed".into(),
+                                contact_id: v.record.contact_id,
+                                contact_email: Some(v.record.to.clone()),
+                                email_id: Some(v.record.id),
+                                data: plunk_domain::email_record::event_data(
+                                    &v.record,
+                                    json!({ "error": error, "attempts": v.record.attempts }),
+                                ),
+                                source: EventSource::System,
+                                created_at: now,
+                            };
+                            self.store.events().record(found.project_id, &event).await?;
+                        }
+                        Err(e) if e.is_condition_failed() => {}
+                        Err(e) => return Err(e),
+                    }
                 }
             }
         }

@@ -1,10 +1,10 @@
 //! The send worker (ARCHITECTURE §5, spec public-api.md §1.3): turns one queued email into a
 //! sent one, or ends it in a state the user can see.
 //!
-//! Per job: skip anything not `PENDING` (duplicates and redeliveries send nothing); take a slot
-//! from the global pace; claim the email `PENDING → SENDING` with a version condition (only one
-//! sender wins); re-check the project, the sender domain, the suppression list and, for marketing
-//! mail, the subscription; render once with the hosted-page links; add the unsubscribe headers
+//! Per job: skip anything not `PENDING` (duplicates and redeliveries send nothing); read the
+//! queued content (and a body kept in blob storage); take a slot from the global pace; claim
+//! the email `PENDING → SENDING` with a version condition (only one sender wins); re-check the
+//! project, the sender domain, the suppression list and, for marketing mail, the subscription; render once with the hosted-page links; add the unsubscribe headers
 //! and footer where they apply; build the MIME message; hand it to the provider; record
 //! `SENT` and `email.sent`. Throttling and transient errors put the email back to `PENDING` with
 //! its attempt count and ask for a retry with back-off; after five attempts, or on a permanent
@@ -177,6 +177,33 @@ impl SendWorker {
         }
     }
 
+    /// The queued content of `record`, its body read back from blob storage when it was kept
+    /// there. `Ok(Err(reason))` when it is no longer kept (the email fails with the reason); a
+    /// blob store failure is `Err`, so the message is retried.
+    async fn content(
+        &self,
+        project_id: uuid::Uuid,
+        record: &EmailRecord,
+    ) -> Result<Result<EmailContent, String>, StoreError> {
+        let Some(mut content) = self.store.emails().content(project_id, record).await? else {
+            return Ok(Err(
+                "CONTENT_EXPIRED: the queued content is no longer kept".into()
+            ));
+        };
+        if let Some(key) = content.body_blob.clone() {
+            match self.blobs.get(&key).await {
+                Ok(Some(bytes)) => content.body = String::from_utf8_lossy(&bytes).into_owned(),
+                Ok(None) => {
+                    return Ok(Err(
+                        "CONTENT_EXPIRED: the queued body is no longer kept".into()
+                    ))
+                }
+                Err(e) => return Err(StoreError::Unavailable(format!("body storage: {e}"))),
+            }
+        }
+        Ok(Ok(content))
+    }
+
     /// Processes one job. Store failures come back as `Err` (the message is retried).
     pub async fn process(&self, job: SendJob) -> Result<Outcome, StoreError> {
         let project_id = job.project_id;
@@ -208,7 +235,15 @@ impl SendWorker {
             return self.fail(project_id, v, "PROJECT_DISABLED".into()).await;
         };
 
-        // The pace first, so a claim is never held while waiting for a slot.
+        // The content before the slot: it never changes, and a body in blob storage takes a
+        // round trip that would otherwise sit between the slot and the provider call, where
+        // the pace's margin is only a few milliseconds a send.
+        let content = match self.content(project_id, &v.record).await? {
+            Ok(content) => content,
+            Err(reason) => return self.fail(project_id, v, reason).await,
+        };
+
+        // The pace next, so a claim is never held while waiting for a slot.
         let slot = self.pacer.take(job.class).await?;
         self.pacer.wait_for(slot).await;
 
@@ -228,7 +263,7 @@ impl SendWorker {
         let claimed = Versioned { record, version };
         let mut provider_called = false;
         match self
-            .send_claimed(&project, claimed.clone(), &mut provider_called)
+            .send_claimed(&project, claimed.clone(), content, &mut provider_called)
             .await
         {
             Ok(outcome) => Ok(outcome),
@@ -253,6 +288,7 @@ impl SendWorker {
         &self,
         project: &plunk_domain::project::Project,
         mut v: Versioned,
+        content: EmailContent,
         provider_called: &mut bool,
     ) -> Result<Outcome, StoreError> {
         let project_id = project.id;
@@ -276,7 +312,8 @@ impl SendWorker {
                 .fail(project_id, v, "REJECTED: invalid recipient".into())
                 .await;
         };
-        if let Some(s) = self.store.suppressions().check(project_id, &to).await? {
+        // Consistent: a suppressed address is never sent to (feedback-and-unsubscribe.md §3).
+        if let Some(s) = self.store.suppressions().get(project_id, &to).await? {
             v.record.status = EmailStatus::Suppressed;
             v.record.error = Some(s.reason.as_str().to_owned());
             v.record.suppressed_at = Some(now());
@@ -305,33 +342,6 @@ impl SendWorker {
                 .fail(project_id, v, "CONTACT_UNSUBSCRIBED".into())
                 .await;
         }
-        let Some(mut content) = emails.content(project_id, &v.record).await? else {
-            return self
-                .fail(
-                    project_id,
-                    v,
-                    "CONTENT_EXPIRED: the queued content is no longer kept".into(),
-                )
-                .await;
-        };
-        // A body over the inline limit was kept once per request in blob storage.
-        if let Some(key) = content.body_blob.clone() {
-            match self.blobs.get(&key).await {
-                Ok(Some(bytes)) => content.body = String::from_utf8_lossy(&bytes).into_owned(),
-                Ok(None) => {
-                    return self
-                        .fail(
-                            project_id,
-                            v,
-                            "CONTENT_EXPIRED: the queued body is no longer kept".into(),
-                        )
-                        .await
-                }
-                // Nothing was sent: the claim is handed back and the message retried.
-                Err(e) => return Err(StoreError::Unavailable(format!("body storage: {e}"))),
-            }
-        }
-
         // The hosted-page links of this email: the token names the contact and this email.
         let urls = match (&self.config.public_url, v.record.contact_id) {
             (Some(base), Some(contact_id)) => {

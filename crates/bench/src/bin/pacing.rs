@@ -118,7 +118,6 @@ async fn local_consumer(sim: Arc<Sim>, pacer: Pacer) {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }
-        pacer.expect(batch[0].class, batch.len()).await;
         for job in batch {
             sim.send(&pacer, job).await;
         }

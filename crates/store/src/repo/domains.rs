@@ -5,7 +5,6 @@
 //! change together, in one transaction.
 
 use crate::keys;
-use crate::lookup_cache::Lookups;
 use crate::repo::scan;
 use crate::table::{Condition, Index, Item, Position, Query, StoreError, Table, WriteOp};
 use plunk_domain::sending_domain::Domain;
@@ -99,12 +98,11 @@ pub enum SenderRejection {
 /// Domain operations of one table.
 pub struct Domains<'a> {
     table: &'a dyn Table,
-    lookups: &'a Lookups,
 }
 
 impl<'a> Domains<'a> {
-    pub(crate) fn new(table: &'a dyn Table, lookups: &'a Lookups) -> Self {
-        Self { table, lookups }
+    pub(crate) fn new(table: &'a dyn Table) -> Self {
+        Self { table }
     }
 
     /// The claim on `name` (lowercase), whichever project holds it.
@@ -123,19 +121,7 @@ impl<'a> Domains<'a> {
         sender: &EmailAddress,
     ) -> Result<Result<(), (String, SenderRejection)>, StoreError> {
         let domain = sender.domain().to_owned();
-        // A verified claim may be reused for a while (see `lookup_cache`); anything else is
-        // read every time, so a domain verified a moment ago works at once.
-        let claim = match self.lookups.verified_domains.get(&domain) {
-            Some(hit) => Some(hit),
-            None => {
-                let claim = self.claim(&domain).await?;
-                if let Some(c) = claim.as_ref().filter(|c| c.verified) {
-                    self.lookups.verified_domains.put(domain.clone(), c.clone());
-                }
-                claim
-            }
-        };
-        Ok(match claim {
+        Ok(match self.claim(&domain).await? {
             Some(claim) if claim.project_id == project && claim.verified => Ok(()),
             Some(claim) if claim.project_id == project => {
                 Err((domain, SenderRejection::NotVerified))
@@ -199,8 +185,6 @@ impl<'a> Domains<'a> {
             after.id = before.id;
             after.domain = before.domain.clone();
             if after == before {
-                // Nothing to write, but what this process kept may be older than the record.
-                self.lookups.verified_domains.remove(&before.domain);
                 return Ok(before);
             }
             let ops = vec![
@@ -214,9 +198,7 @@ impl<'a> Domains<'a> {
                     condition: Condition::None,
                 },
             ];
-            let result = self.table.transact(ops).await;
-            self.lookups.verified_domains.remove(&after.domain);
-            match result {
+            match self.table.transact(ops).await {
                 Ok(()) => return Ok(after),
                 Err(e) if e.is_condition_failed() => continue,
                 Err(e) => return Err(e.into()),
@@ -241,9 +223,7 @@ impl<'a> Domains<'a> {
                     condition: Condition::None,
                 },
             ];
-            let result = self.table.transact(ops).await;
-            self.lookups.verified_domains.remove(&domain.domain);
-            match result {
+            match self.table.transact(ops).await {
                 Ok(()) => return Ok(domain),
                 Err(e) if e.is_condition_failed() => continue,
                 Err(e) => return Err(e.into()),

@@ -67,9 +67,10 @@ impl<'a> Suppressions<'a> {
         }
     }
 
-    /// The entry for `email` as a send checks it: an eventually consistent read, so an entry
-    /// made within the last second may not be seen yet (see `Table::get_eventually`).
-    pub async fn check(
+    /// The entry for `email`, eventually consistent (half a read unit): an entry made within
+    /// the last second may not be seen yet. For the check at acceptance only; the send worker
+    /// checks again consistently just before sending, so a suppressed address is never sent to.
+    pub async fn get_eventually(
         &self,
         project: Uuid,
         email: &EmailAddress,
