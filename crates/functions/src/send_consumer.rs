@@ -25,26 +25,24 @@ pub async fn handle(
     queues: &QueuesByName,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
-    let classes: Vec<_> = event
+    let jobs: Vec<Option<SendJob>> = event
         .payload
         .records
         .iter()
-        .filter_map(|m| m.body.as_deref())
-        .filter_map(|b| serde_json::from_str::<SendJob>(b).ok())
-        .map(|job| job.class)
+        .map(|m| {
+            m.body
+                .as_deref()
+                .and_then(|b| serde_json::from_str::<SendJob>(b).ok())
+        })
         .collect();
-    consumer::announce(worker, classes).await;
+    consumer::announce(worker, jobs.iter().flatten().map(|job| job.class)).await;
     let mut tasks = Vec::with_capacity(event.payload.records.len());
-    for message in event.payload.records {
+    for (message, job) in event.payload.records.into_iter().zip(jobs) {
         let Some(id) = message.message_id.clone() else {
             // Nothing to report it by; SQS always sets the id.
             tracing::error!("SQS record without messageId ignored");
             continue;
         };
-        let job = message
-            .body
-            .as_deref()
-            .and_then(|b| serde_json::from_str::<SendJob>(b).ok());
         let span = tracing::info_span!(
             "send_message",
             message_id = %id,

@@ -10,8 +10,9 @@
 //! the schedule runs ahead and lower classes hold back entirely.
 //!
 //! A batch handled at once (an SQS event) announces its messages ([`Pacer::expect`]); the first
-//! of them to reserve then takes slots for the rest in the same write (one read and one write of the pace
-//! item per batch instead of per email), and the others take those slots from this process.
+//! of them to reserve then takes slots for the rest in the same write (one read and one write of
+//! the pace item per batch instead of per email), and the others take those slots from this
+//! process.
 //! A slot is used only while its time has not yet come, so the spacing holds; a slot nobody
 //! takes is simply a send slot left unused.
 

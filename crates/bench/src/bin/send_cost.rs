@@ -120,6 +120,18 @@ struct Run {
     after: Vec<Line>,
 }
 
+impl Line {
+    /// A line whose dollars are its units per email times a price per million units.
+    fn priced(name: &'static str, unit: &'static str, per_email: f64, price: f64) -> Self {
+        Self {
+            name,
+            per_email,
+            unit,
+            dollars_per_million: per_email * price,
+        }
+    }
+}
+
 impl Run {
     fn total(&self) -> f64 {
         self.lines.iter().map(|l| l.dollars_per_million).sum()
@@ -229,12 +241,12 @@ async fn after_the_send(
     // EventBridge's SendMessage per notification, one receive and one batch delete per batch.
     let sqs = (notifications + 2 * feedback_batches) as f64 / n;
     vec![
-        Line {
-            name: "Feedback: SQS send, receive, delete",
-            per_email: sqs,
-            unit: "req",
-            dollars_per_million: sqs * SQS_REQUEST,
-        },
+        Line::priced(
+            "Feedback: SQS send, receive, delete",
+            "req",
+            sqs,
+            SQS_REQUEST,
+        ),
         Line {
             name: "Feedback: Lambda (requests + GB-s)",
             per_email: feedback_batches as f64 / n,
@@ -243,18 +255,18 @@ async fn after_the_send(
                 + gbs(feedback_ms) * LAMBDA_GB_SECOND * 1e6)
                 / n,
         },
-        Line {
-            name: "DynamoDB feedback: write units",
-            per_email: feedback_ops.all_wru() / n,
-            unit: "WRU",
-            dollars_per_million: feedback_ops.all_wru() / n * DYNAMO_WRU,
-        },
-        Line {
-            name: "DynamoDB feedback: read units",
-            per_email: feedback_ops.rru / n,
-            unit: "RRU",
-            dollars_per_million: feedback_ops.rru / n * DYNAMO_RRU,
-        },
+        Line::priced(
+            "DynamoDB feedback: write units",
+            "WRU",
+            feedback_ops.all_wru() / n,
+            DYNAMO_WRU,
+        ),
+        Line::priced(
+            "DynamoDB feedback: read units",
+            "RRU",
+            feedback_ops.rru / n,
+            DYNAMO_RRU,
+        ),
         Line {
             name: "Dispatch: Lambda (requests + GB-s)",
             per_email: dispatch_batches as f64 / n,
@@ -263,18 +275,18 @@ async fn after_the_send(
                 + gbs(dispatch_ms) * LAMBDA_GB_SECOND * 1e6)
                 / n,
         },
-        Line {
-            name: "DynamoDB dispatch: write units",
-            per_email: dispatch_ops.all_wru() / n,
-            unit: "WRU",
-            dollars_per_million: dispatch_ops.all_wru() / n * DYNAMO_WRU,
-        },
-        Line {
-            name: "DynamoDB dispatch: read units",
-            per_email: dispatch_ops.rru / n,
-            unit: "RRU",
-            dollars_per_million: dispatch_ops.rru / n * DYNAMO_RRU,
-        },
+        Line::priced(
+            "DynamoDB dispatch: write units",
+            "WRU",
+            dispatch_ops.all_wru() / n,
+            DYNAMO_WRU,
+        ),
+        Line::priced(
+            "DynamoDB dispatch: read units",
+            "RRU",
+            dispatch_ops.rru / n,
+            DYNAMO_RRU,
+        ),
     ]
 }
 
@@ -497,78 +509,78 @@ async fn metered_run(
     let per_minute = SEND_RATE * 60.0;
     let gbs = |ms: f64| ms / 1000.0 * LAMBDA_GB;
     let mut lines = vec![
-        Line {
-            name: "API Gateway requests",
-            per_email: requests as f64 / n,
-            unit: "req",
-            dollars_per_million: requests as f64 / n * APIGW_REQUEST,
-        },
-        Line {
-            name: "Lambda API: invocations",
-            per_email: requests as f64 / n,
-            unit: "req",
-            dollars_per_million: requests as f64 / n * LAMBDA_REQUEST,
-        },
-        Line {
-            name: "Lambda API: GB-s",
-            per_email: gbs(api_ms) / n,
-            unit: "GB-s",
-            dollars_per_million: gbs(api_ms) / n * LAMBDA_GB_SECOND * 1e6,
-        },
-        Line {
-            name: "DynamoDB API: write units",
-            per_email: api_ops.all_wru() / n,
-            unit: "WRU",
-            dollars_per_million: api_ops.all_wru() / n * DYNAMO_WRU,
-        },
-        Line {
-            name: "DynamoDB API: read units",
-            per_email: api_ops.rru / n,
-            unit: "RRU",
-            dollars_per_million: api_ops.rru / n * DYNAMO_RRU,
-        },
-        Line {
-            name: "SQS API: enqueue requests",
-            per_email: sqs_api.requests() as f64 / n,
-            unit: "req",
-            dollars_per_million: sqs_api.requests() as f64 / n * SQS_REQUEST,
-        },
-        Line {
-            name: "Lambda consumer: invocations",
-            per_email: batches as f64 / n,
-            unit: "req",
-            dollars_per_million: batches as f64 / n * LAMBDA_REQUEST,
-        },
-        Line {
-            name: "Lambda consumer: GB-s (work)",
-            per_email: gbs(batch_ms) / n,
-            unit: "GB-s",
-            dollars_per_million: gbs(batch_ms) / n * LAMBDA_GB_SECOND * 1e6,
-        },
-        Line {
-            name: "DynamoDB consumer: write units",
-            per_email: consumer_ops.all_wru() / n,
-            unit: "WRU",
-            dollars_per_million: consumer_ops.all_wru() / n * DYNAMO_WRU,
-        },
-        Line {
-            name: "DynamoDB consumer: read units",
-            per_email: consumer_ops.rru / n,
-            unit: "RRU",
-            dollars_per_million: consumer_ops.rru / n * DYNAMO_RRU,
-        },
-        Line {
-            name: "SQS consumer: receive + delete",
-            per_email: sqs_consumer.requests() as f64 / n,
-            unit: "req",
-            dollars_per_million: sqs_consumer.requests() as f64 / n * SQS_REQUEST,
-        },
-        Line {
-            name: "DynamoDB sweeps (2m, 16m, 72h): RRU",
-            per_email: sweep_ops.rru / n,
-            unit: "RRU",
-            dollars_per_million: sweep_ops.rru / n * DYNAMO_RRU,
-        },
+        Line::priced(
+            "API Gateway requests",
+            "req",
+            requests as f64 / n,
+            APIGW_REQUEST,
+        ),
+        Line::priced(
+            "Lambda API: invocations",
+            "req",
+            requests as f64 / n,
+            LAMBDA_REQUEST,
+        ),
+        Line::priced(
+            "Lambda API: GB-s",
+            "GB-s",
+            gbs(api_ms) / n,
+            LAMBDA_GB_SECOND * 1e6,
+        ),
+        Line::priced(
+            "DynamoDB API: write units",
+            "WRU",
+            api_ops.all_wru() / n,
+            DYNAMO_WRU,
+        ),
+        Line::priced(
+            "DynamoDB API: read units",
+            "RRU",
+            api_ops.rru / n,
+            DYNAMO_RRU,
+        ),
+        Line::priced(
+            "SQS API: enqueue requests",
+            "req",
+            sqs_api.requests() as f64 / n,
+            SQS_REQUEST,
+        ),
+        Line::priced(
+            "Lambda consumer: invocations",
+            "req",
+            batches as f64 / n,
+            LAMBDA_REQUEST,
+        ),
+        Line::priced(
+            "Lambda consumer: GB-s (work)",
+            "GB-s",
+            gbs(batch_ms) / n,
+            LAMBDA_GB_SECOND * 1e6,
+        ),
+        Line::priced(
+            "DynamoDB consumer: write units",
+            "WRU",
+            consumer_ops.all_wru() / n,
+            DYNAMO_WRU,
+        ),
+        Line::priced(
+            "DynamoDB consumer: read units",
+            "RRU",
+            consumer_ops.rru / n,
+            DYNAMO_RRU,
+        ),
+        Line::priced(
+            "SQS consumer: receive + delete",
+            "req",
+            sqs_consumer.requests() as f64 / n,
+            SQS_REQUEST,
+        ),
+        Line::priced(
+            "DynamoDB sweeps (2m, 16m, 72h): RRU",
+            "RRU",
+            sweep_ops.rru / n,
+            DYNAMO_RRU,
+        ),
         Line {
             name: "Scheduler fixed, shared at 14/s",
             per_email: fixed_tick.rru / per_minute,
@@ -590,12 +602,12 @@ async fn metered_run(
             / n,
     });
     if sweep_ops.all_wru() > 0.0 {
-        lines.push(Line {
-            name: "DynamoDB sweeps: write units",
-            per_email: sweep_ops.all_wru() / n,
-            unit: "WRU",
-            dollars_per_million: sweep_ops.all_wru() / n * DYNAMO_WRU,
-        });
+        lines.push(Line::priced(
+            "DynamoDB sweeps: write units",
+            "WRU",
+            sweep_ops.all_wru() / n,
+            DYNAMO_WRU,
+        ));
     }
     Run {
         label: label.to_owned(),
