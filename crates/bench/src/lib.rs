@@ -12,6 +12,8 @@
 //!   provider and store errors); counts duplicate hand-offs and lost emails.
 //! - `send-cost`: request units, queue requests and provider calls per email, priced in dollars.
 //! - `send-accept`: `POST /v1/send` latency in process.
+//! - `template-fuzz`: generated templates and data through the syntax check and every render;
+//!   counts panics (must be 0) and prints the slowest render.
 //!
 //! The HTTP load test (many connections against `plunk serve`) is `wrk` driven by
 //! `infra/bench/*.lua`; it needs no code here.
@@ -22,6 +24,7 @@ pub mod fake_mailer;
 pub mod inproc;
 pub mod metered;
 pub mod stats;
+pub mod template_fuzz;
 
 use std::time::{Duration, Instant};
 

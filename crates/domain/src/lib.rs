@@ -10,6 +10,7 @@ pub mod id;
 pub mod language;
 pub mod list_unsubscribe;
 pub mod page_token;
+pub mod panic;
 pub mod project;
 pub mod send_request;
 pub mod sending_domain;

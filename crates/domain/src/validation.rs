@@ -21,6 +21,7 @@ pub enum FieldCode {
     ReservedEvent,
     ReservedHeader,
     TemplateSyntax,
+    TemplateRender,
     ForbiddenAddress,
     NotFound,
     SegmentCycle,
@@ -37,12 +38,28 @@ pub struct FieldError {
     pub code: FieldCode,
 }
 
+/// Longest field path or message an error carries, in characters: both can echo what the
+/// client sent (a member name, a header name, a value), and an error answer stays small
+/// whatever the request held.
+pub const MAX_ERROR_TEXT_CHARS: usize = 256;
+
+/// `text` cut to [`MAX_ERROR_TEXT_CHARS`] characters, an ellipsis marking the cut.
+pub fn cut_for_error(text: String) -> String {
+    if text.chars().count() <= MAX_ERROR_TEXT_CHARS {
+        return text;
+    }
+    let mut cut: String = text.chars().take(MAX_ERROR_TEXT_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
 impl FieldError {
-    /// Builds an error for `field`.
+    /// Builds an error for `field`; the path and the message are cut to
+    /// [`MAX_ERROR_TEXT_CHARS`] characters.
     pub fn new(field: impl Into<String>, code: FieldCode, message: impl Into<String>) -> Self {
         Self {
-            field: field.into(),
-            message: message.into(),
+            field: cut_for_error(field.into()),
+            message: cut_for_error(message.into()),
             code,
         }
     }

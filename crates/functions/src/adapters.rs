@@ -389,17 +389,17 @@ impl Environment {
         };
         tracing::info!(rate, "send pace");
         let pace = Arc::new(TablePace::new(self.store.table().clone()));
-        Ok(SendWorker {
-            store: self.store.clone(),
+        Ok(SendWorker::new(
+            self.store.clone(),
             mailer,
             blobs,
-            pacer: Pacer::new(pace, Arc::new(SystemClock), rate),
-            config: SenderConfig {
+            Pacer::new(pace, Arc::new(SystemClock), rate),
+            SenderConfig {
                 configuration_set_tracked: var("PLUNK_SES_CONFIGURATION_SET_TRACKED"),
                 configuration_set_untracked: var("PLUNK_SES_CONFIGURATION_SET_UNTRACKED"),
                 public_url: Some(self.public_url()?),
             },
-        })
+        ))
     }
 
     /// The public API base URL the hosted-page links in sent mail point at: `PLUNK_PUBLIC_URL`

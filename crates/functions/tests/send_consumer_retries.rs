@@ -81,17 +81,17 @@ async fn arrange() -> (Store, SendWorker, Uuid, Uuid) {
     common::verified_domain(&store, project.id).await;
     let email =
         common::pending_email(&store, project.id, "ada@example.org", Timestamp::now()).await;
-    let worker = SendWorker {
-        store: store.clone(),
-        mailer: Arc::new(Throttled),
-        blobs: Arc::new(MemoryBlobs::default()),
-        pacer: Pacer::new(
+    let worker = SendWorker::new(
+        store.clone(),
+        Arc::new(Throttled),
+        Arc::new(MemoryBlobs::default()),
+        Pacer::new(
             Arc::new(MemoryPace::default()),
             Arc::new(SystemClock),
             1000.0,
         ),
-        config: SenderConfig::default(),
-    };
+        SenderConfig::default(),
+    );
     (store, worker, project.id, email)
 }
 
@@ -170,17 +170,19 @@ async fn a_batch_takes_its_pace_slots_in_one_write_of_the_pace_item() {
     let now = Timestamp::now();
     let first = common::pending_email(&store, project.id, "ada@example.org", now).await;
     let second = common::pending_email(&store, project.id, "bob@example.org", now).await;
-    let worker = SendWorker {
-        store: store.clone(),
-        mailer: Arc::new(Accepting),
-        blobs: Arc::new(MemoryBlobs::default()),
-        pacer: Pacer::new(
+    let worker = SendWorker::new(
+        store.clone(),
+        Arc::new(Accepting),
+        Arc::new(MemoryBlobs::default()),
+        // Slots 100 ms apart: a loaded machine does not let the second slot pass (a passed
+        // spare is dropped and taken again with a write) before the second send takes it.
+        Pacer::new(
             Arc::new(TablePace::new(store.table().clone())),
             Arc::new(SystemClock),
-            1000.0,
+            10.0,
         ),
-        config: SenderConfig::default(),
-    };
+        SenderConfig::default(),
+    );
     let value = common::fixture(
         "sqs-send-batch.json",
         &[
@@ -211,4 +213,74 @@ async fn a_batch_takes_its_pace_slots_in_one_write_of_the_pace_item() {
         pace.version, 1,
         "both sends' slots were reserved by one write"
     );
+}
+
+/// A provider that panics on one recipient and accepts the others.
+struct PanicsOn(&'static str);
+
+#[async_trait]
+impl Mailer for PanicsOn {
+    async fn send(&self, email: &OutgoingEmail) -> Result<String, MailError> {
+        if email.to.email == self.0 {
+            panic!("provider client blew up on {}", email.to.email);
+        }
+        Ok(format!("msg-{}", email.email_id))
+    }
+}
+
+#[tokio::test]
+async fn a_panic_while_sending_fails_that_email_at_once_and_the_batch_goes_on() {
+    let store = Store::new(Arc::new(SqliteTable::in_memory().unwrap()));
+    let (hostile, _) = common::project(&store).await;
+    let (other, _) = common::project(&store).await;
+    common::verified_domain_named(&store, hostile.id, "hostile.example").await;
+    common::verified_domain_named(&store, other.id, "other.example").await;
+    let now = Timestamp::now();
+    let boom = common::pending_email_from(
+        &store,
+        hostile.id,
+        "boom@example.org",
+        "hostile.example",
+        now,
+    )
+    .await;
+    let fine =
+        common::pending_email_from(&store, other.id, "ada@example.org", "other.example", now).await;
+    let worker = SendWorker::new(
+        store.clone(),
+        Arc::new(PanicsOn("boom@example.org")),
+        Arc::new(MemoryBlobs::default()),
+        Pacer::new(
+            Arc::new(MemoryPace::default()),
+            Arc::new(SystemClock),
+            1000.0,
+        ),
+        SenderConfig::default(),
+    );
+    let value = common::fixture(
+        "sqs-send-batch-two-projects.json",
+        &[
+            ("__PROJECT_ID_1__", &hostile.id.to_string()),
+            ("__EMAIL_ID_1__", &boom.to_string()),
+            ("__PROJECT_ID_2__", &other.id.to_string()),
+            ("__EMAIL_ID_2__", &fine.to_string()),
+        ],
+    );
+    let event = LambdaEvent::new(serde_json::from_value(value).unwrap(), Context::default());
+
+    let response = send_consumer::handle(&worker, &QueuesByName::new([]), event)
+        .await
+        .unwrap();
+
+    // Both messages are done: the panicking one ended in a state the user can see.
+    assert!(response.batch_item_failures.is_empty());
+    let failed = store.emails().get(hostile.id, boom).await.unwrap().unwrap();
+    assert_eq!(failed.status, EmailStatus::Failed);
+    let error = failed.error.unwrap_or_default();
+    assert!(
+        error.starts_with("INTERNAL_ERROR: provider client blew up"),
+        "{error}"
+    );
+    let sent = store.emails().get(other.id, fine).await.unwrap().unwrap();
+    assert_eq!(sent.status, EmailStatus::Sent);
 }

@@ -27,15 +27,17 @@
 //! Every change after the create is conditional on the record's version, so of two racing
 //! requests exactly one runs; the other gets 409 `IDEMPOTENCY_KEY_IN_PROGRESS`.
 //!
-//! An attempt that is cancelled (client gone, function timeout) or panics leaves its record
-//! `IN_PROGRESS`; its lock then expires and the next retry takes over. Handlers must finish well
-//! within the lock (API functions time out long before 60 s), or a takeover could overlap them.
+//! An attempt that panics ends like a 5xx (`RETRYABLE`). One that is cancelled (client gone,
+//! function timeout) leaves its record `IN_PROGRESS`; its lock then expires and the next retry
+//! takes over. Handlers must finish well within the lock (API functions time out long before
+//! 60 s), or a takeover could overlap them.
 
 use crate::envelope::JSON_UTF8;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
 use plunk_domain::Timestamp;
@@ -46,6 +48,7 @@ use plunk_store::table::StoreError;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -303,7 +306,11 @@ where
         Ok(ids) => ids,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let response = run(ids).await;
+    // A panic is a 5xx of this attempt: the key becomes retryable rather than staying locked.
+    let response = AssertUnwindSafe(run(ids))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| crate::pipeline::panicked(panic.as_ref()).into_response());
     settle(&repo, &request, record, version, response).await
 }
 

@@ -7,9 +7,11 @@ use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
 use http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use plunk_domain::Timestamp;
 use serde_json::json;
+use std::panic::AssertUnwindSafe;
 use tracing::Instrument;
 
 /// The request id of the current request, available to handlers as an extension.
@@ -54,7 +56,12 @@ pub async fn finish(mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %loggable_path(req.uri().path()));
     let started = std::time::Instant::now();
-    let mut response = next.run(req).instrument(span.clone()).await;
+    // A panic anywhere below (a bug, or a third-party crate failing on odd input) is this
+    // request's 500, in the envelope; the process and every other request go on.
+    let mut response = AssertUnwindSafe(next.run(req).instrument(span.clone()))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| span.in_scope(|| panicked(panic.as_ref()).into_response()));
     if let Some(error) = response.extensions_mut().remove::<ApiError>() {
         response = render(response, &error, &id);
     } else if response.status() == StatusCode::METHOD_NOT_ALLOWED {
@@ -76,6 +83,14 @@ pub async fn finish(mut req: Request, next: Next) -> Response {
         )
     });
     response
+}
+
+/// The 500 of a request whose handling panicked; the panic's message is logged, not returned.
+pub fn panicked(payload: &(dyn std::any::Any + Send)) -> ApiError {
+    ApiError::internal(&format_args!(
+        "the request panicked: {}",
+        plunk_domain::panic::message(payload)
+    ))
 }
 
 /// The path as logged: a hosted-page token (a link that can change a contact's subscription) is

@@ -43,6 +43,8 @@ enum Outcome {
     Gate,
     /// Signals `started` and never finishes (a function that dies mid-request).
     Hang,
+    /// Panics (a bug, or a third-party crate failing on odd input).
+    Panic,
 }
 
 /// Counts and steers the runs of the handler.
@@ -136,6 +138,7 @@ async fn handler(
                     probe.started.notify_one();
                     std::future::pending::<Response>().await
                 }
+                Outcome::Panic => panic!("the handler panicked on purpose"),
             }
         },
     )
@@ -478,6 +481,25 @@ on_both_backends! {
         assert_eq!(replay.header("idempotent-replayed"), Some("true"));
         assert_eq!(replay.bytes, retried.bytes);
         assert_eq!(h.probe.runs(), 3);
+    }
+
+    async fn a_panic_is_a_500_in_the_envelope_and_leaves_the_key_retryable(h: Harness) {
+        h.probe.plan(&[Outcome::Panic]);
+        let panicked = h.post("/v1/send", Some("panicky"), SEND).await;
+        assert_error(&panicked, 500, "INTERNAL_SERVER_ERROR");
+        assert!(panicked.header("x-request-id").is_some());
+        assert_eq!(
+            panicked.body["error"]["requestId"].as_str(),
+            panicked.header("x-request-id")
+        );
+        // Not locked for a minute: the retry runs at once, with the same ids.
+        let retried = h.post("/v1/send", Some("panicky"), SEND).await;
+        assert_fresh(&retried);
+        assert_eq!(retried.ids(), h.probe.ids_of_run(1));
+        // Without a key, a panic is a 500 too, and the next request is served.
+        h.probe.plan(&[Outcome::Panic]);
+        assert_error(&h.post("/v1/send", None, SEND).await, 500, "INTERNAL_SERVER_ERROR");
+        assert_fresh(&h.post("/v1/send", None, SEND).await);
     }
 
     async fn an_expired_lock_is_taken_over_with_the_same_ids(h: Harness) {

@@ -78,16 +78,16 @@ pub async fn start(
         Arc::new(SystemClock),
         rate,
     );
-    let worker = SendWorker {
-        store: store.clone(),
+    let worker = SendWorker::new(
+        store.clone(),
         mailer,
-        blobs: blobs.clone(),
+        blobs.clone(),
         pacer,
-        config: SenderConfig {
+        SenderConfig {
             public_url: Some(public_url.to_owned()),
             ..SenderConfig::default()
         },
-    };
+    );
     tokio::spawn(plunk_worker::consumer::run(worker, queues.clone()));
     let feedback = plunk_worker::feedback::FeedbackWorker {
         store: store.clone(),

@@ -3,6 +3,7 @@
 //! left to return after its back-off. In AWS the SQS event source plays this role.
 
 use crate::send::{Outcome, SendWorker};
+use futures_util::FutureExt;
 use plunk_domain::email_record::SendClass;
 use plunk_messaging::queue::Queue;
 use plunk_messaging::send_queues::{SendJob, SendQueues};
@@ -12,7 +13,9 @@ use std::time::Duration;
 /// How long a received message stays hidden while it is processed.
 pub const VISIBILITY: Duration = Duration::from_secs(60);
 
-/// Handles one received message body: parses the job and processes it.
+/// Handles one received message body: parses the job and processes it. A panic while
+/// processing (a bug, or a third-party crate failing on odd input) stays with this one email: it
+/// ends `FAILED` at once with the panic's message, and the caller goes on with the next one.
 pub async fn handle(worker: &SendWorker, body: &str) -> Outcome {
     let job: SendJob = match serde_json::from_str(body) {
         Ok(job) => job,
@@ -22,11 +25,25 @@ pub async fn handle(worker: &SendWorker, body: &str) -> Outcome {
             return Outcome::Done;
         }
     };
-    match worker.process(job).await {
-        Ok(outcome) => outcome,
-        Err(e) => {
+    match std::panic::AssertUnwindSafe(worker.process(job))
+        .catch_unwind()
+        .await
+    {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(e)) => {
             tracing::warn!(email_id = %job.email_id, error = %e, "store failed while sending; retrying");
             Outcome::RetryAfter(Duration::from_secs(5))
+        }
+        Err(panic) => {
+            let reason = plunk_domain::panic::message(panic.as_ref());
+            tracing::error!(email_id = %job.email_id, %reason, "sending panicked; the email fails");
+            match worker.fail_after_panic(job, &reason).await {
+                Ok(()) => Outcome::Done,
+                Err(e) => {
+                    tracing::warn!(email_id = %job.email_id, error = %e, "cannot record the failure; retrying");
+                    Outcome::RetryAfter(Duration::from_secs(5))
+                }
+            }
         }
     }
 }

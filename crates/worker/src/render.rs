@@ -12,7 +12,9 @@ use plunk_domain::list_unsubscribe::{
 };
 use plunk_domain::page_token::HostedUrls;
 use plunk_domain::project::Project;
-use plunk_domain::template::{render, RenderContext, TemplateType};
+use plunk_domain::template::{
+    render_html, render_subject, RenderContext, RenderError, TemplateType,
+};
 use serde_json::{Map, Value};
 
 /// A rendered subject and body.
@@ -24,15 +26,16 @@ pub struct Rendered {
     pub language: Language,
 }
 
-/// Renders subject and body; the error is the renderer's message. `urls` are this email's
-/// hosted-page links (`None` without a contact or a public URL: the variables are empty).
+/// Renders subject and body (the body as HTML: outputs escaped unless `raw`); the error says
+/// what failed, a bound of templates.md §3.1a included. `urls` are this email's hosted-page
+/// links (`None` without a contact or a public URL: the variables are empty).
 pub fn render_email(
     project: &Project,
     contact: Option<&Contact>,
     record: &EmailRecord,
     content: &EmailContent,
     urls: Option<&HostedUrls>,
-) -> Result<Rendered, String> {
+) -> Result<Rendered, RenderError> {
     let mut data: Map<String, Value> = contact.map(|c| c.data.clone()).unwrap_or_default();
     for (k, v) in &content.one_shot {
         data.insert(k.clone(), v.clone());
@@ -52,8 +55,8 @@ pub fn render_email(
         event: Map::new(),
     };
     Ok(Rendered {
-        subject: render(&content.subject, &ctx).map_err(|e| e.message)?,
-        html: render(&content.body, &ctx).map_err(|e| e.message)?,
+        subject: render_subject(&content.subject, &ctx)?,
+        html: render_html(&content.body, &ctx)?,
         language,
     })
 }

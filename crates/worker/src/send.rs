@@ -60,6 +60,15 @@ pub struct SenderConfig {
     pub public_url: Option<String>,
 }
 
+/// How the worker renders an email ([`crate::render::render_email`] unless a test replaces it).
+pub type RenderFn = fn(
+    &plunk_domain::project::Project,
+    Option<&plunk_domain::contact::Contact>,
+    &EmailRecord,
+    &EmailContent,
+    Option<&HostedUrls>,
+) -> Result<crate::render::Rendered, plunk_domain::template::RenderError>;
+
 /// Sends queued emails.
 #[derive(Clone)]
 pub struct SendWorker {
@@ -68,6 +77,28 @@ pub struct SendWorker {
     pub blobs: Arc<dyn BlobStore>,
     pub pacer: Pacer,
     pub config: SenderConfig,
+    /// The renderer: the template engine, or a stand-in in tests.
+    pub render: RenderFn,
+}
+
+impl SendWorker {
+    /// A worker over these ports that renders with the template engine.
+    pub fn new(
+        store: Store,
+        mailer: Arc<dyn Mailer>,
+        blobs: Arc<dyn BlobStore>,
+        pacer: Pacer,
+        config: SenderConfig,
+    ) -> Self {
+        Self {
+            store,
+            mailer,
+            blobs,
+            pacer,
+            config,
+            render: crate::render::render_email,
+        }
+    }
 }
 
 /// Back-off before retry `attempt` (1-based): 2, 4, 8, 16 … seconds, at most 15 minutes.
@@ -202,6 +233,23 @@ impl SendWorker {
             }
         }
         Ok(Ok(content))
+    }
+
+    /// Ends the email of `job` `FAILED` with `INTERNAL_ERROR: <reason>` after processing it
+    /// panicked, unless it already reached another state. The reason is cut to 500 characters.
+    pub async fn fail_after_panic(&self, job: SendJob, reason: &str) -> Result<(), StoreError> {
+        let reason: String = reason.chars().take(500).collect();
+        let emails = self.store.emails();
+        let Some(v) = emails.get_versioned(job.project_id, job.email_id).await? else {
+            return Ok(());
+        };
+        if !matches!(v.record.status, EmailStatus::Pending | EmailStatus::Sending) {
+            return Ok(());
+        }
+        // A concurrent change (the record moved on meanwhile) leaves the record as it is.
+        self.fail(job.project_id, v, format!("INTERNAL_ERROR: {reason}"))
+            .await
+            .map(|_| ())
     }
 
     /// Processes one job. Store failures come back as `Err` (the message is retried).
@@ -356,7 +404,7 @@ impl SendWorker {
         };
 
         // Render once.
-        let rendered = match crate::render::render_email(
+        let rendered = match (self.render)(
             project,
             contact.as_ref(),
             &v.record,
@@ -364,9 +412,9 @@ impl SendWorker {
             urls.as_ref(),
         ) {
             Ok(r) => r,
-            Err(message) => {
+            Err(error) => {
                 return self
-                    .fail(project_id, v, format!("RENDER_FAILED: {message}"))
+                    .fail(project_id, v, format!("RENDER_FAILED: {error}"))
                     .await
             }
         };

@@ -120,22 +120,22 @@ async fn send_feedback_applied_before_the_sender_saves_loses_nothing() {
         .accept(project.id, &record(id, now), Some(&content))
         .await
         .unwrap();
-    let worker = SendWorker {
-        store: store.clone(),
-        mailer: Arc::new(FeedbackFirst {
+    let worker = SendWorker::new(
+        store.clone(),
+        Arc::new(FeedbackFirst {
             feedback: FeedbackWorker {
                 store: store.clone(),
             },
             project: project.id,
         }),
-        blobs: Arc::new(MemoryBlobs::default()),
-        pacer: Pacer::new(
+        Arc::new(MemoryBlobs::default()),
+        Pacer::new(
             Arc::new(MemoryPace::default()),
             Arc::new(SystemClock),
             1000.0,
         ),
-        config: SenderConfig::default(),
-    };
+        SenderConfig::default(),
+    );
 
     let outcome = worker
         .process(SendJob {

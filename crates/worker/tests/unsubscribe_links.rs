@@ -80,20 +80,20 @@ async fn world(public_url: Option<&str>, locale: Option<&str>) -> World {
         .unwrap()
         .contact;
     let mailer = Arc::new(Capture::default());
-    let worker = SendWorker {
-        store: store.clone(),
-        mailer: mailer.clone(),
-        blobs: Arc::new(MemoryBlobs::default()),
-        pacer: Pacer::new(
+    let worker = SendWorker::new(
+        store.clone(),
+        mailer.clone(),
+        Arc::new(MemoryBlobs::default()),
+        Pacer::new(
             Arc::new(MemoryPace::default()),
             Arc::new(SystemClock),
             1000.0,
         ),
-        config: SenderConfig {
+        SenderConfig {
             public_url: public_url.map(str::to_owned),
             ..SenderConfig::default()
         },
-    };
+    );
     World {
         store,
         project: project.id,

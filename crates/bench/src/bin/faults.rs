@@ -1154,16 +1154,16 @@ async fn run_schedule(schedule: u64) -> Findings {
     let clock: Arc<dyn Clock> = Arc::new(SimClock {
         world: world.clone(),
     });
-    let worker = SendWorker {
-        store: store.clone(),
-        mailer: Arc::new(FaultMailer {
+    let worker = SendWorker::new(
+        store.clone(),
+        Arc::new(FaultMailer {
             world: world.clone(),
             next: AtomicU32::new(1),
         }),
-        blobs: Arc::new(MemoryBlobs::default()),
-        pacer: Pacer::new(Arc::new(MemoryPace::default()), clock, 1_000_000.0),
-        config: SenderConfig::default(),
-    };
+        Arc::new(MemoryBlobs::default()),
+        Pacer::new(Arc::new(MemoryPace::default()), clock, 1_000_000.0),
+        SenderConfig::default(),
+    );
     let scenario = Scenario {
         world: world.clone(),
         raw: raw.clone(),

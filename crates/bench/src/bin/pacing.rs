@@ -305,13 +305,13 @@ async fn wall_clock(emails: usize) -> bool {
         Arc::new(SystemClock),
         RATE,
     );
-    let worker = SendWorker {
-        store: store.clone(),
-        mailer: mailer.clone(),
-        blobs: Arc::new(MemoryBlobs::default()),
+    let worker = SendWorker::new(
+        store.clone(),
+        mailer.clone(),
+        Arc::new(MemoryBlobs::default()),
         pacer,
-        config: SenderConfig::default(),
-    };
+        SenderConfig::default(),
+    );
     let app = plunk_api::app(
         AppState::new(store.clone(), Settings::default()).with_send_queues(queues.clone()),
     );

@@ -367,17 +367,17 @@ async fn metered_run(
 
     // 2. Send, as the event source feeds the Lambda function.
     let mailer = Arc::new(RecordingMailer::accepting());
-    let worker = SendWorker {
-        store: store.clone(),
-        mailer: mailer.clone(),
-        blobs: blobs.clone(),
-        pacer: Pacer::new(
+    let worker = SendWorker::new(
+        store.clone(),
+        mailer.clone(),
+        blobs.clone(),
+        Pacer::new(
             Arc::new(TablePace::new(table.clone())),
             Arc::new(NoWait),
             SEND_RATE,
         ),
-        config: SenderConfig::default(),
-    };
+        SenderConfig::default(),
+    );
     let mut batches = 0usize;
     let mut batch_ms = 0.0;
     let mut sqs_consumer = QueueUsage::default();

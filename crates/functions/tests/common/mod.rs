@@ -204,31 +204,47 @@ pub const SENDER_DOMAIN: &str = "mail.example.com";
 
 /// Registers [`SENDER_DOMAIN`] with `project` as verified (record and claim, as `/domains` does).
 pub async fn verified_domain(store: &Store, project: Uuid) {
+    verified_domain_named(store, project, SENDER_DOMAIN).await
+}
+
+/// Registers `name` with `project` as verified.
+pub async fn verified_domain_named(store: &Store, project: Uuid, name: &str) {
     let now = Timestamp::now();
     let mut domain = Domain::new(
         Uuid::now_v7(),
-        SENDER_DOMAIN.into(),
-        format!("bounce.{SENDER_DOMAIN}"),
+        name.into(),
+        format!("bounce.{name}"),
         vec!["token1".into(), "token2".into(), "token3".into()],
         "us-east-1".into(),
         now,
     );
     domain.record_check(DomainStatus::Verified, MailFromStatus::Success, now);
     store.domains().create(project, &domain).await.unwrap();
-    let claim = store.domains().claim(SENDER_DOMAIN).await.unwrap().unwrap();
+    let claim = store.domains().claim(name).await.unwrap().unwrap();
     assert!(claim.verified && claim.project_id == project);
 }
 
 /// Stores a `PENDING` transactional email to `to`, accepted at `accepted_at`, as `/v1/send`
 /// does; returns its id.
 pub async fn pending_email(store: &Store, project: Uuid, to: &str, accepted_at: Timestamp) -> Uuid {
+    pending_email_from(store, project, to, SENDER_DOMAIN, accepted_at).await
+}
+
+/// Like [`pending_email`], sent from `hello@<domain>`.
+pub async fn pending_email_from(
+    store: &Store,
+    project: Uuid,
+    to: &str,
+    domain: &str,
+    accepted_at: Timestamp,
+) -> Uuid {
     let id = Uuid::now_v7();
     let record = EmailRecord {
         id,
         contact_id: None,
         to: to.into(),
         to_name: None,
-        from: format!("hello@{SENDER_DOMAIN}"),
+        from: format!("hello@{domain}"),
         from_name: "Example".into(),
         reply_to: None,
         subject: "Welcome, {{name}}".into(),
