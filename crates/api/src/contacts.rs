@@ -144,7 +144,8 @@ pub struct Deleted {
     deleted: bool,
 }
 
-fn not_found() -> ApiError {
+/// 404 `CONTACT_NOT_FOUND`.
+pub fn not_found() -> ApiError {
     ApiError::new(ErrorCode::ContactNotFound, "No contact with this id")
 }
 

@@ -12,6 +12,7 @@ pub mod paging;
 pub mod send;
 pub mod suppressions;
 pub mod system;
+pub mod template_preview;
 pub mod templates;
 pub mod track;
 pub mod webhooks;

@@ -34,6 +34,7 @@ use utoipa::OpenApi;
         crate::templates::remove,
         crate::templates::duplicate,
         crate::templates::usage,
+        crate::template_preview::preview,
         crate::events::list,
         crate::events::names,
         crate::events::stats,

@@ -25,6 +25,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/templates", secret(get(list).post(create)))
         .route(
+            "/templates/preview",
+            secret(post(crate::template_preview::preview)),
+        )
+        .route(
             "/templates/{id}",
             secret(get(read).patch(update).delete(remove)),
         )

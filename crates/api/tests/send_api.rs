@@ -389,3 +389,29 @@ async fn a_body_too_large_for_a_table_item_goes_to_blob_storage() {
     let stored = app.state.blobs.get(&key).await.unwrap().unwrap();
     assert_eq!(stored.len(), big.len());
 }
+
+#[tokio::test]
+async fn an_integer_beyond_64_bits_is_a_422_and_the_key_stays_usable() {
+    let app = TestApp::new().await;
+    verified_domain(&app, "acme.io").await;
+    let send = |subject: &'static str| {
+        let body = json!({"to": "ada@example.org", "subject": subject, "body": "<p>x</p>", "from": "a@acme.io"});
+        let app = &app;
+        async move {
+            app.raw(
+                Method::POST,
+                "/v1/send",
+                Some(&app.secret),
+                Some(body.to_string()),
+                &[("content-type", "application/json"), ("idempotency-key", "order-1")],
+            )
+            .await
+        }
+    };
+    let refused = send("Total {{ 99999999999999999999 }}").await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
+    assert_eq!(refused.body["error"]["errors"][0]["code"], json!("template_syntax"));
+    // The 4xx released the key: the corrected request runs at once.
+    let corrected = send("Total {{ 9223372036854775807 }}").await;
+    assert_eq!(corrected.status, StatusCode::OK, "{}", corrected.body);
+}

@@ -38,14 +38,14 @@ impl Mailer for Provider {
 fn panicking_renderer(
     project: &plunk_domain::project::Project,
     contact: Option<&plunk_domain::contact::Contact>,
-    record: &plunk_domain::email_record::EmailRecord,
+    to: &str,
     content: &plunk_domain::email_record::EmailContent,
     urls: Option<&plunk_domain::page_token::HostedUrls>,
-) -> Result<plunk_worker::render::Rendered, plunk_domain::template::RenderError> {
+) -> Result<plunk_worker::render::Rendered, plunk_worker::render::RenderFailure> {
     if content.body.contains("render panic") {
         panic!("attempt to divide with overflow");
     }
-    plunk_worker::render::render_email(project, contact, record, content, urls)
+    plunk_worker::render::render_email(project, contact, to, content, urls)
 }
 
 async fn verified_domain(app: &TestApp, key: &str, domain: &str) {

@@ -4,7 +4,7 @@
 //! (feedback-and-unsubscribe.md §5, templates.md §4).
 
 use plunk_domain::contact::Contact;
-use plunk_domain::email_record::{EmailContent, EmailRecord};
+use plunk_domain::email_record::EmailContent;
 use plunk_domain::language::Language;
 use plunk_domain::list_unsubscribe::{
     footer_applies, footer_html, footer_text, headers_apply, insert_before_body_end,
@@ -16,6 +16,22 @@ use plunk_domain::template::{
     render_html, render_subject, RenderContext, RenderError, TemplateType,
 };
 use serde_json::{Map, Value};
+
+/// The part of an email that failed to render.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Subject,
+    Body,
+}
+
+/// Why an email did not render: which part, and the engine's error (a bound of templates.md
+/// §3.1a included). Shown as the error alone, as in `RENDER_FAILED: <message>`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error}")]
+pub struct RenderFailure {
+    pub part: Part,
+    pub error: RenderError,
+}
 
 /// A rendered subject and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,10 +48,10 @@ pub struct Rendered {
 pub fn render_email(
     project: &Project,
     contact: Option<&Contact>,
-    record: &EmailRecord,
+    to: &str,
     content: &EmailContent,
     urls: Option<&HostedUrls>,
-) -> Result<Rendered, RenderError> {
+) -> Result<Rendered, RenderFailure> {
     let mut data: Map<String, Value> = contact.map(|c| c.data.clone()).unwrap_or_default();
     for (k, v) in &content.one_shot {
         data.insert(k.clone(), v.clone());
@@ -45,7 +61,7 @@ pub fn render_email(
     let url = |pick: fn(&HostedUrls) -> &String| urls.map(pick).cloned().unwrap_or_default();
     let ctx = RenderContext {
         contact_id: contact.map(|c| c.id).unwrap_or_default(),
-        email: record.to.clone(),
+        email: to.to_owned(),
         subscribed: contact.is_some_and(|c| c.subscribed),
         locale: locale.unwrap_or_else(|| project.language.clone()),
         unsubscribe_url: url(|u| &u.unsubscribe),
@@ -55,8 +71,14 @@ pub fn render_email(
         event: Map::new(),
     };
     Ok(Rendered {
-        subject: render_subject(&content.subject, &ctx)?,
-        html: render_html(&content.body, &ctx)?,
+        subject: render_subject(&content.subject, &ctx).map_err(|error| RenderFailure {
+            part: Part::Subject,
+            error,
+        })?,
+        html: render_html(&content.body, &ctx).map_err(|error| RenderFailure {
+            part: Part::Body,
+            error,
+        })?,
         language,
     })
 }
@@ -75,18 +97,18 @@ pub struct Finished {
 /// unsubscribe URL.
 pub fn finish(
     rendered: &Rendered,
-    record: &EmailRecord,
+    marketing: bool,
     content: &EmailContent,
     urls: Option<&HostedUrls>,
 ) -> Finished {
     let unsubscribe_url = urls.map(|u| u.unsubscribe.as_str());
-    let headers = if headers_apply(record.marketing, &rendered.html, unsubscribe_url) {
-        with_generated_headers(content.headers.clone(), unsubscribe_url, record.marketing)
+    let headers = if headers_apply(marketing, &rendered.html, unsubscribe_url) {
+        with_generated_headers(content.headers.clone(), unsubscribe_url, marketing)
     } else {
         content.headers.clone()
     };
     let mut text = plunk_messaging::mailer::mime::html_to_text(&rendered.html);
-    let marketing_type = record.marketing && content.template_type != Some(TemplateType::Headless);
+    let marketing_type = marketing && content.template_type != Some(TemplateType::Headless);
     let html = match urls.filter(|u| footer_applies(marketing_type, &rendered.html, u)) {
         Some(u) => {
             text.push_str(&footer_text(rendered.language, u));

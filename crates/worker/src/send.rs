@@ -64,10 +64,10 @@ pub struct SenderConfig {
 pub type RenderFn = fn(
     &plunk_domain::project::Project,
     Option<&plunk_domain::contact::Contact>,
-    &EmailRecord,
+    &str,
     &EmailContent,
     Option<&HostedUrls>,
-) -> Result<crate::render::Rendered, plunk_domain::template::RenderError>;
+) -> Result<crate::render::Rendered, crate::render::RenderFailure>;
 
 /// Sends queued emails.
 #[derive(Clone)]
@@ -407,7 +407,7 @@ impl SendWorker {
         let rendered = match (self.render)(
             project,
             contact.as_ref(),
-            &v.record,
+            &v.record.to,
             &content,
             urls.as_ref(),
         ) {
@@ -483,7 +483,7 @@ impl SendWorker {
         rendered: crate::render::Rendered,
         urls: Option<&HostedUrls>,
     ) -> Result<OutgoingEmail, String> {
-        let finished = crate::render::finish(&rendered, record, content, urls);
+        let finished = crate::render::finish(&rendered, record.marketing, content, urls);
         let mut attachments = Vec::with_capacity(content.attachments.len());
         for a in &content.attachments {
             let bytes: Bytes = self
