@@ -10,9 +10,7 @@ use axum::extract::State;
 use plunk_domain::contact::Contact;
 use plunk_domain::email_record::EmailContent;
 use plunk_domain::page_token::HostedUrls;
-use plunk_domain::template::{
-    check_syntax, TemplateType, MAX_BODY_BYTES, MAX_SUBJECT_CHARS,
-};
+use plunk_domain::template::{check_syntax, TemplateType, MAX_BODY_BYTES, MAX_SUBJECT_CHARS};
 use plunk_domain::validation::Fields;
 use plunk_domain::{EmailAddress, FieldCode, FieldError, Timestamp};
 use plunk_http_kit::{ApiError, AppState, AuthContext, Envelope, JsonObject};
@@ -115,7 +113,11 @@ fn parse(body: &Map<String, Value>) -> Result<PreviewRequest, Vec<FieldError>> {
     let address = match email {
         None => EmailAddress::parse(PREVIEW_ADDRESS).ok(),
         Some(Value::String(raw)) => EmailAddress::parse(raw).ok().or_else(|| {
-            fields.error("data.email", FieldCode::InvalidString, "Invalid email address");
+            fields.error(
+                "data.email",
+                FieldCode::InvalidString,
+                "Invalid email address",
+            );
             None
         }),
         Some(_) => {
@@ -146,7 +148,13 @@ fn parse(body: &Map<String, Value>) -> Result<PreviewRequest, Vec<FieldError>> {
     let audience = match (contact, address) {
         (Some(id), _) => Audience::Contact(id),
         (None, Some(address)) => Audience::Data(pseudo_contact(address, data.unwrap_or_default())),
-        (None, None) => return Err(vec![FieldError::new("data.email", FieldCode::InvalidString, "Invalid email address")]),
+        (None, None) => {
+            return Err(vec![FieldError::new(
+                "data.email",
+                FieldCode::InvalidString,
+                "Invalid email address",
+            )])
+        }
     };
     match (subject, html, template_type) {
         (Some(subject), Some(body), Some(template_type)) => Ok(PreviewRequest {
@@ -215,10 +223,16 @@ pub async fn preview(
     let rendered = tokio::task::spawn_blocking({
         let project = project.clone();
         move || {
-            let rendered =
-                plunk_worker::render::render_email(&project, Some(&contact), &to, &content, Some(&urls))?;
+            let rendered = plunk_worker::render::render_email(
+                &project,
+                Some(&contact),
+                &to,
+                &content,
+                Some(&urls),
+            )?;
             let marketing = request.template_type != TemplateType::Transactional;
-            let finished = plunk_worker::render::finish(&rendered, marketing, &content, Some(&urls));
+            let finished =
+                plunk_worker::render::finish(&rendered, marketing, &content, Some(&urls));
             Ok::<_, plunk_worker::render::RenderFailure>(Preview {
                 subject: plunk_domain::email_record::clean_subject(&rendered.subject),
                 html: finished.html,

@@ -13,7 +13,7 @@ use plunk_domain::event::{
     event_data_from_input, event_name_problem, is_reserved_event_name, Event, EventSource,
     SubscriptionSource,
 };
-use plunk_domain::project::Project;
+use plunk_domain::project::{KeyType, Project};
 use plunk_domain::validation::Fields;
 use plunk_domain::{EmailAddress, FieldCode, FieldError, Timestamp};
 use plunk_http_kit::auth::guarded;
@@ -61,7 +61,8 @@ pub struct TrackBody {
     event: String,
     #[schema(format = Email)]
     email: String,
-    /// New contacts: default true. Existing contacts: applied only when given.
+    /// New contacts: default true. Existing contacts: applied only when given with the secret
+    /// key (a public key never changes an existing contact's subscription).
     subscribed: Option<bool>,
     /// Contact data (persistent values merged into the contact; all values stored on the event).
     data: Option<Map<String, Value>>,
@@ -138,8 +139,9 @@ pub async fn track(
     JsonObject(body): JsonObject,
 ) -> Response {
     let project = auth.project.clone();
+    let key_type = auth.key_type;
     idempotency::post(&state, project.id, &headers, "/v1/track", &body, |ids| {
-        accept(&state, &project, &body, ids)
+        accept(&state, &project, key_type, &body, ids)
     })
     .await
 }
@@ -147,22 +149,28 @@ pub async fn track(
 async fn accept(
     state: &AppState,
     project: &Project,
+    key_type: KeyType,
     body: &Map<String, Value>,
     ids: ReservedIds,
 ) -> Result<TrackResult, ApiError> {
     let request = parse(body).map_err(ApiError::validation)?;
-    let outcome = state
-        .store
-        .contacts()
-        .upsert(
-            project.id,
-            &request.email,
-            request.subscribed,
-            &request.change,
-            SubscriptionSource::Track,
-        )
-        .await
-        .map_err(crate::contacts::contact_error)?;
+    let contacts = state.store.contacts();
+    let (email, change) = (&request.email, &request.change);
+    let source = SubscriptionSource::Track;
+    // A public key never changes an existing contact's subscription (public-api.md §2.1).
+    let outcome = match key_type {
+        KeyType::Secret => {
+            contacts
+                .upsert(project.id, email, request.subscribed, change, source)
+                .await
+        }
+        KeyType::Public => {
+            contacts
+                .upsert_keeping_subscription(project.id, email, request.subscribed, change, source)
+                .await
+        }
+    }
+    .map_err(crate::contacts::contact_error)?;
     let event = Event {
         // A retried request (same Idempotency-Key after a 5xx) rewrites the same event.
         id: ids.id(0),

@@ -403,14 +403,25 @@ async fn an_integer_beyond_64_bits_is_a_422_and_the_key_stays_usable() {
                 "/v1/send",
                 Some(&app.secret),
                 Some(body.to_string()),
-                &[("content-type", "application/json"), ("idempotency-key", "order-1")],
+                &[
+                    ("content-type", "application/json"),
+                    ("idempotency-key", "order-1"),
+                ],
             )
             .await
         }
     };
     let refused = send("Total {{ 99999999999999999999 }}").await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
-    assert_eq!(refused.body["error"]["errors"][0]["code"], json!("template_syntax"));
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        refused.body["error"]["errors"][0]["code"],
+        json!("template_syntax")
+    );
     // The 4xx released the key: the corrected request runs at once.
     let corrected = send("Total {{ 9223372036854775807 }}").await;
     assert_eq!(corrected.status, StatusCode::OK, "{}", corrected.body);

@@ -842,14 +842,27 @@ async fn preview_renders_as_the_worker_would_with_escaping_and_the_footer() {
     let data = res.data();
     assert_eq!(data["subject"], json!("Hi <script>x</script>"));
     let html = data["html"].as_str().unwrap();
-    assert!(html.starts_with("<p>Hello &lt;script&gt;x&lt;/script&gt;</p><b>sale</b>"), "{html}");
+    assert!(
+        html.starts_with("<p>Hello &lt;script&gt;x&lt;/script&gt;</p><b>sale</b>"),
+        "{html}"
+    );
     // MARKETING by default: the localised footer with placeholder links.
-    assert!(html.contains("https://preview.invalid/unsubscribe/preview"), "{html}");
-    assert!(data["text"].as_str().unwrap().contains("Hello <script>x</script>"));
+    assert!(
+        html.contains("https://preview.invalid/unsubscribe/preview"),
+        "{html}"
+    );
+    assert!(data["text"]
+        .as_str()
+        .unwrap()
+        .contains("Hello <script>x</script>"));
 
     // TRANSACTIONAL: no footer; a contact's own data and address.
     let contact = app
-        .call(Method::POST, "/contacts", Some(json!({"email": "kim@example.org", "data": {"plan": "pro"}})))
+        .call(
+            Method::POST,
+            "/contacts",
+            Some(json!({"email": "kim@example.org", "data": {"plan": "pro"}})),
+        )
         .await;
     let id = contact.data()["id"].as_str().unwrap();
     let res = app
@@ -866,24 +879,46 @@ async fn preview_renders_as_the_worker_would_with_escaping_and_the_footer() {
 #[tokio::test]
 async fn preview_reports_render_bounds_syntax_and_unknown_contacts() {
     let app = TestApp::new().await;
-    let preview = |body: Value| async { app.call(Method::POST, "/templates/preview", Some(body)).await };
+    let preview = |body: Value| async {
+        app.call(Method::POST, "/templates/preview", Some(body))
+            .await
+    };
     let res = preview(json!({"subject": "s", "body": "{% for i in (1..n) %}x{% endfor %}", "data": {"n": 1_000_000_000}})).await;
     assert_error(&res, 422, "VALIDATION_ERROR");
-    assert_eq!(field_errors(&res), [("body".to_owned(), "template_render".to_owned())]);
-    assert!(res.body["error"]["errors"][0]["message"].as_str().unwrap().contains("loop iterations"));
+    assert_eq!(
+        field_errors(&res),
+        [("body".to_owned(), "template_render".to_owned())]
+    );
+    assert!(res.body["error"]["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("loop iterations"));
     let res = preview(json!({"subject": "{{ 9223372036854775807 | plus: 1 }}", "body": "b"})).await;
-    assert_eq!(field_errors(&res), [("subject".to_owned(), "template_render".to_owned())]);
+    assert_eq!(
+        field_errors(&res),
+        [("subject".to_owned(), "template_render".to_owned())]
+    );
     let res = preview(json!({"subject": "{{ 99999999999999999999 }}", "body": "{% for i in (1..100000000) %}{% endfor %}"})).await;
     assert_eq!(
         field_errors(&res),
-        [("subject".to_owned(), "template_syntax".to_owned()), ("body".to_owned(), "template_syntax".to_owned())]
+        [
+            ("subject".to_owned(), "template_syntax".to_owned()),
+            ("body".to_owned(), "template_syntax".to_owned())
+        ]
     );
     let res = preview(json!({"subject": "s", "body": "b", "contactId": MISSING_ID})).await;
     assert_error(&res, 404, "CONTACT_NOT_FOUND");
-    let res = preview(json!({"subject": "s", "body": "b", "contactId": MISSING_ID, "data": {}})).await;
-    assert_eq!(field_errors(&res), [("data".to_owned(), "custom".to_owned())]);
+    let res =
+        preview(json!({"subject": "s", "body": "b", "contactId": MISSING_ID, "data": {}})).await;
+    assert_eq!(
+        field_errors(&res),
+        [("data".to_owned(), "custom".to_owned())]
+    );
     let res = preview(json!({"subject": "s", "body": "b", "data": {"email": "nope"}})).await;
-    assert_eq!(field_errors(&res), [("data.email".to_owned(), "invalid_string".to_owned())]);
+    assert_eq!(
+        field_errors(&res),
+        [("data.email".to_owned(), "invalid_string".to_owned())]
+    );
 }
 
 #[tokio::test]
@@ -896,9 +931,19 @@ async fn templates_that_would_crash_or_stall_the_engine_are_refused_at_save() {
         ("ok", &"{% if a %}".repeat(100)),
     ] {
         let res = app
-            .call(Method::POST, "/templates", Some(with(welcome(), json!({"subject": subject, "body": body}))))
+            .call(
+                Method::POST,
+                "/templates",
+                Some(with(welcome(), json!({"subject": subject, "body": body}))),
+            )
             .await;
         assert_error(&res, 422, "VALIDATION_ERROR");
-        assert!(field_errors(&res).iter().all(|(_, code)| code == "template_syntax"), "{}", res.body);
+        assert!(
+            field_errors(&res)
+                .iter()
+                .all(|(_, code)| code == "template_syntax"),
+            "{}",
+            res.body
+        );
     }
 }

@@ -42,6 +42,24 @@ pub fn source_ip(extensions: &http::Extensions) -> Option<std::net::IpAddr> {
         .map(|c| c.0.ip())
 }
 
+/// The counted form of a source address: a hash of it (of its /64 for IPv6, the block one
+/// subscriber usually holds), so limits per source never store an address. Requests whose source
+/// is unknown share one key.
+pub fn source_key(ip: Option<std::net::IpAddr>) -> String {
+    use sha2::{Digest, Sha256};
+    use std::net::IpAddr;
+    let canonical = match ip.map(|ip| ip.to_canonical()) {
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        None => "unknown".to_owned(),
+    };
+    let digest = Sha256::digest(canonical.as_bytes());
+    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// `X-Request-Id`.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -217,6 +235,24 @@ pub fn too_large(limit: usize) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sources_are_hashed_and_ipv6_counts_per_64() {
+        use std::net::IpAddr;
+        let a: IpAddr = "203.0.113.7".parse().unwrap();
+        let b: IpAddr = "203.0.113.8".parse().unwrap();
+        assert_ne!(source_key(Some(a)), source_key(Some(b)));
+        assert!(!source_key(Some(a)).contains("203"));
+        assert_eq!(source_key(Some(a)).len(), 24);
+        let mapped: IpAddr = "::ffff:203.0.113.7".parse().unwrap();
+        assert_eq!(source_key(Some(mapped)), source_key(Some(a)));
+        let v6a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let v6b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let v6c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(source_key(Some(v6a)), source_key(Some(v6b)));
+        assert_ne!(source_key(Some(v6a)), source_key(Some(v6c)));
+        assert_eq!(source_key(None), source_key(None));
+    }
 
     #[test]
     fn hosted_page_tokens_stay_out_of_the_log() {

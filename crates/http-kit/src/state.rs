@@ -1,6 +1,6 @@
 //! The state every router shares: the store, deployment settings and the auth cache.
 
-use crate::auth::KeyCache;
+use crate::auth::{FailedAuth, KeyCache};
 use plunk_messaging::blob::BlobStore;
 use plunk_messaging::identity::local::LocalIdentities;
 use plunk_messaging::identity::SendingIdentities;
@@ -73,6 +73,8 @@ pub struct AppState {
     pub store: Store,
     pub settings: Arc<Settings>,
     pub keys: Arc<KeyCache>,
+    /// Sources over the failed-authentication limit this minute.
+    pub failed_auth: Arc<FailedAuth>,
     /// Sending domains at the email provider.
     pub identities: Arc<dyn SendingIdentities>,
     /// Where accepted emails are queued for sending.
@@ -89,6 +91,7 @@ impl AppState {
         Self {
             store,
             keys: Arc::new(KeyCache::new(settings.key_cache_ttl)),
+            failed_auth: Arc::new(FailedAuth::default()),
             settings: Arc::new(settings),
             identities: Arc::new(LocalIdentities),
             send_queues: SendQueues::in_memory(),

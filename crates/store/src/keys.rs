@@ -31,6 +31,26 @@ pub fn rate_counter(project: Uuid, minute: i64) -> Key {
     Key::new(format!("PROJECT#{project}#RATE#{minute}"), "RATE")
 }
 
+/// Counter of a project's public-key requests in one UTC minute: a budget apart from the secret
+/// key's, so a page's visitors cannot use up the server's requests (spec README §7).
+pub fn public_rate_counter(project: Uuid, minute: i64) -> Key {
+    Key::new(format!("PROJECT#{project}#PUBRATE#{minute}"), "RATE")
+}
+
+/// Counter of one source's public-key requests to a project in one UTC minute; `source` is a
+/// hash of the address, never the address.
+pub fn public_source_rate_counter(project: Uuid, source: &str, minute: i64) -> Key {
+    Key::new(
+        format!("PROJECT#{project}#PUBRATE#{source}#{minute}"),
+        "RATE",
+    )
+}
+
+/// Counter of one source's requests that failed authentication in one UTC minute (hashed source).
+pub fn auth_failure_counter(source: &str, minute: i64) -> Key {
+    Key::new(format!("AUTHFAIL#{source}#{minute}"), "RATE")
+}
+
 /// Partition holding a project's contacts, sort key = contact id (so newest last).
 pub fn contacts_partition(project: Uuid) -> String {
     format!("PROJECT#{project}#CONTACTS")

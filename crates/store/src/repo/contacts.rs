@@ -129,6 +129,15 @@ fn retry_exhausted() -> ContactError {
 #[derive(Debug, Clone)]
 pub struct CurrentContact(Option<(Contact, u64)>);
 
+/// How an upsert sets the subscription: `given` (else `new_default`) for a new contact, and
+/// `given` for an existing one only when `applies_to_existing`.
+#[derive(Debug, Clone, Copy)]
+struct SubscriptionRule {
+    given: Option<bool>,
+    new_default: bool,
+    applies_to_existing: bool,
+}
+
 impl CurrentContact {
     /// The contact, when the address has one.
     pub fn contact(&self) -> Option<&Contact> {
@@ -250,7 +259,51 @@ impl<'a> Contacts<'a> {
         change: &DataChange,
         source: SubscriptionSource,
     ) -> Result<UpsertOutcome, ContactError> {
-        let mut known = Some(current.0);
+        let rule = SubscriptionRule {
+            given: subscribed,
+            new_default,
+            applies_to_existing: true,
+        };
+        self.upsert_by_rule(project, email, Some(current), rule, change, source)
+            .await
+    }
+
+    /// Like [`Contacts::upsert`], except that an existing contact's subscription never changes:
+    /// `subscribed` applies only when the contact is created. A public key writes this way
+    /// (public-api.md §2.1): anyone can read a page's public key, so it must neither re-subscribe
+    /// someone who unsubscribed nor unsubscribe anyone.
+    pub async fn upsert_keeping_subscription(
+        &self,
+        project: Uuid,
+        email: &EmailAddress,
+        subscribed_if_new: Option<bool>,
+        change: &DataChange,
+        source: SubscriptionSource,
+    ) -> Result<UpsertOutcome, ContactError> {
+        let rule = SubscriptionRule {
+            given: subscribed_if_new,
+            new_default: true,
+            applies_to_existing: false,
+        };
+        self.upsert_by_rule(project, email, None, rule, change, source)
+            .await
+    }
+
+    async fn upsert_by_rule(
+        &self,
+        project: Uuid,
+        email: &EmailAddress,
+        current: Option<CurrentContact>,
+        rule: SubscriptionRule,
+        change: &DataChange,
+        source: SubscriptionSource,
+    ) -> Result<UpsertOutcome, ContactError> {
+        let SubscriptionRule {
+            given: subscribed,
+            new_default,
+            applies_to_existing,
+        } = rule;
+        let mut known = current.map(|c| c.0);
         for _ in 0..MAX_ATTEMPTS {
             let current = match known.take() {
                 Some(current) => current,
@@ -305,7 +358,7 @@ impl<'a> Contacts<'a> {
                             project,
                             current,
                             None,
-                            subscribed,
+                            subscribed.filter(|_| applies_to_existing),
                             Patch::Set(change),
                             &SubscriptionChange::from(source),
                         )

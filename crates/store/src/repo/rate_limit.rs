@@ -1,7 +1,12 @@
-//! The per-project request limit (spec README §7): one counter item per project and UTC minute,
-//! incremented with a conditional ADD so the limit holds across any number of processes. The
-//! hosted pages' per-source limit (feedback-and-unsubscribe.md §4) counts the same way, per source
-//! instead of per project.
+//! Request limits (spec README §7), each one counter item per UTC minute incremented with a
+//! conditional ADD, so a limit holds across any number of processes:
+//! - the per-project limit of secret-key requests, and a budget of the same size for public-key
+//!   requests, apart, so a page's visitors cannot use up the server's requests;
+//! - public-key requests per project and source address;
+//! - requests per source that fail authentication;
+//! - the hosted pages' per-source limit (feedback-and-unsubscribe.md §4).
+//!
+//! Sources are hashes of addresses, never addresses.
 
 use crate::keys;
 use crate::table::{StoreError, Table};
@@ -37,6 +42,48 @@ impl<'a> RateLimiter<'a> {
             limit,
             now_unix,
             &project,
+        )
+        .await
+    }
+
+    /// Counts one public-key request to `project` against its public budget of `limit`.
+    pub async fn hit_public(&self, project: Uuid, limit: u32, now_unix: i64) -> RateDecision {
+        let minute = now_unix.div_euclid(60);
+        self.count(
+            keys::public_rate_counter(project, minute),
+            limit,
+            now_unix,
+            &project,
+        )
+        .await
+    }
+
+    /// Counts one public-key request of `source` to `project` against `limit`.
+    pub async fn hit_public_source(
+        &self,
+        project: Uuid,
+        source: &str,
+        limit: u32,
+        now_unix: i64,
+    ) -> RateDecision {
+        let minute = now_unix.div_euclid(60);
+        self.count(
+            keys::public_source_rate_counter(project, source, minute),
+            limit,
+            now_unix,
+            &project,
+        )
+        .await
+    }
+
+    /// Counts one request of `source` that failed authentication against `limit`.
+    pub async fn hit_auth_failure(&self, source: &str, limit: u32, now_unix: i64) -> RateDecision {
+        let minute = now_unix.div_euclid(60);
+        self.count(
+            keys::auth_failure_counter(source, minute),
+            limit,
+            now_unix,
+            &"failed authentication",
         )
         .await
     }
