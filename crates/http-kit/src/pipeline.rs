@@ -125,6 +125,24 @@ pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
 /// Replaces the body of `response` with the error envelope, keeping its headers.
 fn render(response: Response, error: &ApiError, request_id: &str) -> Response {
     let status = error.code.status();
+    let (parts, _) = response.into_parts();
+    let mut rendered = json_response(status, envelope_bytes(error, request_id));
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rendered.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    if let Some(seconds) = error.retry_after {
+        rendered
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    rendered
+}
+
+/// The JSON error envelope of `error` (spec README §3), as bytes.
+pub fn envelope_bytes(error: &ApiError, request_id: &str) -> Vec<u8> {
+    let status = error.code.status();
     let mut body = json!({
         "code": error.code,
         "message": error.message,
@@ -143,19 +161,7 @@ fn render(response: Response, error: &ApiError, request_id: &str) -> Response {
         "error": body,
         "timestamp": Timestamp::now(),
     });
-    let (parts, _) = response.into_parts();
-    let mut rendered = json_response(status, serde_json::to_vec(&envelope).unwrap_or_default());
-    for (name, value) in parts.headers.iter() {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            rendered.headers_mut().append(name.clone(), value.clone());
-        }
-    }
-    if let Some(seconds) = error.retry_after {
-        rendered
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    rendered
+    serde_json::to_vec(&envelope).unwrap_or_default()
 }
 
 /// Router fallback: 404 `NOT_FOUND` for unknown paths.

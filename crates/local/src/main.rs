@@ -3,6 +3,7 @@
 mod background;
 mod cli;
 mod commands;
+mod http_server;
 mod outbox_page;
 mod output;
 mod serve;

@@ -5,7 +5,6 @@ use crate::cli::{Cli, ServeArgs};
 use crate::output::Failure;
 use plunk_domain::project::{Tracking, DEFAULT_RATE_LIMIT};
 use plunk_http_kit::{AppState, Settings};
-use tower::ServiceExt;
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
@@ -74,12 +73,8 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         println!("Hosted unsubscribe pages in sent mail link to {public_url}");
     }
     println!("Serving the API at {base_url}  (try: curl {base_url}/health)");
-    // The peer address reaches the handlers: the hosted pages limit requests per source.
-    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-        std::net::SocketAddr,
-    >(app.map_request(|r| r));
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown())
+    // The peer address reaches the handlers: per-source limits read it.
+    crate::http_server::serve(listener, app, shutdown())
         .await
         .map_err(|e| Failure::store(e.to_string()))
 }
