@@ -173,6 +173,52 @@ fn email(s: &str) -> EmailAddress {
 }
 
 on_both_backends! {
+    async fn a_domain_templates_send_from_cannot_be_deleted(app: TestApp) {
+        let acme = create(&app, "acme.io").await["id"].as_str().unwrap().to_owned();
+        verify(&app, &acme).await;
+        let beta = create(&app, "beta.io").await["id"].as_str().unwrap().to_owned();
+        verify(&app, &beta).await;
+        let template = app
+            .call(
+                Method::POST,
+                "/templates",
+                Some(json!({"name": "Welcome", "subject": "Hi", "body": "<p>x</p>", "from": "hello@acme.io"})),
+            )
+            .await;
+        assert_eq!(template.status, StatusCode::CREATED, "{}", template.body);
+        let template_id = template.data()["id"].as_str().unwrap().to_owned();
+
+        let refused = app.call(Method::DELETE, &format!("/domains/{acme}"), None).await;
+        assert_error(&refused, 409, "DOMAIN_IN_USE");
+        assert_eq!(
+            refused.body["error"]["details"]["usedBy"],
+            json!([{"type": "template", "id": template_id, "name": "Welcome"}])
+        );
+        // Still there and still verified.
+        let still = app.call(Method::GET, &format!("/domains/{acme}"), None).await;
+        assert_eq!(still.data()["verified"], json!(true));
+
+        // The template moves to the other domain (and is renamed): the first is free, the
+        // second is in use under the new name.
+        let moved = app
+            .call(
+                Method::PATCH,
+                &format!("/templates/{template_id}"),
+                Some(json!({"from": "news@beta.io", "name": "Welcome v2"})),
+            )
+            .await;
+        assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+        let refused = app.call(Method::DELETE, &format!("/domains/{beta}"), None).await;
+        assert_eq!(refused.body["error"]["details"]["usedBy"][0]["name"], json!("Welcome v2"));
+        let deleted = app.call(Method::DELETE, &format!("/domains/{acme}"), None).await;
+        assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+
+        // Once the template is deleted, so may the domain be.
+        app.call(Method::DELETE, &format!("/templates/{template_id}"), None).await;
+        let deleted = app.call(Method::DELETE, &format!("/domains/{beta}"), None).await;
+        assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    }
+
     async fn the_spec_example_creates_a_pending_domain_with_its_records(app: TestApp) {
         let fake = FakeIdentities::new("eu-west-1");
         let app = with_identities(app, fake.clone());

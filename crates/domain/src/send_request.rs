@@ -43,6 +43,33 @@ const RESERVED_HEADERS: [&str; 17] = [
     "received",
 ];
 
+/// Why an attachment's filename is refused (public-api.md §1.1): control characters (CR, LF,
+/// tab, NUL …) and the characters that reorder how text is displayed (a name shown as
+/// `invoice.pdf` could be `fdp.exe`), `"`, `/` or `\\`, or a leading or trailing space or dot
+/// (Windows drops those, so `evil.exe.` would open as `evil.exe`).
+pub fn filename_problem(name: &str) -> Option<&'static str> {
+    let direction = |c: char| {
+        matches!(
+            c,
+            '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+    };
+    if name.chars().any(|c| c.is_control() || direction(c)) {
+        Some("Filenames must not contain control or text-direction characters")
+    } else if name.contains(['"', '/', '\\']) {
+        Some("Filenames must not contain \", / or \\")
+    } else if name.starts_with([' ', '.']) || name.ends_with([' ', '.']) {
+        Some("Filenames must not start or end with a space or a dot")
+    } else {
+        None
+    }
+}
+
+/// Whether an attachment object has a `contentId` member (a string, checked on its own).
+fn has_content_id(attachment: &Map<String, Value>) -> bool {
+    matches!(attachment.get("contentId"), Some(Value::String(_)))
+}
+
 /// Extensions Amazon SES refuses to send (its published list), refused at acceptance.
 const BLOCKED_EXTENSIONS: &[&str] = &[
     "ade", "adp", "app", "asp", "bas", "bat", "cer", "chm", "cmd", "com", "cpl", "crt", "csh",
@@ -462,12 +489,8 @@ pub fn parse_send(body: &Map<String, Value>) -> Result<SendRequest, Vec<FieldErr
                         None
                     }
                     Some(v) => c.line(&at("filename"), v, 1, 255).and_then(|f| {
-                        if f.contains(['"', '/', '\\']) {
-                            c.err(
-                                at("filename"),
-                                FieldCode::InvalidString,
-                                "Filenames must not contain \", / or \\",
-                            );
+                        if let Some(problem) = filename_problem(&f) {
+                            c.err(at("filename"), FieldCode::InvalidString, problem);
                             return None;
                         }
                         let ext = f.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
@@ -537,6 +560,10 @@ pub fn parse_send(body: &Map<String, Value>) -> Result<SendRequest, Vec<FieldErr
                     }),
                 };
                 let disposition = match m.get("disposition") {
+                    // A `contentId` is only useful inline (public-api.md §1.1).
+                    None | Some(Value::Null) if has_content_id(m) => {
+                        Some(AttachmentDisposition::Inline)
+                    }
                     None | Some(Value::Null) => Some(AttachmentDisposition::Attachment),
                     Some(Value::String(s)) if s == "attachment" => {
                         Some(AttachmentDisposition::Attachment)
@@ -703,6 +730,48 @@ mod tests {
                 ("headers.X-Line".into(), FieldCode::InvalidString),
             ]
         );
+    }
+
+    #[test]
+    fn filenames_that_could_disguise_a_file_are_refused() {
+        for name in [
+            "evil.exe.",
+            "evil.exe ",
+            "evil.exe\t",
+            " lead.txt",
+            ".hidden",
+            "nul\0.txt",
+            "invoice\u{202e}fdp.exe",
+            "a/b.txt",
+            "quote\".txt",
+        ] {
+            let e = errors(json!({"to": "a@b.co", "subject": "s", "body": "b", "attachments": [
+                {"filename": name, "content": "aGk=", "contentType": "text/plain"}
+            ]}));
+            assert_eq!(
+                e,
+                vec![("attachments[0].filename".into(), FieldCode::InvalidString)],
+                "{name:?}"
+            );
+        }
+        assert_eq!(filename_problem("report 2026.final.pdf"), None);
+        assert_eq!(filename_problem("Grüße.txt"), None);
+    }
+
+    #[test]
+    fn a_content_id_without_a_disposition_makes_the_attachment_inline() {
+        let r = parse_send(json!({"to": "a@b.co", "subject": "s", "body": "<img src=\"cid:logo\">", "attachments": [
+            {"filename": "logo.png", "content": "iVBORw==", "contentType": "image/png", "contentId": "logo"},
+            {"filename": "a.txt", "content": "aGk=", "contentType": "text/plain"}
+        ]}).as_object().unwrap()).unwrap();
+        assert_eq!(r.attachments[0].disposition, AttachmentDisposition::Inline);
+        assert_eq!(r.attachments[0].content_id.as_deref(), Some("logo"));
+        assert_eq!(r.attachments[1].disposition, AttachmentDisposition::Attachment);
+        // An explicit disposition still wins.
+        let r = parse_send(json!({"to": "a@b.co", "subject": "s", "body": "b", "attachments": [
+            {"filename": "logo.png", "content": "iVBORw==", "contentType": "image/png", "contentId": "logo", "disposition": "attachment"}
+        ]}).as_object().unwrap()).unwrap();
+        assert_eq!(r.attachments[0].disposition, AttachmentDisposition::Attachment);
     }
 
     #[test]

@@ -216,6 +216,20 @@ pub fn templates_partition(project: Uuid) -> String {
     format!("PROJECT#{project}#TEMPLATES")
 }
 
+/// Partition of the resources of a project that send from one domain (its senders' uses), so a
+/// domain's deletion finds them without reading every template (spec domains.md §2).
+pub fn sender_uses_partition(project: Uuid, domain: &str) -> String {
+    format!("PROJECT#{project}#SENDER#{domain}")
+}
+
+/// The use of `domain` as the sender domain of a template.
+pub fn template_sender_use(project: Uuid, domain: &str, template: Uuid) -> Key {
+    Key::new(
+        sender_uses_partition(project, domain),
+        format!("TEMPLATE#{template}"),
+    )
+}
+
 /// A template item.
 pub fn template(project: Uuid, template: Uuid) -> Key {
     Key::new(templates_partition(project), template.to_string())

@@ -29,6 +29,7 @@ use mail_builder::headers::message_id::MessageId;
 use mail_builder::headers::raw::Raw;
 use mail_builder::headers::text::Text;
 use mail_builder::mime::{BodyPart, MimePart};
+use base64::Engine;
 use mail_builder::MessageBuilder;
 use std::borrow::Cow;
 
@@ -111,6 +112,33 @@ fn fits_on_a_line(name: &str, value: &str) -> bool {
     name.len() + 2 + longest_word <= 998
 }
 
+/// Control characters other than tab and line breaks, which a 7bit or 8bit part must not carry
+/// (RFC 2045 §2.7, §2.8).
+fn has_controls(text: &str) -> bool {
+    text.bytes()
+        .any(|b| b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n') || b == 0x7f)
+}
+
+/// A text part. mail-builder picks 7bit, quoted-printable or base64 by line length and 8-bit
+/// bytes; a text with other control characters (a NUL in a body) is base64-encoded here, so no
+/// part carries them raw.
+fn text_part<'a>(mime_type: &'a str, text: Cow<'a, str>) -> MimePart<'a> {
+    if !has_controls(&text) {
+        return MimePart::new(mime_type, BodyPart::Text(text));
+    }
+    let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+    let lines: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(76)
+        .map(|line| std::str::from_utf8(line).unwrap_or_default())
+        .collect();
+    MimePart::new(
+        ContentType::new(mime_type).attribute("charset", "utf-8"),
+        BodyPart::Text(Cow::Owned(lines.join("\r\n"))),
+    )
+    .transfer_encoding("base64")
+}
+
 fn body(email: &OutgoingEmail) -> MimePart<'_> {
     let text: Cow<'_, str> = if email.text.trim().is_empty() {
         Cow::Owned(html_to_text(&email.html))
@@ -120,8 +148,8 @@ fn body(email: &OutgoingEmail) -> MimePart<'_> {
     let mut root = MimePart::new(
         "multipart/alternative",
         vec![
-            MimePart::new("text/plain", BodyPart::Text(text)),
-            MimePart::new("text/html", email.html.as_str()),
+            text_part("text/plain", text),
+            text_part("text/html", Cow::Borrowed(email.html.as_str())),
         ],
     );
 
@@ -577,5 +605,24 @@ mod tests {
         let ct = content_type("application/x-thing; name=\"given;odd\"", "b.bin");
         assert_eq!(ct.attributes.len(), 1);
         assert_eq!(ct.attributes[0].1, "given;odd");
+    }
+
+    #[test]
+    fn control_characters_in_a_body_are_encoded_not_written_raw() {
+        let mut e = email();
+        e.text = "line\0one\x07".into();
+        e.html = "<p>nul\0byte\x1b</p>".into();
+        let built = build(&e);
+        assert!(
+            !built.bytes.iter().any(|b| *b == 0 || *b == 0x07 || *b == 0x1b),
+            "no raw control byte in the message"
+        );
+        let msg = MessageParser::new().parse(&built.bytes).unwrap();
+        assert_eq!(msg.body_html(0).unwrap(), "<p>nul\0byte\x1b</p>");
+        assert_eq!(msg.body_text(0).unwrap(), "line\0one\x07");
+        let text = String::from_utf8_lossy(&built.bytes);
+        assert_eq!(text.matches("Content-Transfer-Encoding: base64").count(), 2);
+        // Plain bodies keep mail-builder's own choice.
+        assert!(!has_controls("tabs\tand\r\nbreaks"));
     }
 }

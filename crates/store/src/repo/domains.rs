@@ -36,15 +36,18 @@ pub struct DomainPage {
 }
 
 /// What a resource using a domain as its sender is (`details.usedBy[].type` of `DOMAIN_IN_USE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UsedByType {
     Template,
     Campaign,
 }
 
+/// Most uses `DOMAIN_IN_USE` lists.
+pub const MAX_USED_BY: usize = 100;
+
 /// One resource that sends from a domain (spec domains.md §2 `DELETE /domains/:id`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsedBy {
     #[serde(rename = "type")]
     pub kind: UsedByType,
@@ -256,20 +259,18 @@ impl<'a> Domains<'a> {
         })
     }
 
-    /// The templates, campaigns (DRAFT, SCHEDULED, SENDING) and workflow-step templates whose
+    /// The templates (and, once they exist, campaigns in DRAFT, SCHEDULED or SENDING) whose
     /// sender address is at `domain` (spec domains.md §2 `DELETE /domains/:id` → 409
-    /// `DOMAIN_IN_USE`).
-    ///
-    /// Always empty for now: templates and campaigns are not stored yet. The templates/campaigns
-    /// work (crates/store/src/repo/templates.rs, campaigns) fills this in — look up the project's
-    /// templates and live campaigns whose `from` domain equals `domain` — and the delete endpoint
-    /// already refuses when it is non-empty.
+    /// `DOMAIN_IN_USE`): the sender-use items the templates repository keeps under the domain,
+    /// at most [`MAX_USED_BY`] of them.
     pub async fn domain_usage(
         &self,
         project: Uuid,
         domain: &str,
     ) -> Result<Vec<UsedBy>, StoreError> {
-        let _ = (project, domain);
-        Ok(Vec::new())
+        let mut query = Query::new(Index::Primary, keys::sender_uses_partition(project, domain));
+        query.limit = MAX_USED_BY;
+        let page = self.table.query(query).await?;
+        page.items.iter().map(crate::decode::<UsedBy>).collect()
     }
 }

@@ -1,11 +1,13 @@
 //! Templates (spec templates.md): one item per template in the project's templates partition
-//! (listed newest first, ids are UUIDv7) with a `Gsi1` entry per type (the `type` filter). Changes
-//! are optimistic: every rewrite is conditional on the version that was read, and retried when a
-//! concurrent write won.
+//! (listed newest first, ids are UUIDv7) with a `Gsi1` entry per type (the `type` filter), and a
+//! small sender-use item under the sender's domain (`keys::template_sender_use`), written in the
+//! same transaction, so deleting a domain finds its templates with one query (`DOMAIN_IN_USE`).
+//! Changes are optimistic: every rewrite is conditional on the version that was read, and
+//! retried when a concurrent write won.
 
 use crate::keys;
 use crate::repo::scan;
-use crate::table::{Condition, Index, Item, Position, Query, StoreError, Table};
+use crate::table::{Condition, Index, Item, Position, Query, StoreError, Table, WriteOp};
 use plunk_domain::template::{Template, TemplateChanges, TemplateType};
 use plunk_domain::Timestamp;
 use uuid::Uuid;
@@ -89,6 +91,18 @@ fn template_item(project: Uuid, template: &Template, version: u64) -> Item {
     .with_version(version)
 }
 
+/// The sender-use item of `template`: its type, id and name, for `details.usedBy`.
+fn sender_use_item(project: Uuid, template: &Template) -> Item {
+    Item::new(
+        keys::template_sender_use(project, template.from.domain(), template.id),
+        serde_json::json!({"type": "template", "id": template.id, "name": template.name}),
+    )
+}
+
+fn sender_use_key(project: Uuid, template: &Template) -> crate::table::Key {
+    keys::template_sender_use(project, template.from.domain(), template.id)
+}
+
 fn check_size(template: &Template) -> Result<(), TemplateError> {
     let content = template.subject.len() + template.body.len();
     if content > MAX_INLINE_CONTENT_BYTES
@@ -131,7 +145,16 @@ impl<'a> Templates<'a> {
     pub async fn create(&self, project: Uuid, template: &Template) -> Result<(), TemplateError> {
         check_size(template)?;
         self.table
-            .put(template_item(project, template, 1), Condition::NotExists)
+            .transact(vec![
+                WriteOp::Put {
+                    item: template_item(project, template, 1),
+                    condition: Condition::NotExists,
+                },
+                WriteOp::Put {
+                    item: sender_use_item(project, template),
+                    condition: Condition::None,
+                },
+            ])
             .await?;
         Ok(())
     }
@@ -149,19 +172,27 @@ impl<'a> Templates<'a> {
                 return Err(TemplateError::NotFound);
             };
             let before = template.updated_at;
+            let old_use = sender_use_key(project, &template);
             if !template.apply(changes) {
                 return Ok(template);
             }
             check_size(&template)?;
             template.updated_at = Timestamp::now().max(before);
-            match self
-                .table
-                .put(
-                    template_item(project, &template, version + 1),
-                    Condition::VersionEquals(version),
-                )
-                .await
-            {
+            let mut ops = vec![WriteOp::Put {
+                item: template_item(project, &template, version + 1),
+                condition: Condition::VersionEquals(version),
+            }];
+            if old_use != sender_use_key(project, &template) {
+                ops.push(WriteOp::Delete {
+                    key: old_use,
+                    condition: Condition::None,
+                });
+            }
+            ops.push(WriteOp::Put {
+                item: sender_use_item(project, &template),
+                condition: Condition::None,
+            });
+            match self.table.transact(ops).await {
                 Ok(()) => return Ok(template),
                 Err(e) if e.is_condition_failed() => continue,
                 Err(e) => return Err(e.into()),
@@ -176,14 +207,17 @@ impl<'a> Templates<'a> {
             let Some((template, version)) = self.get_versioned(project, id).await? else {
                 return Err(TemplateError::NotFound);
             };
-            match self
-                .table
-                .delete(
-                    &keys::template(project, id),
-                    Condition::VersionEquals(version),
-                )
-                .await
-            {
+            let ops = vec![
+                WriteOp::Delete {
+                    key: keys::template(project, id),
+                    condition: Condition::VersionEquals(version),
+                },
+                WriteOp::Delete {
+                    key: sender_use_key(project, &template),
+                    condition: Condition::None,
+                },
+            ];
+            match self.table.transact(ops).await {
                 Ok(()) => return Ok(template),
                 Err(e) if e.is_condition_failed() => continue,
                 Err(e) => return Err(e.into()),
