@@ -1,5 +1,10 @@
 //! `/_local/outbox`: the messages the outbox mailer wrote, listed newest first, each viewable as
 //! rendered HTML with its headers and attachments. Local server only; never deployed.
+//!
+//! A message's HTML and attachments are whatever a project sent, so they never run on the API's
+//! origin: the HTML is shown in a sandboxed frame and served with a sandboxing
+//! `Content-Security-Policy` (no scripts, an opaque origin, even when opened directly), and
+//! attachments are downloads under the same policy.
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -92,7 +97,7 @@ async fn show(State(dir): State<Arc<PathBuf>>, Path(id): Path<String>) -> Respon
         .collect();
     let body = format!(
         "<p><a href=\"/_local/outbox\">← outbox</a></p><table>{headers}</table>\
-         <h2>HTML</h2><iframe sandbox src=\"/_local/outbox/{id}/html\"></iframe>\
+         <h2>HTML</h2><iframe sandbox referrerpolicy=\"no-referrer\" src=\"/_local/outbox/{id}/html\"></iframe>\
          <h2>Text</h2><pre>{text}</pre><h2>Attachments</h2><ul>{attachments}</ul>",
         id = message.email_id,
         text = esc(message.text.as_deref().unwrap_or("")),
@@ -100,9 +105,23 @@ async fn show(State(dir): State<Arc<PathBuf>>, Path(id): Path<String>) -> Respon
     page("Message", &body).into_response()
 }
 
+/// The policy of sent content: a sandbox without scripts (an opaque origin), nothing loaded but
+/// images, styles and fonts.
+pub const SENT_CONTENT_POLICY: &str = "sandbox; default-src 'none'; img-src * data:; \
+     style-src * 'unsafe-inline'; font-src * data:";
+
+/// Headers that keep sent content off the API's origin.
+fn contained() -> [(header::HeaderName, &'static str); 3] {
+    [
+        (header::CONTENT_SECURITY_POLICY, SENT_CONTENT_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ]
+}
+
 async fn html(State(dir): State<Arc<PathBuf>>, Path(id): Path<String>) -> Response {
     match id.parse().ok().and_then(|id| outbox::read(&dir, id)) {
-        Some(m) => Html(m.html.unwrap_or_default()).into_response(),
+        Some(m) => (contained(), Html(m.html.unwrap_or_default())).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
@@ -116,7 +135,73 @@ async fn attachment(
         .ok()
         .and_then(|id| outbox::attachment(&dir, id, index))
     {
-        Some((meta, bytes)) => ([(header::CONTENT_TYPE, meta.content_type)], bytes).into_response(),
+        Some((meta, bytes)) => (
+            contained(),
+            [
+                (header::CONTENT_TYPE, meta.content_type),
+                (header::CONTENT_DISPOSITION, "attachment".to_owned()),
+            ],
+            bytes,
+        )
+            .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use plunk_messaging::mailer::outbox::OutboxMailer;
+    use plunk_messaging::mailer::{Attachment, Disposition, Mailbox, Mailer, OutgoingEmail};
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn sent_html_and_attachments_never_run_on_the_api_origin() {
+        let dir = tempfile::tempdir().unwrap();
+        let email_id = uuid::Uuid::now_v7();
+        OutboxMailer::new(dir.path())
+            .send(&OutgoingEmail {
+                email_id,
+                project_id: uuid::Uuid::now_v7(),
+                from: Mailbox { name: None, email: "a@acme.io".into() },
+                to: Mailbox { name: None, email: "b@example.org".into() },
+                reply_to: None,
+                subject: "s".into(),
+                html: "<p>hi</p><script>fetch('/contacts')</script>".into(),
+                text: "hi".into(),
+                headers: vec![],
+                attachments: vec![Attachment {
+                    filename: "page.html".into(),
+                    content_type: "text/html".into(),
+                    disposition: Disposition::Attachment,
+                    content_id: None,
+                    content: b"<script>alert(1)</script>".to_vec(),
+                }],
+                configuration_set: None,
+            })
+            .await
+            .unwrap();
+        let app = router(dir.path().to_path_buf());
+        for path in [format!("/_local/outbox/{email_id}/html"), format!("/_local/outbox/{email_id}/attachments/0")] {
+            let res = app
+                .clone()
+                .oneshot(axum::http::Request::get(&path).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "{path}");
+            let policy = res.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+            assert!(policy.starts_with("sandbox;"), "{policy}");
+            assert!(!policy.contains("allow-scripts") && !policy.contains("script-src"));
+            assert_eq!(res.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        }
+        let page = app
+            .oneshot(axum::http::Request::get(format!("/_local/outbox/{email_id}")).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let body = axum::body::to_bytes(page.into_body(), usize::MAX).await.unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("<iframe sandbox "), "{body}");
+        assert!(!body.contains("<script>fetch"), "the message's HTML is only in the frame");
     }
 }
