@@ -363,16 +363,23 @@ async fn remove_name(
     if usage.total_count == 0 && !state.store.events().recently_named(project, &name).await? {
         return Err(not_found());
     }
-    state
-        .store
-        .events()
-        .request_deletion(project, &name)
+    // The deletion and the counters' reset share one cutoff. Marked first, so the dispatcher
+    // stops counting older events at once; then what was counted is read, plus the events the
+    // counters have not seen yet (the change feed lags by seconds), before the counters go.
+    let events = state.store.events();
+    let stats = state.store.event_stats();
+    let cutoff = events.request_deletion(project, &name).await?;
+    stats.mark_reset(project, &name, cutoff).await?;
+    let (counted, _) = stats.totals(project, &name).await?;
+    let last_counted = stats.last_counted(project, &name).await?;
+    let uncounted = events
+        .count_uncounted(project, &name, last_counted, cutoff)
         .await?;
-    state.store.event_stats().reset(project, &name).await?;
+    stats.reset(project, &name).await?;
     Ok(Envelope::ok(DeletedName {
         name,
         deleted: true,
-        deleted_count: usage.total_count,
+        deleted_count: counted + uncounted,
     }))
 }
 

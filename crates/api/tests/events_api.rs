@@ -235,6 +235,42 @@ on_both_backends! {
         assert_eq!(usage.data()["uniqueContacts"], json!(1));
     }
 
+    async fn a_name_deleted_right_after_tracking_counts_every_stored_event(app: TestApp) {
+        let secret = app.secret.clone();
+        // Three events counted, two not yet (the change feed has not run since).
+        for email in ["a@x.io", "b@x.io", "c@x.io"] {
+            track(&app, &secret, json!({"event": "promo", "email": email})).await;
+        }
+        app.dispatch_events().await;
+        for email in ["d@x.io", "a@x.io"] {
+            track(&app, &secret, json!({"event": "promo", "email": email})).await;
+        }
+        track(&app, &secret, json!({"event": "other", "email": "a@x.io"})).await;
+        let res = app.call(Method::DELETE, "/events/promo", None).await;
+        assert_eq!(res.data(), &json!({"name": "promo", "deleted": true, "deletedCount": 5}), "{}", res.body);
+
+        // The feed then brings the two older events: they are not counted again.
+        app.dispatch_events().await;
+        let names = app.call(Method::GET, "/events/names", None).await;
+        let listed: Vec<&str> = names.data()["names"].as_array().unwrap().iter()
+            .map(|n| n["name"].as_str().unwrap()).collect();
+        assert_eq!(listed, ["other"], "{}", names.body);
+        assert_eq!(app.store.events().work_deletions(10_000).await.unwrap(), 5);
+
+        // Tracked after the deletion: counted from zero.
+        track(&app, &secret, json!({"event": "promo", "email": "e@x.io"})).await;
+        app.dispatch_events().await;
+        let usage = app.call(Method::GET, "/events/promo/usage", None).await;
+        assert_eq!(usage.data()["totalCount"], json!(1));
+
+        // Nothing counted yet at all: every stored event is still found.
+        for email in ["a@x.io", "b@x.io"] {
+            track(&app, &secret, json!({"event": "fresh", "email": email})).await;
+        }
+        let res = app.call(Method::DELETE, "/events/fresh", None).await;
+        assert_eq!(res.data()["deletedCount"], json!(2), "{}", res.body);
+    }
+
     async fn names_that_look_like_fixed_paths_can_be_deleted_and_long_ranges_are_measured_as_asked(app: TestApp) {
         let secret = app.secret.clone();
         track(&app, &secret, json!({"event": "names", "email": "a@x.io"})).await;

@@ -745,9 +745,11 @@ mod tests {
             "a/b.txt",
             "quote\".txt",
         ] {
-            let e = errors(json!({"to": "a@b.co", "subject": "s", "body": "b", "attachments": [
-                {"filename": name, "content": "aGk=", "contentType": "text/plain"}
-            ]}));
+            let e = errors(
+                json!({"to": "a@b.co", "subject": "s", "body": "b", "attachments": [
+                    {"filename": name, "content": "aGk=", "contentType": "text/plain"}
+                ]}),
+            );
             assert_eq!(
                 e,
                 vec![("attachments[0].filename".into(), FieldCode::InvalidString)],
@@ -766,12 +768,18 @@ mod tests {
         ]}).as_object().unwrap()).unwrap();
         assert_eq!(r.attachments[0].disposition, AttachmentDisposition::Inline);
         assert_eq!(r.attachments[0].content_id.as_deref(), Some("logo"));
-        assert_eq!(r.attachments[1].disposition, AttachmentDisposition::Attachment);
+        assert_eq!(
+            r.attachments[1].disposition,
+            AttachmentDisposition::Attachment
+        );
         // An explicit disposition still wins.
         let r = parse_send(json!({"to": "a@b.co", "subject": "s", "body": "b", "attachments": [
             {"filename": "logo.png", "content": "iVBORw==", "contentType": "image/png", "contentId": "logo", "disposition": "attachment"}
         ]}).as_object().unwrap()).unwrap();
-        assert_eq!(r.attachments[0].disposition, AttachmentDisposition::Attachment);
+        assert_eq!(
+            r.attachments[0].disposition,
+            AttachmentDisposition::Attachment
+        );
     }
 
     #[test]

@@ -38,10 +38,17 @@ pub const LINGER_TIME: Duration = Duration::from_secs(5);
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves `app` on `listener` until `stop` completes, then lets open connections finish.
-pub async fn serve<S>(listener: TcpListener, app: S, stop: impl Future<Output = ()>) -> io::Result<()>
+pub async fn serve<S>(
+    listener: TcpListener,
+    app: S,
+    stop: impl Future<Output = ()>,
+) -> io::Result<()>
 where
-    S: tower::Service<http::Request<Body>, Response = axum::response::Response, Error = std::convert::Infallible>
-        + Clone
+    S: tower::Service<
+            http::Request<Body>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
         + Send
         + Unpin
         + 'static,
@@ -81,8 +88,11 @@ async fn connection<S>(
     app: S,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) where
-    S: tower::Service<http::Request<Body>, Response = axum::response::Response, Error = std::convert::Infallible>
-        + Clone
+    S: tower::Service<
+            http::Request<Body>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
         + Send
         + Unpin
         + 'static,
@@ -247,10 +257,14 @@ mod tests {
 
     #[test]
     fn only_hypers_own_answers_are_replaced() {
-        let bare = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
+        let bare =
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
         let replaced = String::from_utf8(replacement(bare).unwrap()).unwrap();
         assert!(replaced.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
-        assert!(replaced.contains("\"code\":\"HEADERS_TOO_LARGE\""), "{replaced}");
+        assert!(
+            replaced.contains("\"code\":\"HEADERS_TOO_LARGE\""),
+            "{replaced}"
+        );
         assert!(replaced.contains("x-request-id: "));
         let ours = b"HTTP/1.1 400 Bad Request\r\nx-request-id: abc\r\ncontent-length: 2\r\n\r\n{}";
         assert_eq!(replacement(ours), None);

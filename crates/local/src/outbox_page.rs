@@ -164,8 +164,14 @@ mod tests {
             .send(&OutgoingEmail {
                 email_id,
                 project_id: uuid::Uuid::now_v7(),
-                from: Mailbox { name: None, email: "a@acme.io".into() },
-                to: Mailbox { name: None, email: "b@example.org".into() },
+                from: Mailbox {
+                    name: None,
+                    email: "a@acme.io".into(),
+                },
+                to: Mailbox {
+                    name: None,
+                    email: "b@example.org".into(),
+                },
                 reply_to: None,
                 subject: "s".into(),
                 html: "<p>hi</p><script>fetch('/contacts')</script>".into(),
@@ -183,25 +189,39 @@ mod tests {
             .await
             .unwrap();
         let app = router(dir.path().to_path_buf());
-        for path in [format!("/_local/outbox/{email_id}/html"), format!("/_local/outbox/{email_id}/attachments/0")] {
+        for path in [
+            format!("/_local/outbox/{email_id}/html"),
+            format!("/_local/outbox/{email_id}/attachments/0"),
+        ] {
             let res = app
                 .clone()
                 .oneshot(axum::http::Request::get(&path).body(Body::empty()).unwrap())
                 .await
                 .unwrap();
             assert_eq!(res.status(), StatusCode::OK, "{path}");
-            let policy = res.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+            let policy = res.headers()[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap();
             assert!(policy.starts_with("sandbox;"), "{policy}");
             assert!(!policy.contains("allow-scripts") && !policy.contains("script-src"));
             assert_eq!(res.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
         }
         let page = app
-            .oneshot(axum::http::Request::get(format!("/_local/outbox/{email_id}")).body(Body::empty()).unwrap())
+            .oneshot(
+                axum::http::Request::get(format!("/_local/outbox/{email_id}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
-        let body = axum::body::to_bytes(page.into_body(), usize::MAX).await.unwrap();
+        let body = axum::body::to_bytes(page.into_body(), usize::MAX)
+            .await
+            .unwrap();
         let body = String::from_utf8_lossy(&body);
         assert!(body.contains("<iframe sandbox "), "{body}");
-        assert!(!body.contains("<script>fetch"), "the message's HTML is only in the frame");
+        assert!(
+            !body.contains("<script>fetch"),
+            "the message's HTML is only in the frame"
+        );
     }
 }

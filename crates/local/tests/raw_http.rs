@@ -13,50 +13,83 @@ use std::time::Duration;
 fn exchange(server: &Server, head: &str, body: &[u8]) -> (u16, String, Value) {
     let address = server.base_url.trim_start_matches("http://");
     let mut stream = TcpStream::connect(address).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     stream.write_all(head.as_bytes()).unwrap();
     // The server may answer before the body is read; the body must still go out without a reset.
     for chunk in body.chunks(64 * 1024) {
-        stream.write_all(chunk).expect("the body is accepted, not reset");
+        stream
+            .write_all(chunk)
+            .expect("the body is accepted, not reset");
     }
     let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).expect("the answer is read, not reset");
+    stream
+        .read_to_end(&mut answer)
+        .expect("the answer is read, not reset");
     let text = String::from_utf8_lossy(&answer).into_owned();
     let status = text[9..12].parse().unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (status, head.to_owned(), serde_json::from_str(body).unwrap_or(Value::Null))
+    (
+        status,
+        head.to_owned(),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
 }
 
 fn assert_envelope(head: &str, body: &Value, code: &str) {
     assert_eq!(body["success"], Value::Bool(false), "{head}\n{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
     let id = body["error"]["requestId"].as_str().unwrap();
-    assert!(head.to_ascii_lowercase().contains(&format!("x-request-id: {id}")), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("x-request-id: {id}")),
+        "{head}"
+    );
 }
 
 #[test]
 fn requests_the_parser_refuses_are_answered_in_the_envelope() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let server = Server::start(&[("PLUNK_DATA_DIR", data.to_str().unwrap())], &[], dir.path());
+    let server = Server::start(
+        &[("PLUNK_DATA_DIR", data.to_str().unwrap())],
+        &[],
+        dir.path(),
+    );
 
-    let long_uri = format!("GET /contacts?search={} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
+    let long_uri = format!(
+        "GET /contacts?search={} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "a".repeat(70_000)
+    );
     let (status, head, body) = exchange(&server, &long_uri, b"");
     assert_eq!(status, 414);
     assert_envelope(&head, &body, "URI_TOO_LONG");
 
     let many: String = (0..600).map(|i| format!("X-Filler-{i}: v\r\n")).collect();
-    let (status, head, body) = exchange(&server, &format!("GET /health HTTP/1.1\r\nHost: x\r\n{many}\r\n"), b"");
+    let (status, head, body) = exchange(
+        &server,
+        &format!("GET /health HTTP/1.1\r\nHost: x\r\n{many}\r\n"),
+        b"",
+    );
     assert_eq!(status, 431);
     assert_envelope(&head, &body, "HEADERS_TOO_LARGE");
 
-    let (status, head, body) = exchange(&server, "GET /health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", b"");
+    let (status, head, body) = exchange(
+        &server,
+        "GET /health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        b"",
+    );
     assert_eq!(status, 400);
     assert_envelope(&head, &body, "MALFORMED_REQUEST");
 
     // Below the parser's limits, a request with many headers is served as usual.
     let some: String = (0..150).map(|i| format!("X-Filler-{i}: v\r\n")).collect();
-    let (status, _, body) = exchange(&server, &format!("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{some}\r\n"), b"");
+    let (status, _, body) = exchange(
+        &server,
+        &format!("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{some}\r\n"),
+        b"",
+    );
     assert_eq!(status, 200);
     assert_eq!(body["data"]["status"], "ok");
 }
@@ -65,7 +98,11 @@ fn requests_the_parser_refuses_are_answered_in_the_envelope() {
 fn a_large_body_refused_early_gets_its_answer_not_a_reset() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let server = Server::start(&[("PLUNK_DATA_DIR", data.to_str().unwrap())], &[], dir.path());
+    let server = Server::start(
+        &[("PLUNK_DATA_DIR", data.to_str().unwrap())],
+        &[],
+        dir.path(),
+    );
     let body = vec![b'x'; 4 << 20];
     for (auth, expected) in [("", 401), ("Authorization: Bearer sk_nope\r\n", 401)] {
         let head = format!(

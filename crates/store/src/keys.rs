@@ -264,7 +264,19 @@ pub fn event_unique_partition(project: Uuid) -> String {
     format!("PROJECT#{project}#EVENT_UNIQUE")
 }
 
-/// Partition of a project's per-name "last seen" times (sort key: the name).
+/// Partition of the resets of a project's event-name counters, sort key = name.
+pub fn event_resets_partition(project: Uuid) -> String {
+    format!("PROJECT#{project}#EVENT_RESETS")
+}
+
+/// The reset of one name's counters (`DELETE /events/:name`): events older than its cutoff are
+/// not counted again.
+pub fn event_reset(project: Uuid, name: &str) -> Key {
+    Key::new(event_resets_partition(project), name)
+}
+
+/// Partition of a project's per-name "last seen" times and newest counted event ids (sort key:
+/// the name).
 pub fn event_last_seen_partition(project: Uuid) -> String {
     format!("PROJECT#{project}#EVENT_LAST_SEEN")
 }

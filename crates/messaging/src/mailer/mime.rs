@@ -21,6 +21,7 @@
 mod html_text;
 
 use super::{Disposition, OutgoingEmail};
+use base64::Engine;
 use chrono::{DateTime, Utc};
 use mail_builder::headers::address::Address;
 use mail_builder::headers::content_type::ContentType;
@@ -29,7 +30,6 @@ use mail_builder::headers::message_id::MessageId;
 use mail_builder::headers::raw::Raw;
 use mail_builder::headers::text::Text;
 use mail_builder::mime::{BodyPart, MimePart};
-use base64::Engine;
 use mail_builder::MessageBuilder;
 use std::borrow::Cow;
 
@@ -614,7 +614,10 @@ mod tests {
         e.html = "<p>nul\0byte\x1b</p>".into();
         let built = build(&e);
         assert!(
-            !built.bytes.iter().any(|b| *b == 0 || *b == 0x07 || *b == 0x1b),
+            !built
+                .bytes
+                .iter()
+                .any(|b| *b == 0 || *b == 0x07 || *b == 0x1b),
             "no raw control byte in the message"
         );
         let msg = MessageParser::new().parse(&built.bytes).unwrap();

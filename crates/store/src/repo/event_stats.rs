@@ -41,17 +41,41 @@ impl<'a> EventStats<'a> {
         Self { table }
     }
 
-    /// Counts a batch of newly stored events of `project`.
+    /// The resets of `project`'s names still in force: name → cutoff (events with an older id
+    /// are being deleted and are not counted). One read per batch; usually empty.
+    async fn resets(&self, project: Uuid) -> Result<BTreeMap<String, Uuid>, StoreError> {
+        let items = self.read_all(keys::event_resets_partition(project)).await?;
+        Ok(items
+            .into_iter()
+            .filter_map(|i| {
+                let cutoff = i.body["cutoff"].as_str()?.parse().ok()?;
+                Some((i.key.sk, cutoff))
+            })
+            .collect())
+    }
+
+    /// Counts a batch of newly stored events of `project`. Events older than a reset of their
+    /// name (a `DELETE /events/:name` that came first) are not counted.
     pub async fn count(&self, project: Uuid, events: &[Event]) -> Result<(), StoreError> {
-        let mut totals: BTreeMap<&str, (i64, Timestamp)> = BTreeMap::new();
+        let resets = self.resets(project).await?;
+        let mut totals: BTreeMap<&str, (i64, Timestamp, Uuid)> = BTreeMap::new();
         let mut daily: BTreeMap<(String, &str), i64> = BTreeMap::new();
         let mut seen: BTreeSet<(&str, Uuid)> = BTreeSet::new();
         for event in events {
-            let total = totals.entry(&event.name).or_insert((0, event.created_at));
+            if resets
+                .get(&event.name)
+                .is_some_and(|cutoff| event.id < *cutoff)
+            {
+                continue;
+            }
+            let total = totals
+                .entry(&event.name)
+                .or_insert((0, event.created_at, event.id));
             total.0 += 1;
             if event.created_at > total.1 {
                 total.1 = event.created_at;
             }
+            total.2 = total.2.max(event.id);
             *daily
                 .entry((day_of(&event.created_at), &event.name))
                 .or_default() += 1;
@@ -59,7 +83,7 @@ impl<'a> EventStats<'a> {
                 seen.insert((&event.name, contact));
             }
         }
-        for (name, (delta, last)) in &totals {
+        for (name, (delta, last, newest)) in &totals {
             self.table
                 .add(
                     &crate::table::Key::new(keys::event_names_partition(project), *name),
@@ -71,7 +95,7 @@ impl<'a> EventStats<'a> {
             // Last writer wins; two concurrent batches may leave the earlier time for a moment.
             let item = Item::new(
                 crate::table::Key::new(keys::event_last_seen_partition(project), *name),
-                json!({ "lastSeenAt": last }),
+                json!({ "lastSeenAt": last, "lastEventId": newest }),
             );
             self.table.put(item, Condition::None).await?;
         }
@@ -203,8 +227,43 @@ impl<'a> EventStats<'a> {
         Ok(stats)
     }
 
-    /// Resets the per-name counters of `name` (after `DELETE /events/:name`). The unique-contact
-    /// markers go with the events, in the background deletion.
+    /// The newest event id counted for `name`, if any.
+    pub async fn last_counted(
+        &self,
+        project: Uuid,
+        name: &str,
+    ) -> Result<Option<Uuid>, StoreError> {
+        let item = self
+            .table
+            .get(&crate::table::Key::new(
+                keys::event_last_seen_partition(project),
+                name,
+            ))
+            .await?;
+        Ok(item.and_then(|i| i.body["lastEventId"].as_str()?.parse().ok()))
+    }
+
+    /// Marks `name`'s counters reset at `cutoff` (`DELETE /events/:name`): from now on, events
+    /// older than the cutoff are not counted, even if the change feed brings them later. The
+    /// mark outlives the feed's retention (24 hours).
+    pub async fn mark_reset(
+        &self,
+        project: Uuid,
+        name: &str,
+        cutoff: Uuid,
+    ) -> Result<(), StoreError> {
+        let expires = Timestamp::now().unix_seconds() + 3 * 24 * 3600;
+        let item = Item::new(
+            keys::event_reset(project, name),
+            json!({ "cutoff": cutoff }),
+        )
+        .with_ttl(expires);
+        self.table.put(item, Condition::None).await
+    }
+
+    /// Resets the per-name counters of `name` (after `DELETE /events/:name` and
+    /// [`EventStats::mark_reset`]). The unique-contact markers go with the events, in the
+    /// background deletion.
     pub async fn reset(&self, project: Uuid, name: &str) -> Result<(), StoreError> {
         self.table
             .transact(vec![

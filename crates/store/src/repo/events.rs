@@ -10,6 +10,9 @@ use plunk_domain::event::Event;
 use serde_json::json;
 use uuid::Uuid;
 
+/// Most events [`Events::count_uncounted`] examines.
+pub const UNCOUNTED_SCAN: usize = 5_000;
+
 /// Event reads and writes of one table.
 pub struct Events<'a> {
     table: &'a dyn Table,
@@ -96,13 +99,15 @@ impl<'a> Events<'a> {
             .is_empty())
     }
 
-    /// Schedules the removal of every event of `project` named `name` stored until now.
-    pub async fn request_deletion(&self, project: Uuid, name: &str) -> Result<(), StoreError> {
+    /// Schedules the removal of every event of `project` named `name` stored until now; returns
+    /// the cutoff: events with an older id are removed.
+    pub async fn request_deletion(&self, project: Uuid, name: &str) -> Result<Uuid, StoreError> {
+        // Events are UUIDv7: everything stored before this id is older than the request.
+        let cutoff = plunk_domain::id::new_id();
         let job = DeletionJob {
             project,
             name: name.to_owned(),
-            // Events are UUIDv7: everything stored before this id is older than the request.
-            cutoff: plunk_domain::id::new_id(),
+            cutoff,
             position: None,
             phase: DeletionPhase::Events,
         };
@@ -111,7 +116,50 @@ impl<'a> Events<'a> {
                 Item::new(keys::event_deletion(project, name), json!(job)),
                 Condition::None,
             )
-            .await
+            .await?;
+        Ok(cutoff)
+    }
+
+    /// How many events named `name` were stored with an id between `after` (exclusive; `None`:
+    /// no lower end) and `before` (exclusive): the events the counters have not seen yet when
+    /// `after` is the newest one they counted. The change feed lags by seconds, so this reads
+    /// only the newest part of the partition; at most [`UNCOUNTED_SCAN`] events are examined.
+    pub async fn count_uncounted(
+        &self,
+        project: Uuid,
+        name: &str,
+        after: Option<Uuid>,
+        before: Uuid,
+    ) -> Result<u64, StoreError> {
+        let mut query = Query::new(Index::Primary, keys::events_partition(project));
+        query.descending = true;
+        query.limit = 200;
+        query.start_after = Some(Position {
+            key: keys::event(project, before),
+            gsi1: None,
+        });
+        let (mut examined, mut count) = (0, 0);
+        loop {
+            let page = self.table.query(query.clone()).await?;
+            for item in &page.items {
+                let event: Event = crate::decode(item)?;
+                if after.is_some_and(|after| event.id <= after) {
+                    return Ok(count);
+                }
+                if event.name == name {
+                    count += 1;
+                }
+                examined += 1;
+                if examined >= UNCOUNTED_SCAN {
+                    tracing::warn!(%project, "uncounted events examined up to the bound");
+                    return Ok(count);
+                }
+            }
+            match page.last {
+                Some(last) => query.start_after = Some(last),
+                None => return Ok(count),
+            }
+        }
     }
 
     /// Works through pending deletions, examining at most `budget` items in all. Returns how many
