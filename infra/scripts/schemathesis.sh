@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Property-based tests of the whole API: builds `plunk`, starts `plunk serve` on a fresh data
-# directory and a free port, creates a project, and runs Schemathesis against /openapi.json with
-# that project's secret key. The server and its data are removed however the run ends.
+# directory and a free port, creates a project, checks /openapi.json with openapi-spec-validator,
+# and runs Schemathesis against it with that project's secret key, the stateful phase following
+# the document's links (create → read, update, delete …). The server and its data are removed
+# however the run ends.
 #
 #   infra/scripts/schemathesis.sh [extra schemathesis run options]
 #
 # Environment (all optional):
 #   SCHEMATHESIS_MAX_EXAMPLES  test cases per operation and phase (default 100)
-#   SCHEMATHESIS_PHASES        default examples,coverage,fuzzing (add stateful once the spec has links)
+#   SCHEMATHESIS_PHASES        default examples,coverage,fuzzing,stateful
 #   SCHEMATHESIS_SEED          default fixed, so a CI failure reproduces; set "random" to explore
 #   SCHEMATHESIS_TIMEOUT       hard limit for the whole run in seconds (default 600)
 # Needs .venv (make tools) and the Rust toolchain.
@@ -20,7 +22,7 @@ VENV="$ROOT/.venv"
 [[ -x "$VENV/bin/schemathesis" ]] || { echo "schemathesis: $VENV is missing: run 'make tools'" >&2; exit 1; }
 
 MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-100}"
-PHASES="${SCHEMATHESIS_PHASES:-examples,coverage,fuzzing}"
+PHASES="${SCHEMATHESIS_PHASES:-examples,coverage,fuzzing,stateful}"
 SEED="${SCHEMATHESIS_SEED:-20260301}"
 TIMEOUT="${SCHEMATHESIS_TIMEOUT:-600}"
 CHECKS=not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance
@@ -74,14 +76,24 @@ done
 curl -fsS -o /dev/null --max-time 2 "$BASE/openapi.json" \
     || { echo "schemathesis: $BASE/openapi.json did not answer within 20 s" >&2; server_log; exit 1; }
 
+curl -fsS --max-time 10 "$BASE/openapi.json" -o "$WORK/openapi.json"
+"$VENV/bin/openapi-spec-validator" "$WORK/openapi.json" \
+    || { echo "schemathesis: /openapi.json is not a valid OpenAPI document" >&2; exit 1; }
+
 seed_args=(--seed "$SEED")
 [[ "$SEED" == random ]] && seed_args=()
 
 echo "schemathesis: $BASE (phases $PHASES, max $MAX_EXAMPLES examples, seed $SEED)"
 status=0
 # Run inside the scratch directory: Schemathesis and Hypothesis keep state (.schemathesis/,
-# .hypothesis/) in the working directory. A failure prints a curl command that reproduces it.
+# .hypothesis/) in the working directory, and read schemathesis.toml from it. A failure prints a
+# curl command that reproduces it.
 cd "$WORK"
+cat > schemathesis.toml <<'TOML'
+# Longer link chains, so the stateful phase reaches reads, updates and deletes of what it created.
+[phases.stateful]
+max-steps = 40
+TOML
 timeout "$TIMEOUT" "$VENV/bin/schemathesis" run "$BASE/openapi.json" \
     --url "$BASE" \
     --header "Authorization: Bearer $KEY" \

@@ -102,8 +102,10 @@ pub struct UpsertContactBody {
     #[schema(format = Email)]
     email: String,
     /// Default `true` for new contacts.
+    #[schema(nullable = false)]
     subscribed: Option<bool>,
     /// Merged by the contact data rules.
+    #[schema(nullable = false)]
     data: Option<serde_json::Map<String, Value>>,
 }
 
@@ -111,8 +113,9 @@ pub struct UpsertContactBody {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct UpdateContactBody {
-    #[schema(format = Email)]
+    #[schema(nullable = false, format = Email)]
     email: Option<String>,
+    #[schema(nullable = false)]
     subscribed: Option<bool>,
     /// `null` clears all data.
     #[schema(nullable = true)]

@@ -406,7 +406,7 @@ pub struct CreateDomainBody {
     #[schema(example = "acme.io")]
     domain: String,
     /// Ignored (Plunk compatibility): the project is the API key's.
-    #[schema(format = Uuid)]
+    #[schema(nullable = false, format = Uuid)]
     project_id: Option<String>,
 }
 

@@ -2,6 +2,7 @@
 
 use plunk_http_kit::openapi::{add_common_errors, ErrorBody, ErrorEnvelope, FieldErrorDoc};
 use plunk_http_kit::ErrorCode;
+use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::OpenApi;
 
@@ -60,7 +61,8 @@ use utoipa::OpenApi;
 )]
 struct ApiDoc;
 
-/// The whole document, with the bearer scheme and the common error responses added.
+/// The whole document, with the bearer scheme, the common error responses and operation ids a
+/// client generator can use.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     let components = doc.components.get_or_insert_with(Default::default);
@@ -69,5 +71,296 @@ pub fn document() -> utoipa::openapi::OpenApi {
         SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
     );
     add_common_errors(&mut doc, &["/health", "/openapi.json"]);
+    name_operations(&mut doc);
     doc
+}
+
+/// The document as served: [`document`] with the links between operations, added to the JSON
+/// (utoipa 5 writes a link's `operationId` as `operation_id`).
+pub fn document_json() -> serde_json::Value {
+    let mut json = serde_json::to_value(document()).unwrap_or_default();
+    add_links(&mut json);
+    json
+}
+
+/// The operations of a path item, with their methods.
+fn operations(item: &mut PathItem) -> [(&'static str, &mut Option<Operation>); 5] {
+    [
+        ("get", &mut item.get),
+        ("post", &mut item.post),
+        ("put", &mut item.put),
+        ("patch", &mut item.patch),
+        ("delete", &mut item.delete),
+    ]
+}
+
+/// The group a path belongs to: its first segment, `public` for `/v1/*`, `system` for the
+/// system endpoints.
+fn group(path: &str) -> &str {
+    match path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default()
+    {
+        "v1" => "public",
+        "health" | "openapi.json" => "system",
+        first => first,
+    }
+}
+
+/// `rotate_secret` → `rotateSecret`.
+fn camel(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Operation ids as `<group>.<handler>` (`contacts.list`, `webhooks.rotateSecret`): unique, and
+/// what client generators turn into method names.
+fn name_operations(doc: &mut utoipa::openapi::OpenApi) {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let group = group(path).to_owned();
+        for (_, operation) in operations(item) {
+            if let Some(op) = operation.as_mut() {
+                let handler = op.operation_id.clone().unwrap_or_default();
+                op.operation_id = Some(format!("{group}.{}", camel(&handler)));
+            }
+        }
+    }
+}
+
+/// Links from the responses that create or name a resource to the operations that take its id
+/// (OpenAPI 3.1 §4.8.20): what a client, or a stateful test, follows from one call to the next.
+/// `(path, method, status, [(link name, operation id, parameter, value)])`.
+const LINKS: &[(&str, &str, &str, &[(&str, &str, &str, &str)])] = &[
+    (
+        "/contacts",
+        "post",
+        "201",
+        &[
+            (
+                "GetContact",
+                "contacts.read",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "UpdateContact",
+                "contacts.update",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "ContactEvents",
+                "contacts.events",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "DeleteContact",
+                "contacts.remove",
+                "id",
+                "$response.body#/data/id",
+            ),
+        ],
+    ),
+    (
+        "/domains",
+        "post",
+        "201",
+        &[
+            ("GetDomain", "domains.read", "id", "$response.body#/data/id"),
+            (
+                "VerifyDomain",
+                "domains.verify",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "DeleteDomain",
+                "domains.remove",
+                "id",
+                "$response.body#/data/id",
+            ),
+        ],
+    ),
+    (
+        "/templates",
+        "post",
+        "201",
+        &[
+            (
+                "GetTemplate",
+                "templates.read",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "UpdateTemplate",
+                "templates.update",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "DuplicateTemplate",
+                "templates.duplicate",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "TemplateUsage",
+                "templates.usage",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "DeleteTemplate",
+                "templates.remove",
+                "id",
+                "$response.body#/data/id",
+            ),
+        ],
+    ),
+    (
+        "/suppressions",
+        "post",
+        "201",
+        &[(
+            "DeleteSuppression",
+            "suppressions.remove",
+            "id",
+            "$response.body#/data/id",
+        )],
+    ),
+    (
+        "/webhooks",
+        "post",
+        "201",
+        &[
+            (
+                "GetWebhook",
+                "webhooks.read",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "UpdateWebhook",
+                "webhooks.update",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "TestWebhook",
+                "webhooks.test",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "WebhookDeliveries",
+                "webhooks.deliveries",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "RotateWebhookSecret",
+                "webhooks.rotateSecret",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "DeleteWebhook",
+                "webhooks.remove",
+                "id",
+                "$response.body#/data/id",
+            ),
+        ],
+    ),
+    (
+        "/webhooks/{id}/test",
+        "post",
+        "200",
+        &[
+            (
+                "GetDelivery",
+                "webhooks.readDelivery",
+                "deliveryId",
+                "$response.body#/data/id",
+            ),
+            (
+                "RetryDelivery",
+                "webhooks.retryDelivery",
+                "deliveryId",
+                "$response.body#/data/id",
+            ),
+        ],
+    ),
+    (
+        "/v1/track",
+        "post",
+        "200",
+        &[
+            (
+                "GetEvent",
+                "events.read",
+                "id",
+                "$response.body#/data/event",
+            ),
+            (
+                "GetTrackedContact",
+                "contacts.read",
+                "id",
+                "$response.body#/data/contact",
+            ),
+        ],
+    ),
+    (
+        "/v1/send",
+        "post",
+        "200",
+        &[
+            (
+                "GetEmail",
+                "emails.read",
+                "id",
+                "$response.body#/data/emails/0/email",
+            ),
+            (
+                "GetRecipient",
+                "contacts.read",
+                "id",
+                "$response.body#/data/emails/0/contact/id",
+            ),
+        ],
+    ),
+];
+
+fn add_links(doc: &mut serde_json::Value) {
+    for (path, method, status, links) in LINKS {
+        let response = &mut doc["paths"][*path][*method]["responses"][*status];
+        if !response.is_object() {
+            continue;
+        }
+        for (name, operation_id, parameter, value) in links.iter() {
+            let mut parameters = serde_json::json!({ *parameter: value });
+            // The webhook's own id travels along to its delivery operations.
+            if path.starts_with("/webhooks/{id}/") {
+                parameters["id"] = "$request.path.id".into();
+            }
+            response["links"][*name] = serde_json::json!({
+                "operationId": operation_id,
+                "parameters": parameters,
+            });
+        }
+    }
 }

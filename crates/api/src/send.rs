@@ -71,28 +71,97 @@ pub struct SendEnvelope {
     data: SendResult,
 }
 
+/// An address with an optional display name.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct NamedAddressDoc {
+    /// 1–256 characters (a sender's: 1–100), no line breaks.
+    #[schema(nullable = false, min_length = 1, max_length = 256)]
+    name: Option<String>,
+    #[schema(format = Email)]
+    email: String,
+}
+
+/// An address, or `{name?, email}`.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum AddressDoc {
+    Address(String),
+    Named(NamedAddressDoc),
+}
+
+/// One recipient, or an array of 1–50.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum RecipientsDoc {
+    One(AddressDoc),
+    Many(Vec<AddressDoc>),
+}
+
+/// How an attachment is shown.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum DispositionDoc {
+    Attachment,
+    Inline,
+}
+
+/// An attachment of `POST /v1/send`.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct AttachmentDoc {
+    /// 1–255 characters; no control characters, `"`, `/` or `\`, no leading or trailing space or
+    /// dot; not an extension the provider refuses.
+    #[schema(min_length = 1, max_length = 255)]
+    filename: String,
+    /// Standard base64, at least one byte decoded.
+    #[schema(min_length = 1, content_encoding = "base64")]
+    content: String,
+    /// `type/subtype`, parameters allowed.
+    #[schema(min_length = 1, max_length = 255)]
+    content_type: String,
+    /// Default `attachment`; `inline` when only `contentId` is given.
+    #[schema(nullable = false)]
+    disposition: Option<DispositionDoc>,
+    /// Required when inline; referenced as `cid:<contentId>`.
+    #[schema(nullable = false, min_length = 1, max_length = 255)]
+    content_id: Option<String>,
+}
+
 /// Body of `POST /v1/send` (documentation; see the spec for every rule).
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct SendBody {
     /// An address, `{name?, email}`, or an array of 1–50 of either.
-    #[schema(value_type = Object)]
-    to: Value,
+    to: RecipientsDoc,
+    #[schema(nullable = false)]
     subject: Option<String>,
     /// HTML, Liquid.
+    #[schema(nullable = false)]
     body: Option<String>,
-    #[schema(format = Uuid)]
+    #[schema(nullable = false, format = Uuid)]
     template: Option<String>,
     /// An address or `{name?, email}`.
-    #[schema(value_type = Object)]
-    from: Option<Value>,
+    #[schema(nullable = false)]
+    from: Option<AddressDoc>,
+    #[schema(nullable = false)]
     name: Option<String>,
+    #[schema(nullable = false)]
     reply: Option<String>,
+    #[schema(nullable = false)]
     subscribed: Option<bool>,
+    #[schema(nullable = false)]
     headers: Option<std::collections::BTreeMap<String, String>>,
+    #[schema(nullable = false)]
     data: Option<serde_json::Map<String, Value>>,
-    #[schema(value_type = Vec<Object>)]
-    attachments: Option<Vec<Value>>,
+    /// At most 10, together at most 10,485,760 bytes decoded.
+    #[schema(nullable = false, max_items = 10)]
+    attachments: Option<Vec<AttachmentDoc>>,
+    #[schema(nullable = false)]
     tracking: Option<bool>,
 }
 

@@ -47,5 +47,5 @@ pub async fn health() -> Envelope<Health> {
 #[utoipa::path(get, path = "/openapi.json", tag = "System",
     responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
 pub async fn openapi_json() -> Response {
-    Json(crate::openapi::document()).into_response()
+    Json(crate::openapi::document_json()).into_response()
 }

@@ -37,12 +37,13 @@ pub struct PreviewBody {
     #[schema(min_length = 1)]
     body: String,
     /// Default `MARKETING` (adds the unsubscribe footer).
-    #[schema(rename = "type")]
+    #[schema(nullable = false, rename = "type")]
     template_type: Option<crate::templates::TemplateTypeDoc>,
     /// Render for this contact (its data and address). Not together with `data`.
-    #[schema(format = Uuid)]
+    #[schema(nullable = false, format = Uuid)]
     contact_id: Option<String>,
     /// Render with this object as contact data (`email` defaults to preview@example.com).
+    #[schema(nullable = false)]
     data: Option<Map<String, Value>>,
 }
 

@@ -103,7 +103,7 @@ pub struct CreateTemplateBody {
     #[schema(format = Email, nullable = true)]
     reply_to: Option<String>,
     /// Default `MARKETING`.
-    #[schema(rename = "type")]
+    #[schema(nullable = false, rename = "type")]
     template_type: Option<TemplateTypeDoc>,
 }
 
@@ -112,17 +112,17 @@ pub struct CreateTemplateBody {
 #[allow(dead_code)]
 #[schema(rename_all = "camelCase")]
 pub struct UpdateTemplateBody {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(nullable = false, min_length = 1, max_length = 100)]
     name: Option<String>,
     /// `null` clears it.
     #[schema(max_length = 500, nullable = true)]
     description: Option<String>,
-    #[schema(min_length = 1, max_length = 998)]
+    #[schema(nullable = false, min_length = 1, max_length = 998)]
     subject: Option<String>,
-    #[schema(min_length = 1)]
+    #[schema(nullable = false, min_length = 1)]
     body: Option<String>,
     /// A changed sender is domain-checked.
-    #[schema(format = Email)]
+    #[schema(nullable = false, format = Email)]
     from: Option<String>,
     /// `null` clears it.
     #[schema(max_length = 100, nullable = true)]
@@ -130,7 +130,7 @@ pub struct UpdateTemplateBody {
     /// `null` clears it.
     #[schema(format = Email, nullable = true)]
     reply_to: Option<String>,
-    #[schema(rename = "type")]
+    #[schema(nullable = false, rename = "type")]
     template_type: Option<TemplateTypeDoc>,
 }
 

@@ -63,8 +63,10 @@ pub struct TrackBody {
     email: String,
     /// New contacts: default true. Existing contacts: applied only when given with the secret
     /// key (a public key never changes an existing contact's subscription).
+    #[schema(nullable = false)]
     subscribed: Option<bool>,
     /// Contact data (persistent values merged into the contact; all values stored on the event).
+    #[schema(nullable = false)]
     data: Option<Map<String, Value>>,
 }
 

@@ -674,9 +674,11 @@ pub struct WebhookBody {
     /// http(s) URL, ≤ 2048 characters, no user-info, not a private address.
     url: String,
     /// 1-50 patterns: an exact name, a prefix ending in `.*`, or `*` (the default).
+    #[schema(nullable = false)]
     events: Option<Vec<String>>,
     #[schema(max_length = 500, nullable = true)]
     description: Option<String>,
+    #[schema(nullable = false)]
     enabled: Option<bool>,
 }
 
@@ -684,10 +686,13 @@ pub struct WebhookBody {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct WebhookPatch {
+    #[schema(nullable = false)]
     url: Option<String>,
+    #[schema(nullable = false)]
     events: Option<Vec<String>>,
     #[schema(max_length = 500, nullable = true)]
     description: Option<String>,
+    #[schema(nullable = false)]
     enabled: Option<bool>,
 }
 
@@ -696,7 +701,7 @@ pub struct WebhookPatch {
 #[allow(dead_code)]
 #[schema(rename_all = "camelCase")]
 pub struct RotateBody {
-    #[schema(minimum = 0, maximum = 604800)]
+    #[schema(nullable = false, minimum = 0, maximum = 604800)]
     expire_current_in_seconds: Option<i64>,
 }
 
