@@ -140,10 +140,13 @@ fn name_operations(doc: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// One link: `(link name, operation id, parameter, value)`.
+type LinkSpec = (&'static str, &'static str, &'static str, &'static str);
+
 /// Links from the responses that create or name a resource to the operations that take its id
 /// (OpenAPI 3.1 §4.8.20): what a client, or a stateful test, follows from one call to the next.
-/// `(path, method, status, [(link name, operation id, parameter, value)])`.
-const LINKS: &[(&str, &str, &str, &[(&str, &str, &str, &str)])] = &[
+/// `(path, method, status, links)`.
+const LINKS: &[(&str, &str, &str, &[LinkSpec])] = &[
     (
         "/contacts",
         "post",
