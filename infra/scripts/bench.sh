@@ -14,6 +14,11 @@
 #      over 64 connections with public keys, and the events stored compared with the 200s.
 #   8. feedback-order: 100,000 SES notifications (10 % duplicates) shuffled through the real feedback
 #      worker by 4 concurrent workers, compared with the in-order run; fails on any mismatch.
+#   9. template-fuzz: generated templates and data through the syntax check and every render; fails
+#      on any panic; prints the slowest render.
+#  10. hostile-traffic: normal mail from 3 projects on plunk serve, alone, then beside a 4th project
+#      sending every hostile request (BENCH_HOSTILE_SECONDS each, 600): send wait p50/p99 of both,
+#      delivered, peak memory, panics; fails on undelivered mail, a panic or a hostile 5xx.
 #
 # Load is spread over 16 projects (a project allows at most 30,000 requests a minute); the
 # summary reports non-2xx responses so 429s (or anything else) would show.
@@ -22,7 +27,8 @@
 # length, 10s), BENCH_CONNECTIONS (64), BENCH_THREADS (wrk threads, 2), BENCH_PROJECTS (16),
 # BENCH_SEND_N (send-accept requests per phase, 5000), BENCH_PACING_EMAILS (wall-clock pacing run,
 # 2000; 0 skips it), BENCH_FAULT_SCHEDULES (10000), BENCH_COST_EMAILS (1000), BENCH_FEEDBACK_N
-# (feedback notifications, 100000), BENCH_FEEDBACK_EMAILS (10000).
+# (feedback notifications, 100000), BENCH_FEEDBACK_EMAILS (10000), BENCH_FUZZ_CASES (100000),
+# BENCH_HOSTILE_SECONDS (600; 0 skips it).
 # Needs curl and jq; installs wrk with apt-get when missing. Exits 1 after the summary when a
 # send-pipeline check failed (a duplicate or lost email, a pacing window over the rate) or the
 # feedback order check found a mismatch.
@@ -41,6 +47,8 @@ FAULT_SCHEDULES="${BENCH_FAULT_SCHEDULES:-10000}"
 COST_EMAILS="${BENCH_COST_EMAILS:-1000}"
 FEEDBACK_N="${BENCH_FEEDBACK_N:-100000}"
 FEEDBACK_EMAILS="${BENCH_FEEDBACK_EMAILS:-10000}"
+FUZZ_CASES="${BENCH_FUZZ_CASES:-100000}"
+HOSTILE_SECONDS="${BENCH_HOSTILE_SECONDS:-600}"
 IDS_PER_PROJECT=125
 
 START_SECONDS=$SECONDS
@@ -76,7 +84,7 @@ apt_install() {
 log "building (profile bench)"
 (cd "$ROOT" && cargo build --profile bench -p plunk-bench -p plunk-local)
 mkdir -p "$WORK/bin"
-for b in upsert-hot-path send-accept track-accept track-load pacing faults send-cost feedback-order plunk; do
+for b in upsert-hot-path send-accept track-accept track-load pacing faults send-cost feedback-order template-fuzz hostile-traffic plunk; do
     cp "$CARGO_TARGET_DIR/release/$b" "$WORK/bin/"
 done
 PLUNK="$WORK/bin/plunk"
@@ -103,6 +111,11 @@ run_check faults "$FAULT_SCHEDULES"
 log "pacing (the wall-clock part sends $BENCH_PACING_EMAILS emails at 14/s)"
 run_check pacing
 run_check feedback-order "$FEEDBACK_N" "$FEEDBACK_EMAILS"
+run_check template-fuzz "$FUZZ_CASES"
+if [[ "$HOSTILE_SECONDS" -gt 0 ]]; then
+    log "hostile-traffic: two runs of $HOSTILE_SECONDS s"
+    run_check hostile-traffic "$PLUNK" "$HOSTILE_SECONDS"
+fi
 
 # ---- 2. load test against plunk serve ----------------------------------------------------------
 command -v curl >/dev/null || apt_install curl
@@ -230,6 +243,12 @@ $(sed -n '/^per email/,/^floor:/p' "$WORK/send-cost.txt")
 
 7. Feedback order: $FEEDBACK_N SES notifications over $FEEDBACK_EMAILS emails, in order vs shuffled + duplicates
 $(sed -n '/^run /,/^mismatches/p' "$WORK/feedback-order.txt")
+
+8. Template fuzz: $(sed -n 's/^template fuzz: //p' "$WORK/template-fuzz.txt")
+$(sed -n '/^  panics/,$p' "$WORK/template-fuzz.txt")
+
+9. Hostile traffic beside normal mail (plunk serve, profile bench)
+$(if [[ -f "$WORK/hostile-traffic.txt" ]]; then sed -n '/^  alone/,$p' "$WORK/hostile-traffic.txt"; else echo "   skipped (BENCH_HOSTILE_SECONDS=0)"; fi)
 
 failed checks:${FAILED_CHECKS:- none}
 total time: $((SECONDS - START_SECONDS)) s (including the build)

@@ -2,11 +2,13 @@
 //! sent one, or ends it in a state the user can see.
 //!
 //! Per job: skip anything not `PENDING` (duplicates and redeliveries send nothing); read the
-//! queued content (and a body kept in blob storage); take a slot from the global pace; claim
-//! the email `PENDING → SENDING` with a version condition (only one sender wins); re-check the
-//! project, the sender domain, the suppression list and, for marketing mail, the subscription; render once with the hosted-page links; add the unsubscribe headers
-//! and footer where they apply; build the MIME message; hand it to the provider; record
-//! `SENT` and `email.sent`. Throttling and transient errors put the email back to `PENDING` with
+//! queued content (and a body kept in blob storage); re-check the project, the sender domain,
+//! the suppression list and, for marketing mail, the subscription; render once with the
+//! hosted-page links; add the unsubscribe headers and footer where they apply and read the
+//! attachments — all before the pace, so an email that ends here never takes a slot of the
+//! shared rate; then take a slot from the global pace; claim the email `PENDING → SENDING` with
+//! a version condition (only one sender wins); hand the message to the provider; record `SENT`
+//! and `email.sent`. Throttling and transient errors put the email back to `PENDING` with
 //! its attempt count and ask for a retry with back-off; after five attempts, or on a permanent
 //! error, the email is `FAILED` with the reason and `email.failed`.
 
@@ -291,6 +293,15 @@ impl SendWorker {
             Err(reason) => return self.fail(project_id, v, reason).await,
         };
 
+        // Everything that can end the email without sending it — the re-checks, the render, the
+        // attachments — before the pace: an email that will not be sent never takes a slot of
+        // the account's rate (which all projects share), and no store or blob round trip sits
+        // between the slot and the provider call.
+        let outgoing = match self.prepare(&project, &v, &content).await? {
+            Ok(outgoing) => outgoing,
+            Err(outcome) => return Ok(outcome),
+        };
+
         // The pace next, so a claim is never held while waiting for a slot.
         let slot = self.pacer.take(job.class).await?;
         self.pacer.wait_for(slot).await;
@@ -302,7 +313,8 @@ impl SendWorker {
         record.updated_at = now();
         let version = match emails.save(project_id, &record, v.version).await {
             Ok(version) => version,
-            // Another sender claimed it first; come back to see how that ended.
+            // Another sender claimed it first (or the record changed since it was read); come
+            // back to see how that ended.
             Err(e) if e.is_condition_failed() => {
                 return Ok(Outcome::RetryAfter(CLAIMED_ELSEWHERE_RETRY))
             }
@@ -311,7 +323,7 @@ impl SendWorker {
         let claimed = Versioned { record, version };
         let mut provider_called = false;
         match self
-            .send_claimed(&project, claimed.clone(), content, &mut provider_called)
+            .deliver(project_id, claimed.clone(), outgoing, &mut provider_called)
             .await
         {
             Ok(outcome) => Ok(outcome),
@@ -331,20 +343,22 @@ impl SendWorker {
         }
     }
 
-    /// Everything after the claim: re-checks, render, provider call, final state.
-    async fn send_claimed(
+    /// The re-checks at send time, the render and the provider message: `Ok(message)` to send,
+    /// or `Err(outcome)` when the email ended here (`FAILED`, `SUPPRESSED`) or changed under us.
+    async fn prepare(
         &self,
         project: &plunk_domain::project::Project,
-        mut v: Versioned,
-        content: EmailContent,
-        provider_called: &mut bool,
-    ) -> Result<Outcome, StoreError> {
+        read: &Versioned,
+        content: &EmailContent,
+    ) -> Result<Result<OutgoingEmail, Outcome>, StoreError> {
         let project_id = project.id;
         let emails = self.store.emails();
+        let mut v = read.clone();
+        let end = |outcome: Result<Outcome, StoreError>| outcome.map(Err);
 
         // Re-checks at send time.
         let Ok(from) = EmailAddress::parse(&v.record.from) else {
-            return self.fail(project_id, v, "DOMAIN_NOT_VERIFIED".into()).await;
+            return end(self.fail(project_id, v, "DOMAIN_NOT_VERIFIED".into()).await);
         };
         if self
             .store
@@ -353,12 +367,12 @@ impl SendWorker {
             .await?
             .is_err()
         {
-            return self.fail(project_id, v, "DOMAIN_NOT_VERIFIED".into()).await;
+            return end(self.fail(project_id, v, "DOMAIN_NOT_VERIFIED".into()).await);
         }
         let Ok(to) = EmailAddress::parse(&v.record.to) else {
-            return self
+            return end(self
                 .fail(project_id, v, "REJECTED: invalid recipient".into())
-                .await;
+                .await);
         };
         // Consistent: a suppressed address is never sent to (feedback-and-unsubscribe.md §3).
         if let Some(s) = self.store.suppressions().get(project_id, &to).await? {
@@ -374,21 +388,21 @@ impl SendWorker {
                 json!({ "suppressionReason": s.reason.as_str() }),
             )
             .await?;
-            return Ok(Outcome::Done);
+            return Ok(Err(Outcome::Done));
         }
         let contact = match v.record.contact_id {
             // Consistent: the request that queued this email may have just changed the contact's
             // data, which the email renders.
             Some(id) => match self.store.contacts().get(project_id, id).await? {
                 Some(c) => Some(c),
-                None => return self.fail(project_id, v, "CONTACT_DELETED".into()).await,
+                None => return end(self.fail(project_id, v, "CONTACT_DELETED".into()).await),
             },
             None => None,
         };
         if v.record.marketing && !contact.as_ref().is_some_and(|c| c.subscribed) {
-            return self
+            return end(self
                 .fail(project_id, v, "CONTACT_UNSUBSCRIBED".into())
-                .await;
+                .await);
         }
         // The hosted-page links of this email: the token names the contact and this email.
         let urls = match (&self.config.public_url, v.record.contact_id) {
@@ -408,24 +422,34 @@ impl SendWorker {
             project,
             contact.as_ref(),
             &v.record.to,
-            &content,
+            content,
             urls.as_ref(),
         ) {
             Ok(r) => r,
             Err(error) => {
-                return self
+                return end(self
                     .fail(project_id, v, format!("RENDER_FAILED: {error}"))
-                    .await
+                    .await)
             }
         };
-        let outgoing = match self
-            .outgoing(project_id, &v.record, &content, rendered, urls.as_ref())
+        match self
+            .outgoing(project_id, &v.record, content, rendered, urls.as_ref())
             .await
         {
-            Ok(o) => o,
-            Err(message) => return self.fail(project_id, v, message).await,
-        };
+            Ok(outgoing) => Ok(Ok(outgoing)),
+            Err(message) => end(self.fail(project_id, v, message).await),
+        }
+    }
 
+    /// The provider call of a claimed email and its final state.
+    async fn deliver(
+        &self,
+        project_id: uuid::Uuid,
+        mut v: Versioned,
+        outgoing: OutgoingEmail,
+        provider_called: &mut bool,
+    ) -> Result<Outcome, StoreError> {
+        let emails = self.store.emails();
         v.record.attempts += 1;
         *provider_called = true;
         match self.mailer.send(&outgoing).await {
