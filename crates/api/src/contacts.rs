@@ -1,4 +1,4 @@
-//! `/contacts` (spec contacts.md): create or update by email, read, change, delete, look up and
+//! `/contacts`: create or update by email, read, change, delete, look up and
 //! list with cursor paging.
 
 use crate::paging::{self, ListPage};
@@ -39,7 +39,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// A contact (spec contacts.md §1).
+/// A contact.
 #[derive(ToSchema)]
 #[schema(as = Contact)]
 #[allow(dead_code)]
@@ -528,7 +528,7 @@ pub struct LookupEnvelope {
     data: LookupResult,
 }
 
-/// An event (spec events-and-emails.md §1).
+/// An event.
 #[derive(ToSchema)]
 #[schema(as = Event)]
 #[allow(dead_code)]

@@ -1,4 +1,4 @@
-//! `/domains` (spec domains.md): sending domains of a project over the sending-identity port.
+//! `/domains`: sending domains of a project over the sending-identity port.
 //!
 //! The name is claimed globally (one project per domain) before the provider is called, and the
 //! claim is written with a not-exists condition, so a lost race still ends in 409. The Domain
@@ -453,7 +453,7 @@ pub enum DnsRecordPurposeDoc {
     Dmarc,
 }
 
-/// A DNS record to publish (spec domains.md §1).
+/// A DNS record to publish.
 #[derive(ToSchema)]
 #[schema(as = DnsRecord)]
 #[allow(dead_code)]
@@ -471,7 +471,7 @@ pub struct DnsRecordDoc {
     required: bool,
 }
 
-/// A sending domain (spec domains.md §1), as listed.
+/// A sending domain, as listed.
 #[derive(ToSchema)]
 #[schema(as = Domain, rename_all = "camelCase")]
 #[allow(dead_code)]

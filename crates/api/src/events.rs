@@ -1,4 +1,4 @@
-//! `/events` (spec events-and-emails.md §3): stored events, the names in use with their counts,
+//! `/events`: stored events, the names in use with their counts,
 //! daily statistics, usage of a name and deleting every event of a name. Counts come from the
 //! incremental counters the event dispatcher keeps (`plunk_store::repo::event_stats`).
 

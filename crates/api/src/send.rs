@@ -1,4 +1,4 @@
-//! `POST /v1/send` (spec public-api.md §1): validate everything, then write contacts and email
+//! `POST /v1/send`: validate everything, then write contacts and email
 //! records and queue the emails at transactional priority. Rendering and delivery happen in the
 //! send worker.
 
@@ -8,19 +8,21 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
+use plunk_domain::contact::DataChange;
 use plunk_domain::email_record::{
     EmailContent, EmailRecord, EmailStatus, SendClass, SourceType, StoredAttachment,
     INLINE_BODY_LIMIT,
 };
 use plunk_domain::event::{Event, EventSource, SubscriptionSource};
 use plunk_domain::project::{Project, Tracking};
-use plunk_domain::send_request::{parse_send, SendRequest};
+use plunk_domain::send_request::{parse_send, NamedAddress, SendRequest};
 use plunk_domain::template::{check_syntax, Template, TemplateType};
 use plunk_domain::{EmailAddress, FieldCode, FieldError, Timestamp};
 use plunk_http_kit::auth::guarded;
 use plunk_http_kit::idempotency::{self, ReservedIds};
 use plunk_http_kit::{Access, ApiError, AppState, AuthContext, ErrorCode, JsonObject};
 use plunk_messaging::send_queues::SendJob;
+use plunk_store::repo::contacts::ContactError;
 use plunk_store::repo::domains::SenderRejection;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -181,7 +183,7 @@ pub async fn send(
     JsonObject(body): JsonObject,
 ) -> Response {
     let project = auth.project.clone();
-    idempotency::post(&state, project.id, &headers, "/v1/send", &body, |ids| {
+    idempotency::post(&state, (&auth).into(), &headers, "/v1/send", &body, |ids| {
         accept(&state, &project, &body, ids)
     })
     .await
@@ -302,6 +304,15 @@ async fn plan(
     })
 }
 
+/// The data change of one recipient: the request's `data`, and `name` when the recipient has one.
+fn recipient_change(data: &DataChange, recipient: &NamedAddress) -> DataChange {
+    let mut change = data.clone();
+    if let Some(name) = recipient.name.as_deref().filter(|n| !n.is_empty()) {
+        change.set("name", Value::String(name.to_owned()));
+    }
+    change
+}
+
 /// 403 `DOMAIN_NOT_VERIFIED` for a sender the project may not use.
 pub fn sender_error(domain: String, reason: SenderRejection) -> ApiError {
     ApiError::new(
@@ -326,8 +337,29 @@ async fn accept(
     let mut suppressed = Vec::with_capacity(plan.request.to.len());
     let mut current = Vec::with_capacity(plan.request.to.len());
     let mut refused = Vec::new();
-    for r in &plan.request.to {
+    let mut merge_errors = Vec::new();
+    for (i, r) in plan.request.to.iter().enumerate() {
         let existing = contacts.current(project.id, &r.email).await?;
+        // The data merge each upsert below will make, tried first: a recipient whose contact
+        // data would outgrow its limit refuses the whole request before anything is written.
+        let mut merged = existing
+            .contact()
+            .map(|c| c.data.clone())
+            .unwrap_or_default();
+        if recipient_change(&plan.request.data, r)
+            .apply(&mut merged)
+            .is_err()
+        {
+            merge_errors.push(FieldError::new(
+                "data",
+                FieldCode::TooBig,
+                format!(
+                    "Merged into the contact of to[{i}] ({}), the data would exceed {} bytes",
+                    r.email,
+                    plunk_domain::contact::MAX_DATA_BYTES
+                ),
+            ));
+        }
         let subscribed_after = plan
             .request
             .subscribed
@@ -345,6 +377,9 @@ async fn accept(
                 .await?,
         );
         current.push(existing);
+    }
+    if !merge_errors.is_empty() {
+        return Err(ApiError::validation(merge_errors));
     }
     if !refused.is_empty() {
         return Err(ApiError::new(
@@ -402,10 +437,7 @@ async fn accept(
     let mut jobs = Vec::new();
     let recipients = plan.request.to.iter().zip(suppressed).zip(current);
     for (i, ((r, suppression), existing)) in recipients.enumerate() {
-        let mut change = plan.request.data.clone();
-        if let Some(name) = r.name.as_deref().filter(|n| !n.is_empty()) {
-            change.set("name", Value::String(name.to_owned()));
-        }
+        let change = recipient_change(&plan.request.data, r);
         let outcome = contacts
             .upsert_from(
                 project.id,
@@ -417,7 +449,17 @@ async fn accept(
                 SubscriptionSource::Send,
             )
             .await
-            .map_err(crate::contacts::contact_error)?;
+            .map_err(|e| match e {
+                // Checked above; should a concurrent write have grown the contact since, the
+                // request is retryable (its Idempotency-Key keeps what was already written), never
+                // a 4xx that would release the key with part of the request done.
+                ContactError::Invalid(_) => ApiError::new(
+                    ErrorCode::ServiceUnavailable,
+                    "A contact changed while the request was written; retry it",
+                )
+                .with_retry_after(1),
+                other => crate::contacts::contact_error(other),
+            })?;
         let email_id = ids.id(i + 1);
         let status = if suppression.is_some() {
             EmailStatus::Suppressed

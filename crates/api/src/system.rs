@@ -1,4 +1,4 @@
-//! System endpoints (spec README §10): `/health` and `/openapi.json`, no auth, not rate limited.
+//! System endpoints: `/health` and `/openapi.json`, no auth, not rate limited.
 
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;

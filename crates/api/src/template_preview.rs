@@ -1,9 +1,9 @@
-//! `POST /templates/preview` (spec templates.md §2): renders a subject and body exactly as the
+//! `POST /templates/preview`: renders a subject and body exactly as the
 //! send worker would — the same engine, escaping and bounds, the footer of MARKETING mail — for a
 //! contact or for given data, and stores or sends nothing.
 //!
 //! The hosted-page links point at `https://preview.invalid/…` placeholders: a preview has no email
-//! to sign a token for. A render that fails (a runtime error or a bound of templates.md §3.1a) is
+//! to sign a token for. A render that fails (a runtime error or a render bound) is
 //! 422 with code `template_render` on the failing field.
 
 use axum::extract::State;

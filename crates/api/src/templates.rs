@@ -1,4 +1,4 @@
-//! `/templates` (spec templates.md §2): create, list with filters and cursor paging, read, change,
+//! `/templates`: create, list with filters and cursor paging, read, change,
 //! delete, duplicate, and the usage report.
 
 use crate::paging::{self, ListPage};
@@ -47,7 +47,7 @@ pub enum TemplateTypeDoc {
     HEADLESS,
 }
 
-/// A template (spec templates.md §1).
+/// A template.
 #[derive(ToSchema)]
 #[schema(as = Template)]
 #[allow(dead_code)]
@@ -198,7 +198,7 @@ async fn check_sender(
     }
 }
 
-/// Field rules, then the Liquid syntax of `subject` and `body` (spec templates.md §2, §3.5). Both
+/// Field rules, then the Liquid syntax of `subject` and `body`. Both
 /// are 422s, so one response lists them all: the field-rule errors, then a `template_syntax`
 /// error for each of `subject` and `body` that passed its rules but does not parse.
 fn read_body(

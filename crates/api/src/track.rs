@@ -1,4 +1,4 @@
-//! `POST /v1/track` (spec public-api.md §2): record an event for a contact, creating or updating
+//! `POST /v1/track`: record an event for a contact, creating or updating
 //! the contact on the way. Browsers call it with the public key (CORS is the pipeline's, for every
 //! `/v1/*` path). What follows an event (counters, webhooks) runs from the change feed, so the
 //! response never waits for it and a failure there never changes it.
@@ -142,9 +142,14 @@ pub async fn track(
 ) -> Response {
     let project = auth.project.clone();
     let key_type = auth.key_type;
-    idempotency::post(&state, project.id, &headers, "/v1/track", &body, |ids| {
-        accept(&state, &project, key_type, &body, ids)
-    })
+    idempotency::post(
+        &state,
+        (&auth).into(),
+        &headers,
+        "/v1/track",
+        &body,
+        |ids| accept(&state, &project, key_type, &body, ids),
+    )
     .await
 }
 
@@ -159,7 +164,7 @@ async fn accept(
     let contacts = state.store.contacts();
     let (email, change) = (&request.email, &request.change);
     let source = SubscriptionSource::Track;
-    // A public key never changes an existing contact's subscription (public-api.md §2.1).
+    // A public key never changes an existing contact's subscription.
     let outcome = match key_type {
         KeyType::Secret => {
             contacts

@@ -1,4 +1,4 @@
-//! `/webhooks` (spec webhooks.md §5): endpoints with event filters, secret rotation, test sends,
+//! `/webhooks`: endpoints with event filters, secret rotation, test sends,
 //! and the delivery log with manual retries. Deliveries themselves are made by the webhook worker
 //! (`plunk_worker::webhooks`).
 
@@ -151,7 +151,7 @@ impl From<&Delivery> for DeliveryView {
     }
 }
 
-/// The URL rules of webhooks.md §1; loopback and private targets only with the local flag.
+/// The URL rules of webhooks; loopback and private targets only with the local flag.
 fn check_url(state: &AppState, fields: &mut Fields, raw: &str) -> Option<String> {
     match validate_url(raw) {
         Ok(url) => Some(url.to_string()),

@@ -1,4 +1,4 @@
-//! Black-box tests of `/domains` (spec domains.md), in-process, over both store backends, with the
+//! Black-box tests of `/domains`, in-process, over both store backends, with the
 //! local identities or scripted fakes of the sending-identity port.
 
 mod common;

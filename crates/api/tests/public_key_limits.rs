@@ -1,5 +1,4 @@
-//! Public keys cannot starve secret keys, and bad keys are limited (spec README §7; public-api.md
-//! §2.1): public-key requests have their own budget and a per-source limit; failed
+//! Public keys cannot starve secret keys, and bad keys are limited: public-key requests have their own budget and a per-source limit; failed
 //! authentication is limited per source and unknown keys are remembered briefly; a public key
 //! never changes an existing contact's subscription.
 

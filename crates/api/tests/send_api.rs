@@ -426,3 +426,76 @@ async fn an_integer_beyond_64_bits_is_a_422_and_the_key_stays_usable() {
     let corrected = send("Total {{ 9223372036854775807 }}").await;
     assert_eq!(corrected.status, StatusCode::OK, "{}", corrected.body);
 }
+
+#[tokio::test]
+async fn a_recipient_whose_data_would_overflow_refuses_the_whole_send_before_any_write() {
+    let app = TestApp::new().await;
+    verified_domain(&app, "acme.io").await;
+    let full = app
+        .call(
+            Method::POST,
+            "/contacts",
+            Some(json!({"email": "full@example.org", "data": {"blob": "x".repeat(32_000)}})),
+        )
+        .await;
+    assert_eq!(full.status, StatusCode::CREATED, "{}", full.body);
+    let mut to: Vec<serde_json::Value> = (0..49)
+        .map(|i| json!(format!("r{i}@example.org")))
+        .collect();
+    to.push(json!("full@example.org"));
+    let send = |data: serde_json::Value| {
+        let body = json!({"to": to.clone(), "subject": "s", "body": "b", "from": "a@acme.io", "data": data});
+        let app = &app;
+        async move {
+            app.raw(
+                Method::POST,
+                "/v1/send",
+                Some(&app.secret),
+                Some(body.to_string()),
+                &[
+                    ("content-type", "application/json"),
+                    ("idempotency-key", "batch-1"),
+                ],
+            )
+            .await
+        }
+    };
+    let refused = send(json!({"note": "y".repeat(2_000)})).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.body["error"]["errors"][0]["code"], json!("too_big"));
+    assert!(refused.body["error"]["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("to[49]"));
+    // Nothing was written: no email, no new contact.
+    let emails = app.call(Method::GET, "/emails", None).await;
+    assert_eq!(emails.data()["items"], json!([]));
+    let contacts = app.call(Method::GET, "/contacts", None).await;
+    assert_eq!(contacts.data()["total"], json!(1));
+    // The corrected request (same key) sends each email once.
+    let sent = send(json!({"note": "short"})).await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    assert_eq!(sent.data()["emails"].as_array().unwrap().len(), 50);
+    let again = send(json!({"note": "short"})).await;
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/emails?limit=100&cursor={c}"),
+            None => "/emails?limit=100".to_owned(),
+        };
+        let page = app.call(Method::GET, &path, None).await;
+        all.extend(page.data()["items"].as_array().unwrap().clone());
+        match page.data()["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(all.len(), 50);
+}

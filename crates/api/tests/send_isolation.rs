@@ -1,4 +1,4 @@
-//! One email's failure affects only itself (spec templates.md §3.1a): emails accepted through
+//! One email's failure affects only itself: emails accepted through
 //! `/v1/send` by two projects go through the send consumer with a renderer and a provider that
 //! panic on one project's mail; those emails end `FAILED` at once with the reason, and the other
 //! project's mail is sent by the same consumer right after.

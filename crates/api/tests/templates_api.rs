@@ -1,4 +1,4 @@
-//! Black-box tests of the templates API (spec templates.md §2), in-process.
+//! Black-box tests of the templates API, in-process.
 
 mod common;
 
@@ -26,7 +26,7 @@ async fn claim_domain(app: &TestApp, name: &str, verified: bool) {
         .unwrap();
 }
 
-/// The spec's example body (templates.md §2).
+/// The spec's example body.
 fn welcome() -> Value {
     json!({"name": "Welcome", "subject": "Welcome, {{ data.firstName ?? \"friend\" }}", "type": "MARKETING",
         "body": "<h1>Hi {{ firstName ?? 'there' }}</h1>{% if plan == \"pro\" %}<p>Thanks for going Pro.</p>{% endif %}",

@@ -1,4 +1,4 @@
-//! A seeded fuzzer for the template engine (spec templates.md §3.1a): generated templates and
+//! A seeded fuzzer for the template engine: generated templates and
 //! data — grammar-shaped, with extreme numbers, deep and long structures, every filter with
 //! random arguments, and random corruptions — go through the syntax check and the three ways of
 //! rendering. Any panic, caught or not, is counted through a panic hook; the slowest render is

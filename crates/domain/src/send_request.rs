@@ -1,4 +1,4 @@
-//! The body of `POST /v1/send`, parsed and checked field by field (spec public-api.md §1.1).
+//! The body of `POST /v1/send`, parsed and checked field by field.
 //! Every problem is collected; nothing here looks anything up.
 
 use crate::contact::DataChange;
@@ -43,7 +43,7 @@ const RESERVED_HEADERS: [&str; 17] = [
     "received",
 ];
 
-/// Why an attachment's filename is refused (public-api.md §1.1): control characters (CR, LF,
+/// Why an attachment's filename is refused: control characters (CR, LF,
 /// tab, NUL …) and the characters that reorder how text is displayed (a name shown as
 /// `invoice.pdf` could be `fdp.exe`), `"`, `/` or `\\`, or a leading or trailing space or dot
 /// (Windows drops those, so `evil.exe.` would open as `evil.exe`).
@@ -560,7 +560,7 @@ pub fn parse_send(body: &Map<String, Value>) -> Result<SendRequest, Vec<FieldErr
                     }),
                 };
                 let disposition = match m.get("disposition") {
-                    // A `contentId` is only useful inline (public-api.md §1.1).
+                    // A `contentId` is only useful inline.
                     None | Some(Value::Null) if has_content_id(m) => {
                         Some(AttachmentDisposition::Inline)
                     }

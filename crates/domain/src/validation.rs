@@ -1,11 +1,11 @@
 //! Field-level validation that collects every problem instead of stopping at the first
-//! (spec README §3 `errors`, §11.1 field codes).
+//! (the `errors` of a `VALIDATION_ERROR`, with the field codes).
 
 use crate::email::EmailAddress;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-/// A field error code (spec README §11.1).
+/// A field error code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldCode {
@@ -65,7 +65,7 @@ impl FieldError {
     }
 }
 
-/// A member that may be absent, explicitly `null`, or set (PATCH semantics, spec README §2).
+/// A member that may be absent, explicitly `null`, or set (PATCH semantics).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Patch<T> {
     Absent,

@@ -1,10 +1,10 @@
-//! Authentication, key types, rate limits and disabled projects: checks 5–8 of spec README §4,
+//! Authentication, key types, rate limits and disabled projects: checks 5–8 of the request pipeline,
 //! run as a route layer so they happen after routing and the body-size check.
 //!
 //! The layer puts an [`AuthContext`] in the request extensions for handlers and stamps the
 //! `RateLimit-*` headers on every authenticated response, whatever its outcome.
 //!
-//! Limits (spec README §7): secret-key requests count against the project's limit; public-key
+//! Limits: secret-key requests count against the project's limit; public-key
 //! requests against a budget of the same size apart from it, and against
 //! [`PUBLIC_REQUESTS_PER_SOURCE`] per project and source address, so a page's visitors (or
 //! whoever copied its public key) can use up neither the server's requests nor each other's.
@@ -63,7 +63,8 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthContext {
     }
 }
 
-/// Public-key requests per project, source address and minute.
+/// Public-key requests per project, source address and minute, unless the deployment sets
+/// another number (`Settings::public_requests_per_source`).
 pub const PUBLIC_REQUESTS_PER_SOURCE: u32 = 120;
 /// Requests per source address and minute that may fail authentication before that source gets
 /// 429.
@@ -71,7 +72,7 @@ pub const FAILED_AUTH_PER_SOURCE: u32 = 60;
 /// How long a well-formed key found unknown is remembered as unknown.
 pub const UNKNOWN_KEY_TTL: Duration = Duration::from_secs(5);
 
-/// Key lookups cached for a bounded time (spec README §5: at most 60 s), so most requests cost
+/// Key lookups cached for a bounded time (at most 60 s), so most requests cost
 /// no store read for authentication. Unknown keys are remembered for at most
 /// [`UNKNOWN_KEY_TTL`] (never longer than known ones), so a key created meanwhile works within
 /// seconds.
@@ -190,7 +191,7 @@ async fn lookup(state: &AppState, plain: &str) -> Result<KeyLookup, ApiError> {
 
 /// Puts a route's methods behind the body-size check and then authentication for `access`.
 /// Applied per method router with `route_layer`, so an unknown method still gets 405 before any
-/// authentication (spec README §4 steps 3–5).
+/// authentication (pipeline steps 3–5).
 pub fn guarded(
     state: &AppState,
     access: Access,
@@ -284,7 +285,12 @@ async fn public_rate(
     let per_source = match source {
         Some(source) => {
             let decision = limiter
-                .hit_public_source(project.id, source, PUBLIC_REQUESTS_PER_SOURCE, now)
+                .hit_public_source(
+                    project.id,
+                    source,
+                    state.settings.public_requests_per_source,
+                    now,
+                )
                 .await;
             if !decision.allowed {
                 return decision;

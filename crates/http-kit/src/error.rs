@@ -1,4 +1,4 @@
-//! Every error code of spec README §11.2, its status and its fixed suggestion, and the `ApiError`
+//! Every error code of the API, its status and its fixed suggestion, and the `ApiError`
 //! that handlers return. Rendering into the envelope happens in `pipeline`, which knows the
 //! request id.
 
@@ -10,7 +10,7 @@ use serde_json::Value;
 
 macro_rules! error_codes {
     ($( $variant:ident = $status:literal, $suggestion:literal; )*) => {
-        /// A specific error code (spec README §11.2).
+        /// A specific error code.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
         #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
         pub enum ErrorCode { $( $variant, )* }
@@ -85,7 +85,7 @@ error_codes! {
     ServiceUnavailable = 503, "Retry after the indicated delay.";
 }
 
-/// An error response in the making: code, message and the optional parts of spec README §3.
+/// An error response in the making: code, message and the optional parts of the error envelope.
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub code: ErrorCode,

@@ -1,8 +1,8 @@
-//! Idempotency (spec README §8) for `POST /v1/send`, `POST /v1/track` and
+//! Idempotency for `POST /v1/send`, `POST /v1/track` and
 //! `POST /campaigns/:id/send`.
 //!
 //! A handler parses the header with [`IdempotencyKey::from_headers`] right after its JSON body
-//! (check 10 of README §4, before query and body validation) and wraps everything else in
+//! (check 10 of the request pipeline, before query and body validation) and wraps everything else in
 //! [`execute`]:
 //!
 //! ```ignore
@@ -32,6 +32,7 @@
 //! takes over. Handlers must finish well within the lock (API functions time out long before
 //! 60 s), or a takeover could overlap them.
 
+use crate::auth::AuthContext;
 use crate::envelope::JSON_UTF8;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
@@ -40,6 +41,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
+use plunk_domain::project::KeyType;
 use plunk_domain::Timestamp;
 use plunk_store::repo::idempotency::{
     Idempotency, IdempotencyRecord, IdempotencyState, StoredResponse,
@@ -107,9 +109,40 @@ impl IdempotencyKey {
         &self.0
     }
 
-    /// Hex SHA-256 of the key: what the store addresses the record by.
+    /// Hex SHA-256 of the key: what the store addresses a secret key's record by.
     pub fn sha256_hex(&self) -> String {
         hex(&Sha256::digest(self.0.as_bytes()))
+    }
+
+    /// What the store addresses the record by for keys of `key_type`: keys used with the public
+    /// key live apart from the secret key's, so a page's visitors can neither block nor learn
+    /// about the server's keys.
+    pub fn address(&self, key_type: KeyType) -> String {
+        match key_type {
+            KeyType::Secret => self.sha256_hex(),
+            KeyType::Public => {
+                let mut hasher = Sha256::new();
+                hasher.update(b"public\0");
+                hasher.update(self.0.as_bytes());
+                hex(&hasher.finalize())
+            }
+        }
+    }
+}
+
+/// Whose idempotency keys these are: a project's, with one key type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyOwner {
+    pub project: Uuid,
+    pub key_type: KeyType,
+}
+
+impl From<&AuthContext> for KeyOwner {
+    fn from(auth: &AuthContext) -> Self {
+        Self {
+            project: auth.project.id,
+            key_type: auth.key_type,
+        }
     }
 }
 
@@ -204,10 +237,10 @@ impl Default for IdempotencyOptions {
 }
 
 /// A `POST` handler's whole idempotent run: reads `Idempotency-Key` from `headers` (400 when
-/// malformed), runs `accept` under it (README §8) and answers with its `data` envelope or error.
+/// malformed), runs `accept` under it and answers with its `data` envelope or error.
 pub async fn post<T, F, Fut>(
     state: &AppState,
-    project: Uuid,
+    owner: KeyOwner,
     headers: &HeaderMap,
     path: &str,
     body: &Map<String, Value>,
@@ -224,7 +257,7 @@ where
     };
     execute(
         state,
-        project,
+        owner,
         key,
         &Method::POST,
         path,
@@ -239,13 +272,13 @@ where
     .await
 }
 
-/// Runs `run` at most once per (project, key) for 24 h, replaying its 2xx response (spec README
-/// §8). Without a key, `run` simply runs with fresh ids. `path` is the request path (e.g.
+/// Runs `run` at most once per (project, key type, key) for 24 h, replaying its 2xx response. Without a
+/// key, `run` simply runs with fresh ids. `path` is the request path (e.g.
 /// `/v1/send`), `body` the parsed JSON body; both go into the fingerprint. If the store fails
 /// before `run` started, the answer is that failure (503/500) and `run` does not run.
 pub async fn execute<F, Fut>(
     state: &AppState,
-    project: Uuid,
+    owner: KeyOwner,
     key: Option<IdempotencyKey>,
     method: &Method,
     path: &str,
@@ -259,7 +292,7 @@ where
     execute_with(
         state,
         IdempotencyOptions::default(),
-        project,
+        owner,
         key,
         method,
         path,
@@ -274,7 +307,7 @@ where
 pub async fn execute_with<F, Fut>(
     state: &AppState,
     options: IdempotencyOptions,
-    project: Uuid,
+    owner: KeyOwner,
     key: Option<IdempotencyKey>,
     method: &Method,
     path: &str,
@@ -290,8 +323,8 @@ where
     };
     let repo = state.store.idempotency();
     let request = Request {
-        project,
-        hash: key.sha256_hex(),
+        project: owner.project,
+        hash: key.address(owner.key_type),
         key: &key,
         fingerprint: fingerprint(method, path, body),
         method,
@@ -529,7 +562,7 @@ pub fn fingerprint(method: &Method, path: &str, body: &Map<String, Value>) -> St
     hex(&hasher.finalize())
 }
 
-/// The canonical JSON text of a value (spec README §8): object members sorted by code point at
+/// The canonical JSON text of a value: object members sorted by code point at
 /// every depth, no insignificant whitespace, strings and numbers re-serialised.
 ///
 /// - Strings are written the way serde_json writes them: `"` and `\` escaped, control

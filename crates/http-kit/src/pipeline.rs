@@ -1,4 +1,4 @@
-//! The request pipeline around every router (spec README §4): request ids, error rendering into
+//! The request pipeline around every router: request ids, error rendering into
 //! the envelope, 404/405, CORS for `/v1/*`, and the body-size check.
 
 use crate::envelope::json_response;
@@ -140,7 +140,7 @@ fn render(response: Response, error: &ApiError, request_id: &str) -> Response {
     rendered
 }
 
-/// The JSON error envelope of `error` (spec README §3), as bytes.
+/// The JSON error envelope of `error`, as bytes.
 pub fn envelope_bytes(error: &ApiError, request_id: &str) -> Vec<u8> {
     let status = error.code.status();
     let mut body = json!({
@@ -172,7 +172,7 @@ pub async fn not_found() -> ApiError {
 const CORS_EXPOSE: &str =
     "X-Request-Id, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After, Idempotent-Replayed";
 
-/// CORS for `/v1/*` only (spec README §9): preflight answered with 204 before routing, every
+/// CORS for `/v1/*` only: preflight answered with 204 before routing, every
 /// response opened to any origin. Other paths get no CORS headers.
 pub async fn cors(req: Request, next: Next) -> Response {
     if !req.uri().path().starts_with("/v1/") {

@@ -14,17 +14,20 @@ use std::time::Duration;
 /// Deployment settings that change behaviour.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Largest accepted request body (spec README §2, default 5 MiB).
+    /// Largest accepted request body (default 5 MiB).
     pub body_limit_bytes: usize,
     /// How long a key lookup (and its project's settings) may be reused (at most 60 s).
     pub key_cache_ttl: Duration,
     /// Reported by `/health`.
     pub version: &'static str,
-    /// Label of every domain's MAIL FROM subdomain (`<label>.<domain>`, spec domains.md §1).
+    /// Label of every domain's MAIL FROM subdomain (`<label>.<domain>`).
     pub mail_from_label: String,
     /// Whether webhook URLs may point at loopback and private addresses. Only `plunk serve
     /// --allow-private-webhooks` sets it; deployed functions never do.
     pub allow_private_webhooks: bool,
+    /// Public-key requests per project, source address and minute
+    /// (`PLUNK_PUBLIC_REQUESTS_PER_SOURCE`, default 120).
+    pub public_requests_per_source: u32,
 }
 
 impl Default for Settings {
@@ -35,12 +38,14 @@ impl Default for Settings {
             version: env!("CARGO_PKG_VERSION"),
             mail_from_label: "mail".to_owned(),
             allow_private_webhooks: false,
+            public_requests_per_source: crate::auth::PUBLIC_REQUESTS_PER_SOURCE,
         }
     }
 }
 
 impl Settings {
-    /// Defaults, overridden by `PLUNK_BODY_LIMIT_BYTES` and `PLUNK_KEY_CACHE_SECONDS` (≤ 60).
+    /// Defaults, overridden by `PLUNK_BODY_LIMIT_BYTES`, `PLUNK_KEY_CACHE_SECONDS` (≤ 60) and
+    /// `PLUNK_PUBLIC_REQUESTS_PER_SOURCE` (≥ 1).
     pub fn from_env() -> Self {
         let mut s = Self::default();
         if let Some(n) = std::env::var("PLUNK_BODY_LIMIT_BYTES")
@@ -54,6 +59,13 @@ impl Settings {
             .and_then(|v| v.parse::<u64>().ok())
         {
             s.key_cache_ttl = Duration::from_secs(n.min(60));
+        }
+        if let Some(n) = std::env::var("PLUNK_PUBLIC_REQUESTS_PER_SOURCE")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|n| *n >= 1)
+        {
+            s.public_requests_per_source = n;
         }
         // `PLUNK_MAIL_FROM_LABEL`: one DNS label; anything else keeps the default.
         if let Some(label) = std::env::var("PLUNK_MAIL_FROM_LABEL")

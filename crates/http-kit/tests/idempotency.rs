@@ -1,4 +1,4 @@
-//! Idempotency (spec README §8) end to end: a tiny router with the real auth layer and pipeline
+//! Idempotency end to end: a tiny router with the real auth layer and pipeline
 //! whose handler wraps a controllable `run` in `idempotency::execute_with`, on the embedded store
 //! and, when `PLUNK_TEST_DYNAMODB_ENDPOINT` is set, on DynamoDB Local.
 
@@ -98,11 +98,10 @@ async fn handler(
     let options = IdempotencyOptions {
         lock: *probe.lock.lock().unwrap(),
     };
-    let project = auth.project.id;
     execute_with(
         &state,
         options,
-        project,
+        (&auth).into(),
         key,
         &method,
         uri.path(),
@@ -194,6 +193,7 @@ async fn table(backend: Backend) -> Option<Arc<dyn Table>> {
 struct Harness {
     store: Store,
     secret: String,
+    public: String,
     probe: Arc<Probe>,
     app: Router,
 }
@@ -233,7 +233,7 @@ impl Harness {
 
     async fn over(table: Arc<dyn Table>) -> Self {
         let store = Store::new(table);
-        let (_, secret, _) = store
+        let (_, secret, public) = store
             .projects()
             .create("Test", 1000, Tracking::Enabled, "en")
             .await
@@ -248,6 +248,7 @@ impl Harness {
         Self {
             store,
             secret: secret.expose().to_owned(),
+            public: public.expose().to_owned(),
             probe,
             app,
         }
@@ -580,6 +581,23 @@ on_both_backends! {
         assert_eq!((first.run(), second.run()), (1, 2));
         assert_ne!(first.ids(), second.ids());
         assert_eq!(first.body["data"]["attempt"], json!(1));
+    }
+
+    async fn keys_used_with_the_public_key_never_collide_with_the_secret_keys(h: Harness) {
+        let key = Some(HeaderValue::from_static("order-1234"));
+        let visitor = h.post_as(&h.public, "/v1/track", key.clone(), SEND).await;
+        assert_fresh(&visitor);
+        // The server's request with the same key runs, neither 409 nor a replay of the visitor's.
+        let server = h.post_as(&h.secret, "/v1/send", key.clone(), OTHER).await;
+        assert_fresh(&server);
+        assert_ne!(server.ids(), visitor.ids());
+        // Each key type replays its own.
+        let again = h.post_as(&h.public, "/v1/track", key.clone(), SEND).await;
+        assert_eq!(again.header("idempotent-replayed"), Some("true"));
+        assert_eq!(again.bytes, visitor.bytes);
+        let again = h.post_as(&h.secret, "/v1/send", key, OTHER).await;
+        assert_eq!(again.bytes, server.bytes);
+        assert_eq!(h.probe.runs(), 2);
     }
 
     async fn keys_are_scoped_to_the_project(h: Harness) {

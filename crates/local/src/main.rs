@@ -1,4 +1,4 @@
-//! `plunk`: the admin CLI (spec admin-cli.md) and the local server (`plunk serve`).
+//! `plunk`: the admin CLI and the local server (`plunk serve`).
 
 mod background;
 mod cli;

@@ -32,7 +32,7 @@ pub fn rate_counter(project: Uuid, minute: i64) -> Key {
 }
 
 /// Counter of a project's public-key requests in one UTC minute: a budget apart from the secret
-/// key's, so a page's visitors cannot use up the server's requests (spec README §7).
+/// key's, so a page's visitors cannot use up the server's requests.
 pub fn public_rate_counter(project: Uuid, minute: i64) -> Key {
     Key::new(format!("PROJECT#{project}#PUBRATE#{minute}"), "RATE")
 }
@@ -62,7 +62,7 @@ pub fn contact(project: Uuid, contact: Uuid) -> Key {
 }
 
 /// The global lookup of a contact's project by contact id (a hosted-page token names only the
-/// contact, spec feedback-and-unsubscribe.md §4.1); body `{projectId}`. Written and removed with
+/// contact); body `{projectId}`. Written and removed with
 /// the contact.
 pub fn contact_project(contact: Uuid) -> Key {
     Key::new(format!("CONTACT#{contact}"), "PROJECT")
@@ -108,7 +108,7 @@ pub fn cursor_secret() -> Key {
     Key::new("SYSTEM", "CURSOR_SECRETS")
 }
 
-/// The server's hosted-page token secrets (spec feedback-and-unsubscribe.md §4.1).
+/// The server's hosted-page token secrets.
 pub fn page_token_secrets() -> Key {
     Key::new("SYSTEM", "PAGE_TOKEN_SECRETS")
 }
@@ -130,7 +130,7 @@ pub fn campaign_counter(project: Uuid, campaign: Uuid, name: &str) -> Key {
 }
 
 /// The marker saying `email` was counted in the campaign counter `name` (each email counts at
-/// most once per counter, spec campaigns.md §5).
+/// most once per counter).
 pub fn campaign_counted(project: Uuid, campaign: Uuid, name: &str, email: Uuid) -> Key {
     Key::new(
         format!("PROJECT#{project}#CAMPAIGN#{campaign}#COUNTED#{email}"),
@@ -153,7 +153,7 @@ pub fn domains_by_verified_index(project: Uuid, verified: bool) -> String {
     format!("PROJECT#{project}#DOMAINS#VERIFIED#{verified}")
 }
 
-/// The global claim on a domain name: one project only (spec domains.md §2). Its body is
+/// The global claim on a domain name: one project only. Its body is
 /// `{projectId, domainId, verified}`, which is all the sender check needs in one read.
 pub fn domain_name(name: &str) -> Key {
     Key::new(format!("DOMAIN_NAME#{name}"), "DOMAIN")
@@ -203,7 +203,7 @@ pub fn idempotency(project: Uuid, key_sha256_hex: &str) -> Key {
     )
 }
 
-/// A suppressed address of a project (spec feedback-and-unsubscribe.md §3).
+/// A suppressed address of a project.
 pub fn suppression(project: Uuid, email: &str) -> Key {
     Key::new(
         format!("PROJECT#{project}#SUPPRESSION#{email}"),
@@ -217,7 +217,7 @@ pub fn templates_partition(project: Uuid) -> String {
 }
 
 /// Partition of the resources of a project that send from one domain (its senders' uses), so a
-/// domain's deletion finds them without reading every template (spec domains.md §2).
+/// domain's deletion finds them without reading every template.
 pub fn sender_uses_partition(project: Uuid, domain: &str) -> String {
     format!("PROJECT#{project}#SENDER#{domain}")
 }
@@ -336,7 +336,7 @@ pub fn webhook_delivery(project: Uuid, webhook: Uuid, delivery: Uuid) -> Key {
         delivery.to_string(),
     )
 }
-/// The marker of one applied provider notification (spec feedback-and-unsubscribe.md §1),
+/// The marker of one applied provider notification,
 /// addressed by the SHA-256 (hex) of its dedupe key; it expires by TTL.
 pub fn feedback_marker(project: Uuid, dedupe_sha256_hex: &str) -> Key {
     Key::new(

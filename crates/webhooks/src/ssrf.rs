@@ -1,4 +1,4 @@
-//! SSRF rules for outgoing HTTP (workflows.md §3.2, webhooks.md §1 `url`): which URLs may be saved,
+//! SSRF rules for outgoing HTTP (webhook URLs, later workflow WEBHOOK steps): which URLs may be saved,
 //! which addresses may be connected to, and a resolver that vets every DNS answer and returns the one
 //! address the connection must use (so it is not resolved a second time).
 
@@ -21,7 +21,7 @@ pub enum UrlRejection {
 }
 
 impl UrlRejection {
-    /// The field error code (spec README §11.1): `forbidden_address` or `invalid_string`.
+    /// The field error code: `forbidden_address` or `invalid_string`.
     pub fn field_code(&self) -> FieldCode {
         match self {
             Self::Invalid(_) => FieldCode::InvalidString,
@@ -96,7 +96,7 @@ pub fn is_forbidden_host_name(name: &str) -> bool {
         .any(|suffix| name == *suffix || name.ends_with(&format!(".{suffix}")))
 }
 
-/// IPv4 ranges that must never be connected to (workflows.md §3.2).
+/// IPv4 ranges that must never be connected to.
 const FORBIDDEN_V4: [(Ipv4Addr, u8); 14] = [
     (Ipv4Addr::new(0, 0, 0, 0), 8),       // "this network", unspecified
     (Ipv4Addr::new(10, 0, 0, 0), 8),      // private
@@ -114,7 +114,7 @@ const FORBIDDEN_V4: [(Ipv4Addr, u8); 14] = [
     (Ipv4Addr::new(240, 0, 0, 0), 4),     // reserved, including broadcast
 ];
 
-/// IPv6 ranges that must never be connected to (workflows.md §3.2), besides the IPv4-embedding
+/// IPv6 ranges that must never be connected to, besides the IPv4-embedding
 /// forms handled in [`is_forbidden_ip`].
 const FORBIDDEN_V6: [(Ipv6Addr, u8); 7] = [
     (Ipv6Addr::UNSPECIFIED, 128),                         // ::
@@ -138,24 +138,39 @@ fn in_v6(ip: Ipv6Addr, net: Ipv6Addr, prefix: u8) -> bool {
     u128::from(ip) & mask == u128::from(net) & mask
 }
 
-/// The IPv4 address embedded in an IPv4-mapped (`::ffff:0:0/96`), NAT64 well-known prefix
-/// (`64:ff9b::/96`) or deprecated IPv4-compatible (`::/96`) address.
-fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+/// The IPv4 addresses an IPv6 address carries, which a relay or translator would connect to:
+/// IPv4-mapped (`::ffff:0:0/96`), IPv4-translated (`::ffff:0:0:0/96`), the NAT64 well-known prefix
+/// (`64:ff9b::/96`) and deprecated IPv4-compatible (`::/96`) forms carry it in the low 32 bits;
+/// 6to4 (`2002::/16`) in the 32 bits after the prefix; Teredo (`2001::/32`) carries its server in
+/// bits 32–63 and its client, inverted, in the low 32 bits.
+fn embedded_v4(ip: Ipv6Addr) -> Vec<Ipv4Addr> {
     let bits = u128::from(ip);
     let low = Ipv4Addr::from((bits & 0xffff_ffff) as u32);
-    let prefixes = [
-        Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0),
-        Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0),
-        Ipv6Addr::UNSPECIFIED,
+    let low_prefixes = [
+        (Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96),
+        (Ipv6Addr::new(0, 0, 0, 0, 0xffff, 0, 0, 0), 96),
+        (Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96),
+        (Ipv6Addr::UNSPECIFIED, 96),
     ];
-    prefixes
+    let mut found = Vec::new();
+    if low_prefixes
         .iter()
-        .any(|net| in_v6(ip, *net, 96))
-        .then_some(low)
+        .any(|(net, prefix)| in_v6(ip, *net, *prefix))
+    {
+        found.push(low);
+    }
+    if in_v6(ip, Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0), 16) {
+        found.push(Ipv4Addr::from((bits >> 80) as u32));
+    }
+    if in_v6(ip, Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 32) {
+        found.push(Ipv4Addr::from((bits >> 64) as u32));
+        found.push(Ipv4Addr::from(!((bits & 0xffff_ffff) as u32)));
+    }
+    found
 }
 
-/// Whether a connection to `ip` is forbidden: every range of workflows.md §3.2, including the
-/// IPv4-mapped and NAT64 forms of the IPv4 ranges.
+/// Whether a connection to `ip` is forbidden: every forbidden range, including the IPv4 ranges in
+/// each IPv6 form that carries an IPv4 address (see [`embedded_v4`]).
 pub fn is_forbidden_ip(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => FORBIDDEN_V4
@@ -165,7 +180,9 @@ pub fn is_forbidden_ip(ip: IpAddr) -> bool {
             FORBIDDEN_V6
                 .iter()
                 .any(|(net, prefix)| in_v6(v6, *net, *prefix))
-                || embedded_v4(v6).is_some_and(|v4| is_forbidden_ip(IpAddr::V4(v4)))
+                || embedded_v4(v6)
+                    .into_iter()
+                    .any(|v4| is_forbidden_ip(IpAddr::V4(v4)))
         }
     }
 }
@@ -344,6 +361,18 @@ mod tests {
             ("::8.8.8.8", false),
             // just outside the mapped /96
             ("::fffe:7f00:1", false),
+            // IPv4-translated
+            ("::ffff:0:127.0.0.1", true),
+            ("::ffff:0:8.8.8.8", false),
+            // 6to4: the IPv4 address after 2002:
+            ("2002:7f00:1::", true),
+            ("2002:a9fe:a9fe::1", true),
+            ("2002:c0a8:101:1::1", true),
+            ("2002:808:808::1", false),
+            // Teredo: the server, and the client inverted
+            ("2001:0:7f00:1::", true),
+            ("2001:0:808:808:0:0:80ff:fffe", true),
+            ("2001:0:808:808:0:0:f7f7:f7f7", false),
         ];
         for (addr, forbidden) in table {
             assert_eq!(is_forbidden_ip(ip(addr)), forbidden, "{addr}");

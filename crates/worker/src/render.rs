@@ -1,7 +1,7 @@
-//! Rendering an email once, at send time (spec templates.md §3.3–§3.4): the contact's data as
+//! Rendering an email once, at send time: the contact's data as
 //! stored now, overlaid with the one-shot values captured at acceptance, plus system variables
 //! (the hosted-page URLs among them). Then the unsubscribe headers and the localised footer
-//! (feedback-and-unsubscribe.md §5, templates.md §4).
+//!.
 
 use plunk_domain::contact::Contact;
 use plunk_domain::email_record::EmailContent;
@@ -24,8 +24,8 @@ pub enum Part {
     Body,
 }
 
-/// Why an email did not render: which part, and the engine's error (a bound of templates.md
-/// §3.1a included). Shown as the error alone, as in `RENDER_FAILED: <message>`.
+/// Why an email did not render: which part, and the engine's error (a crossed render bound
+/// included). Shown as the error alone, as in `RENDER_FAILED: <message>`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{error}")]
 pub struct RenderFailure {
@@ -43,7 +43,7 @@ pub struct Rendered {
 }
 
 /// Renders subject and body (the body as HTML: outputs escaped unless `raw`); the error says
-/// what failed, a bound of templates.md §3.1a included. `urls` are this email's hosted-page
+/// what failed, a render bound included. `urls` are this email's hosted-page
 /// links (`None` without a contact or a public URL: the variables are empty).
 pub fn render_email(
     project: &Project,

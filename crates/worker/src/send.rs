@@ -1,4 +1,4 @@
-//! The send worker (ARCHITECTURE §5, spec public-api.md §1.3): turns one queued email into a
+//! The send worker: turns one queued email into a
 //! sent one, or ends it in a state the user can see.
 //!
 //! Per job: skip anything not `PENDING` (duplicates and redeliveries send nothing); read the
@@ -33,7 +33,7 @@ use std::time::Duration;
 
 /// Attempts before a throttled or failing email is given up.
 pub const MAX_ATTEMPTS: u32 = 5;
-/// A claim without a provider answer for this long is given up (events-and-emails.md §4).
+/// A claim without a provider answer for this long is given up.
 pub const STALE_CLAIM_MS: i64 = 15 * 60 * 1000;
 /// When a message finds its email claimed by another sender, it comes back after this long.
 /// Ten receives (the dead-letter threshold) then span more than the stale-claim window, so the
@@ -374,7 +374,7 @@ impl SendWorker {
                 .fail(project_id, v, "REJECTED: invalid recipient".into())
                 .await);
         };
-        // Consistent: a suppressed address is never sent to (feedback-and-unsubscribe.md §3).
+        // Consistent: a suppressed address is never sent to.
         if let Some(s) = self.store.suppressions().get(project_id, &to).await? {
             v.record.status = EmailStatus::Suppressed;
             v.record.error = Some(s.reason.as_str().to_owned());

@@ -1,6 +1,5 @@
-//! The send worker's hosted-page links, unsubscribe headers and footer (spec
-//! feedback-and-unsubscribe.md §5, templates.md §4), checked on the message as the provider gets
-//! it and as a mail client parses it.
+//! The send worker's hosted-page links, unsubscribe headers and footer, checked on the message
+//! as the provider gets it and as a mail client parses it.
 
 use async_trait::async_trait;
 use mail_parser::MessageParser;

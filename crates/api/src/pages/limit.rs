@@ -1,4 +1,4 @@
-//! Abuse protection of the hosted pages (spec feedback-and-unsubscribe.md §4, recommended): at
+//! Abuse protection of the hosted pages: at
 //! most [`PAGE_REQUESTS_PER_MINUTE`] requests per source address and UTC minute, counted in the
 //! table so every function instance shares the count; over it → a 429 page. The pages are
 //! exempt from the per-project API limit (they carry no key).

@@ -1,4 +1,4 @@
-//! `faults [SCHEDULES]`: the send pipeline's guarantees (ARCHITECTURE §5) under randomised faults.
+//! `faults [SCHEDULES]`: the send pipeline's guarantees under randomised faults.
 //!
 //! Each schedule (default 10,000, `BENCH_FAULT_SCHEDULES` or the first argument; fixed seed, so a
 //! run repeats exactly) builds a fresh store (`SqliteTable::in_memory()`), a project with a verified

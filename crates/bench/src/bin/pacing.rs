@@ -1,4 +1,4 @@
-//! `pacing`: the global send pace (spec README §7, ARCHITECTURE §5) under load.
+//! `pacing`: the global send pace under load.
 //!
 //! 1. **Simulated** (tokio's paused clock, so 10 minutes take moments): one `Pacer` over
 //!    `MemoryPace` and `TokioClock` at 14/s shared by 1, 2, 4 and 8 consumers. 100,000

@@ -13,7 +13,7 @@
 //! with a 20 KB body, which is kept in blob storage (S3) as every body over 8 KB is.
 //!
 //! Below the totals: the same with DynamoDB at provisioned prices, and the floor, what the
-//! operations every email needs under the spec and ARCHITECTURE §4–5 cost on their own.
+//! operations every email needs by the contract and the send pipeline cost on their own.
 //!
 //! Prices (AWS us-east-1, public on-demand): DynamoDB $0.625 per million write request units and
 //! $0.125 per million read request units; SQS $0.40 per million requests; API Gateway HTTP API
@@ -66,7 +66,7 @@ const TARGET_PER_MILLION: f64 = 4.0;
 /// serves 3,600 requests an hour, used at auto scaling's default 70 % target.
 const PROVISIONED_WRU: f64 = 0.00065 * 1e6 / 3600.0 / 0.7;
 const PROVISIONED_RRU: f64 = 0.00013 * 1e6 / 3600.0 / 0.7;
-/// Write units every one-recipient email needs under the spec and ARCHITECTURE §4–5, whatever
+/// Write units every one-recipient email needs by the contract and the send pipeline, whatever
 /// the code: the rate-limit counter, the record at acceptance, its content, the claim, `SENT`,
 /// `email.sent` and its by-contact index entry, and a tenth of a pace write (a batch of 10).
 const REQUIRED_WRU: f64 = 1.0 + 1.0 + 1.0 + 1.0 + 1.0 + 2.0 + 0.1;
@@ -734,7 +734,7 @@ async fn main() {
     }
     println!();
     println!(
-        "   (the floor prices only what every email needs under the spec and ARCHITECTURE §4-5: the API Gateway \
+        "   (the floor prices only what every email needs by the contract and the send pipeline: the API Gateway \
          request, Lambda invocations, one enqueue and a tenth of a receive and a delete, and {REQUIRED_WRU} write units: \
          rate-limit counter, record, content, claim, SENT, email.sent and its contact index, a tenth of a pace write)"
     );

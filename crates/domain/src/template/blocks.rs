@@ -1,5 +1,5 @@
 //! The tags of the language that repeat work or make values, written here so they keep the
-//! render's bounds (spec templates.md §3.1a):
+//! render's bounds:
 //!
 //! - `for`: iterates without first building its collection (a range is counted, never
 //!   materialised), takes one loop iteration from the budget per pass, and applies `limit`,

@@ -1,4 +1,4 @@
-//! The bounds of one render (spec templates.md §3.1a): loop iterations, rendered size, time,
+//! The bounds of one render: loop iterations, rendered size, time,
 //! and the memory the values made while rendering may take.
 //!
 //! A render is synchronous and runs on one thread, so its budget lives in a thread-local for the

@@ -1,4 +1,4 @@
-//! Every filter of the language runs behind a guard (spec templates.md §3.1a).
+//! Every filter of the language runs behind a guard.
 //!
 //! The guard makes the standard filters total on the inputs a template can give them:
 //! - integer arithmetic that would overflow (`divided_by: -1` on the smallest integer, `times`

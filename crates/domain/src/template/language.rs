@@ -1,4 +1,4 @@
-//! The tags, blocks and filters of the language (spec templates.md §3.1): Liquid's standard
+//! The tags, blocks and filters of the language: Liquid's standard
 //! library without `include`, `render` and `tablerow`, with `for` and `capture` replaced by the
 //! bounded versions of [`super::blocks`], `cycle` escaped in HTML bodies, every filter behind the
 //! guard of [`super::filters`], and the `raw` filter added.

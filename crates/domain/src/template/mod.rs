@@ -1,4 +1,4 @@
-//! Templates (spec templates.md): the record and its field rules, and the template language.
+//! Templates: the record and its field rules, and the template language.
 //!
 //! The language is Liquid as implemented by `liquid-core`/`liquid-lib` (the engine behind the
 //! `liquid` crate) with its standard tags and filters, minus `include`/`render`/`layout`/
@@ -6,10 +6,10 @@
 //! - the `??` shorthand, rewritten before parsing (`{{ a ?? "x" }}` → `{{ a | default: "x" }}`);
 //! - syntax errors reported as `line <L>, column <C>: <message>` against the source as written;
 //! - a lenient runtime: an undefined variable is `nil` (renders empty) instead of an error, bare
-//!   names fall back to keys of `data`, and the system variables of §3.3 are always present;
+//!   names fall back to keys of `data`, and the system variables are always present;
 //! - array and number filters read a `nil` input as `[]` or `0` (as Liquid's reference
 //!   implementation does) instead of failing the render;
-//! - outputs of an HTML body are escaped unless they end in `raw` (§3.1a);
+//! - outputs of an HTML body are escaped unless they end in `raw`;
 //! - the engine is total: bounds checked before parsing (64-bit integers, nesting, literal
 //!   ranges) and while rendering (10,000 loop iterations, 1 MiB of body, 998 characters of
 //!   subject, 250 ms, the memory values take), checked arithmetic, and any panic left in the
@@ -60,7 +60,7 @@ use std::fmt;
 use uuid::Uuid;
 
 // ------------------------------------------------------------------------------------------------
-// The record and its field rules (spec templates.md §1)
+// The record and its field rules
 // ------------------------------------------------------------------------------------------------
 
 /// Longest `name`, in characters.
@@ -74,7 +74,7 @@ pub const MAX_BODY_BYTES: usize = 524_288;
 /// Longest `fromName`, in characters.
 pub const MAX_FROM_NAME_CHARS: usize = 100;
 
-/// What kind of email a template makes (spec templates.md §4).
+/// What kind of email a template makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TemplateType {
@@ -101,7 +101,7 @@ impl TemplateType {
         }
     }
 
-    /// Parses the wire form (case-sensitive, spec README §2).
+    /// Parses the wire form (case-sensitive).
     pub fn parse(raw: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.as_str() == raw)
     }
@@ -283,7 +283,7 @@ impl TemplateChanges {
     }
 
     /// The Liquid syntax of the given `subject` and `body`: one `template_syntax` error per
-    /// failing field (spec templates.md §3.5).
+    /// failing field.
     pub fn syntax_errors(&self) -> Vec<FieldError> {
         [("subject", &self.subject), ("body", &self.body)]
             .into_iter()
@@ -379,7 +379,7 @@ fn read_type(fields: &mut Fields<'_>, name: &str) -> Option<TemplateType> {
 // Errors of the language
 // ------------------------------------------------------------------------------------------------
 
-/// A template that does not parse (spec templates.md §3.5). Line and column are 1-based, the
+/// A template that does not parse. Line and column are 1-based, the
 /// column counted in characters, against the source as written (before `??` rewriting).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}, column {column}: {message}")]

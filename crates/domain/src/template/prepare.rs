@@ -1,6 +1,6 @@
-//! What happens to a template's text before Liquid parses it: the `??` shorthand is rewritten
-//! (spec templates.md §3.2), refused tags and the static bounds are checked (§3.1, §3.1a), and,
-//! for an HTML body, every output is escaped unless it ends in `raw` (§3.1a).
+//! What happens to a template's text before Liquid parses it: the `??` shorthand is rewritten,
+//! refused tags and the static bounds are checked, and, for an HTML body, every output is escaped
+//! unless it ends in `raw`.
 
 use super::lexer::{self, ElementKind};
 use super::scan::{is_liquid_space, scan, tag_name, unquoted_matches, Kind};
@@ -102,7 +102,7 @@ impl Prepared {
     }
 }
 
-/// Applies the `??` rewriting and the pre-parse checks (spec templates.md §3.1–3.2).
+/// Applies the `??` rewriting and the pre-parse checks.
 pub(super) fn prepare(source: &str) -> Prepared {
     let mut text = String::with_capacity(source.len() + 16);
     let mut edits = Vec::new();
@@ -183,7 +183,7 @@ pub(super) fn prepare(source: &str) -> Prepared {
 const UNESCAPED_LAST: [&str; 3] = ["raw", "escape", "escape_once"];
 
 /// `text` (prepared, and known to parse) with ` | escape` added to every output whose last
-/// filter is not in [`UNESCAPED_LAST`] (spec templates.md §3.1a). The outputs are the ones the
+/// filter is not in [`UNESCAPED_LAST`]. The outputs are the ones the
 /// parser reads (see [`lexer`]), so none is missed, whatever surrounds it.
 pub(super) fn escape_outputs(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 64);

@@ -1,4 +1,4 @@
-//! Rendering (spec templates.md §3.3–§3.4, §3.1a): once per email, with the contact's data,
+//! Rendering: once per email, with the contact's data,
 //! the one-shot values and the system variables, inside the render's bounds. A failure of any
 //! kind — a runtime error, a crossed bound, even a panic inside the engine — is a
 //! [`RenderError`] of this one render; nothing half-rendered is returned.
@@ -16,7 +16,7 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use uuid::Uuid;
 
-/// What a template sees (spec templates.md §3.3).
+/// What a template sees.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RenderContext {
     /// `id`, `plunk_id`.
@@ -91,7 +91,7 @@ impl RenderContext {
 }
 
 /// A template that failed while rendering: a runtime error such as `divided_by: 0`, or a bound
-/// of templates.md §3.1a crossed. The send path records it as `RENDER_FAILED: <message>`.
+/// crossed (`bounds`). The send path records it as `RENDER_FAILED: <message>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderError {
     /// What went wrong, in the words of a template author.

@@ -1,4 +1,4 @@
-//! The lenient runtime (spec templates.md §3.3): the system variables and `data` as roots, bare
+//! The lenient runtime: the system variables and `data` as roots, bare
 //! names falling back to keys of `data`, and anything undefined reading as `nil` (rendering
 //! empty) instead of failing the render, however deep the path.
 
@@ -279,7 +279,7 @@ impl Globals {
         }
     }
 
-    /// A root name: a system variable, else the same key of `data` (spec templates.md §3.3).
+    /// A root name: a system variable, else the same key of `data`.
     fn root(&self, name: &str) -> Option<&Lenient> {
         self.system
             .find(name)

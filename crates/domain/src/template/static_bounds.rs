@@ -1,4 +1,4 @@
-//! Bounds a template must meet before the Liquid parser sees it (spec templates.md §3.1a).
+//! Bounds a template must meet before the Liquid parser sees it.
 //!
 //! Some inputs make the parser itself fail in ways no error can report: an integer literal
 //! beyond 64 bits panics inside it, and deep nesting (blocks inside blocks, brackets inside

@@ -1,4 +1,4 @@
-//! Syntax checking (spec templates.md §3.5): a template is parsed on every save and every
+//! Syntax checking: a template is parsed on every save and every
 //! `/v1/send`; an error names its line and column in the source as written (before the `??`
 //! rewriting) and says what is wrong in the words of a template author.
 

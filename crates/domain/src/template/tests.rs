@@ -578,7 +578,7 @@ fn copies_are_named_and_cut_to_the_limit() {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Hostile templates (spec templates.md §3.1a)
+// Hostile templates
 // ------------------------------------------------------------------------------------------------
 
 fn html(source: &str, data: Json) -> Result<String, RenderError> {

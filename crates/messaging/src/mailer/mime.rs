@@ -1,7 +1,7 @@
 //! MIME building: turns an [`OutgoingEmail`] into the complete RFC 5322 message every adapter
 //! sends (SES raw, SMTP, the outbox), using `mail-builder` for encoding and folding.
 //!
-//! Structure (spec public-api.md §1.3):
+//! Structure:
 //!
 //! ```text
 //! multipart/mixed                      only with regular attachments

@@ -222,7 +222,7 @@ impl<'a> Contacts<'a> {
     }
 
     /// Like `upsert`, with the subscription state of a new contact when `subscribed` is absent
-    /// (`/v1/send` creates contacts unsubscribed, contacts.md and public-api.md §1.2).
+    /// (`/v1/send` creates contacts unsubscribed).
     pub async fn upsert_with_default(
         &self,
         project: Uuid,
@@ -270,7 +270,7 @@ impl<'a> Contacts<'a> {
 
     /// Like [`Contacts::upsert`], except that an existing contact's subscription never changes:
     /// `subscribed` applies only when the contact is created. A public key writes this way
-    /// (public-api.md §2.1): anyone can read a page's public key, so it must neither re-subscribe
+    ///: anyone can read a page's public key, so it must neither re-subscribe
     /// someone who unsubscribed nor unsubscribe anyone.
     pub async fn upsert_keeping_subscription(
         &self,

@@ -1,4 +1,4 @@
-//! Sending domains (spec domains.md). A domain record lives in the project's domains partition
+//! Sending domains. A domain record lives in the project's domains partition
 //! (listed newest first) with a `Gsi1` entry per verification state (the `verified` filter); a
 //! global claim item per domain name keeps one domain in one project and carries the `verified`
 //! flag, so the sender check of every send path is one read. The record and its claim only ever
@@ -46,7 +46,7 @@ pub enum UsedByType {
 /// Most uses `DOMAIN_IN_USE` lists.
 pub const MAX_USED_BY: usize = 100;
 
-/// One resource that sends from a domain (spec domains.md §2 `DELETE /domains/:id`).
+/// One resource that sends from a domain (`DELETE /domains/:id`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsedBy {
     #[serde(rename = "type")]
@@ -88,7 +88,7 @@ pub struct DomainClaim {
     pub verified: bool,
 }
 
-/// Why a sender address may not be used (spec domains.md §4).
+/// Why a sender address may not be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SenderRejection {
@@ -260,7 +260,7 @@ impl<'a> Domains<'a> {
     }
 
     /// The templates (and, once they exist, campaigns in DRAFT, SCHEDULED or SENDING) whose
-    /// sender address is at `domain` (spec domains.md §2 `DELETE /domains/:id` → 409
+    /// sender address is at `domain` (`DELETE /domains/:id` → 409
     /// `DOMAIN_IN_USE`): the sender-use items the templates repository keeps under the domain,
     /// at most [`MAX_USED_BY`] of them.
     pub async fn domain_usage(

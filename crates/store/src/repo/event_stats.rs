@@ -1,4 +1,4 @@
-//! Event counters, maintained incrementally from the change feed (spec events-and-emails.md §3):
+//! Event counters, maintained incrementally from the change feed:
 //! per name a total, a "last seen" time and a unique-contact count, and per name and UTC day a
 //! count for `/events/stats`. A batch of new events is folded first, so a burst of one name costs
 //! one write per counter, not one per event.

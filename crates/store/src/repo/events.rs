@@ -1,4 +1,4 @@
-//! Stored events (spec events-and-emails.md §1, §3): one item per event in the project's events
+//! Stored events: one item per event in the project's events
 //! partition (ids are UUIDv7, so the sort key orders them by time), listed per contact on `Gsi1`.
 //! New items reach the dispatcher through the change feed (`crate::feed`). Deleting a name is a
 //! background job the scheduler works through ([`Events::work_deletions`]).

@@ -1,10 +1,10 @@
-//! Request limits (spec README §7), each one counter item per UTC minute incremented with a
+//! Request limits, each one counter item per UTC minute incremented with a
 //! conditional ADD, so a limit holds across any number of processes:
 //! - the per-project limit of secret-key requests, and a budget of the same size for public-key
 //!   requests, apart, so a page's visitors cannot use up the server's requests;
 //! - public-key requests per project and source address;
 //! - requests per source that fail authentication;
-//! - the hosted pages' per-source limit (feedback-and-unsubscribe.md §4).
+//! - the hosted pages' per-source limit.
 //!
 //! Sources are hashes of addresses, never addresses.
 

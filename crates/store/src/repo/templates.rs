@@ -1,4 +1,4 @@
-//! Templates (spec templates.md): one item per template in the project's templates partition
+//! Templates: one item per template in the project's templates partition
 //! (listed newest first, ids are UUIDv7) with a `Gsi1` entry per type (the `type` filter), and a
 //! small sender-use item under the sender's domain (`keys::template_sender_use`), written in the
 //! same transaction, so deleting a domain finds its templates with one query (`DOMAIN_IN_USE`).
@@ -27,7 +27,7 @@ pub const MAX_INLINE_CONTENT_BYTES: usize = 350_000;
 pub const MAX_ENCODED_BYTES: usize = 395_000;
 
 /// Most bytes of serialised templates in one page, so a list response stays well under 4 MiB
-/// (spec README §6: a page may hold fewer than `limit` items when items are large). The item
+/// (a page may hold fewer than `limit` items when items are large). The item
 /// that reaches the budget is still included, which the headroom below 4 MiB allows for.
 pub const PAGE_BYTES_BUDGET: usize = 3_000_000;
 
