@@ -499,3 +499,34 @@ async fn a_recipient_whose_data_would_overflow_refuses_the_whole_send_before_any
     }
     assert_eq!(all.len(), 50);
 }
+
+#[tokio::test]
+async fn an_error_echoing_a_huge_member_name_stays_small() {
+    let app = TestApp::new().await;
+    let name = "X".repeat(100_000);
+    let mut headers = serde_json::Map::new();
+    headers.insert(name, json!("v"));
+    let res = app
+        .call(
+            Method::POST,
+            "/v1/send",
+            Some(json!({"to": "a@example.org", "subject": "s", "body": "b", "from": "a@acme.io", "headers": headers})),
+        )
+        .await;
+    assert_eq!(
+        res.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        res.body.to_string().len()
+    );
+    let field = res.body["error"]["errors"][0]["field"].as_str().unwrap();
+    assert!(
+        field.starts_with("headers.XXX") && field.chars().count() == 256,
+        "{}",
+        field.len()
+    );
+    assert!(
+        res.body.to_string().len() < 2_000,
+        "the whole answer stays small"
+    );
+}

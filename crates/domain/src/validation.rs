@@ -287,6 +287,24 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn error_paths_and_messages_are_cut_to_256_characters() {
+        let long = "h".repeat(10_000);
+        let e = FieldError::new(
+            format!("headers.{long}"),
+            FieldCode::InvalidString,
+            long.clone(),
+        );
+        assert_eq!(e.field.chars().count(), MAX_ERROR_TEXT_CHARS);
+        assert!(e.field.starts_with("headers.hhh") && e.field.ends_with('…'));
+        assert_eq!(e.message.chars().count(), MAX_ERROR_TEXT_CHARS);
+        let short = FieldError::new("to[1]", FieldCode::InvalidString, "Invalid email address");
+        assert_eq!(
+            (short.field.as_str(), short.message.as_str()),
+            ("to[1]", "Invalid email address")
+        );
+    }
+
+    #[test]
     fn every_bad_field_is_reported_not_just_the_first() {
         let body = json!({"email": "nope", "subscribed": "yes", "data": 3});
         let mut f = Fields::new(body.as_object().unwrap());

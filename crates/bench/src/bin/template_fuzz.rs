@@ -29,6 +29,15 @@ fn main() {
         report.slowest.as_secs_f64() * 1000.0,
         report.slowest_source.escape_debug()
     );
+    // The text part of a hostile body: empty style elements filling the body limit.
+    let styles = "<style></style>".repeat(524_288 / 15);
+    let started = std::time::Instant::now();
+    let text = plunk_messaging::mailer::mime::html_to_text(&styles);
+    println!(
+        "  html-to-text of a 512 KB body of empty <style> elements: {:.1} ms ({} characters out)",
+        started.elapsed().as_secs_f64() * 1000.0,
+        text.len()
+    );
     if report.panics > 0 {
         std::process::exit(1);
     }

@@ -169,21 +169,32 @@ fn parse_attrs(s: &str) -> (Vec<(String, String)>, &str) {
     }
 }
 
-/// Skips to after `</name>` (case-insensitive); an unclosed element runs to the end.
+/// Skips to after `</name>` (case-insensitive); an unclosed element runs to the end. Reads `s`
+/// once, in place: a document of many short skipped elements costs its length, not its length
+/// times their number.
 fn skip_element<'a>(s: &'a str, name: &str) -> &'a str {
-    let lower = s.to_ascii_lowercase();
-    let needle = format!("</{name}");
+    let bytes = s.as_bytes();
+    let name = name.as_bytes();
     let mut from = 0;
-    while let Some(i) = lower[from..].find(&needle) {
-        let at = from + i;
-        let next = lower.as_bytes().get(at + needle.len());
-        if next.is_none_or(|c| !c.is_ascii_alphanumeric()) {
+    while let Some(i) = s[from..].find("</") {
+        let at = from + i + 2;
+        let matches = bytes
+            .get(at..at + name.len())
+            .is_some_and(|candidate| candidate.eq_ignore_ascii_case(name));
+        let next = bytes.get(at + name.len());
+        if matches && next.is_none_or(|c| !c.is_ascii_alphanumeric()) {
             return s[at..].find('>').map_or("", |j| &s[at + j + 1..]);
         }
-        from = at + needle.len();
+        from = at;
     }
     ""
 }
+
+/// Most links followed at once (deeper nesting is read as text): each closing link looks at its
+/// label, so unbounded nesting would read the text once per level.
+const MAX_OPEN_LINKS: usize = 32;
+/// Most indentation levels of nested lists.
+const MAX_LIST_INDENT: usize = 8;
 
 #[derive(Default)]
 struct Writer {
@@ -194,6 +205,8 @@ struct Writer {
     pre: usize,
     /// Open links: their target and where their text starts in `out`.
     links: Vec<(Option<String>, usize)>,
+    /// Links opened past [`MAX_OPEN_LINKS`], whose closings are ignored.
+    ignored_links: usize,
     /// Open lists: `None` for `ul`, `Some(next number)` for `ol`.
     lists: Vec<Option<u32>>,
 }
@@ -209,8 +222,13 @@ impl Writer {
                     .map(str::trim)
                     .filter(|h| !h.is_empty())
                     .map(str::to_string);
-                self.links.push((href, self.out.len()));
+                if self.links.len() < MAX_OPEN_LINKS {
+                    self.links.push((href, self.out.len()));
+                } else {
+                    self.ignored_links += 1;
+                }
             }
+            ("a", true) if self.ignored_links > 0 => self.ignored_links -= 1,
             ("a", true) => self.close_link(),
             ("img", false) => {
                 if let Some(alt) = tag.attr("alt").filter(|a| !a.trim().is_empty()) {
@@ -220,7 +238,7 @@ impl Writer {
             ("td" | "th", _) => self.pending_space = true,
             ("li", false) => {
                 self.block(1);
-                let depth = self.lists.len().max(1);
+                let depth = self.lists.len().clamp(1, MAX_LIST_INDENT);
                 let marker = match self.lists.last_mut() {
                     Some(Some(n)) => {
                         *n += 1;
@@ -598,5 +616,31 @@ mod tests {
         assert_eq!(convert("1 < 2 and 3 > 2"), "1 < 2 and 3 > 2");
         assert_eq!(convert("a\u{200c}b&zwnj;c\u{feff}"), "abc");
         assert_eq!(convert("<p>unclosed <b attr=\"x>y\">bold"), "unclosed bold");
+    }
+
+    #[test]
+    fn pathological_documents_keep_their_text_and_their_shape() {
+        // Many skipped elements: only the text between them remains.
+        let styles = "<style></style>x".repeat(30_000);
+        assert_eq!(convert(&styles), "x".repeat(30_000));
+        assert_eq!(
+            convert("<STYLE>a</StYlE>b<script>c</scriptx></script>d"),
+            "bd"
+        );
+        // Links nested past the bound read as text; their closings stay balanced.
+        let deep = format!(
+            "{}label{}",
+            "<a href=\"https://a.io\">".repeat(100),
+            "</a>".repeat(100)
+        );
+        let out = convert(&deep);
+        assert!(out.starts_with("label (https://a.io)"), "{out}");
+        assert_eq!(out.matches("https://a.io").count(), MAX_OPEN_LINKS);
+        // Deep lists indent at most so far.
+        let lists = format!("{}<li>x{}", "<ul>".repeat(1_000), "</ul>".repeat(1_000));
+        assert_eq!(
+            convert(&lists),
+            format!("{}- x", "  ".repeat(MAX_LIST_INDENT - 1))
+        );
     }
 }
