@@ -526,7 +526,7 @@ fn decode_entity(name: &str) -> Option<char> {
 
 #[cfg(test)]
 mod tests {
-    use super::convert;
+    use super::{convert, MAX_LIST_INDENT, MAX_OPEN_LINKS};
 
     #[test]
     fn tags_are_stripped_and_whitespace_collapsed() {
