@@ -376,6 +376,7 @@ async fn remove_name(
         .count_uncounted(project, &name, last_counted, cutoff)
         .await?;
     stats.reset(project, &name).await?;
+    events.forget_name(project, &name).await?;
     Ok(Envelope::ok(DeletedName {
         name,
         deleted: true,

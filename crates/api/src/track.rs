@@ -19,6 +19,7 @@ use plunk_domain::{EmailAddress, FieldCode, FieldError, Timestamp};
 use plunk_http_kit::auth::guarded;
 use plunk_http_kit::idempotency::{self, ReservedIds};
 use plunk_http_kit::{Access, ApiError, AppState, AuthContext, JsonObject};
+use plunk_store::repo::events::{NameAdmission, MAX_EVENT_NAMES};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -161,6 +162,18 @@ async fn accept(
     ids: ReservedIds,
 ) -> Result<TrackResult, ApiError> {
     let request = parse(body).map_err(ApiError::validation)?;
+    let admission = state
+        .store
+        .events()
+        .admit_name(project.id, &request.name)
+        .await?;
+    if admission == NameAdmission::LimitReached {
+        return Err(ApiError::field(FieldError::new(
+            "event",
+            FieldCode::TooBig,
+            format!("Event name limit reached: a project holds at most {MAX_EVENT_NAMES} names"),
+        )));
+    }
     let contacts = state.store.contacts();
     let (email, change) = (&request.email, &request.change);
     let source = SubscriptionSource::Track;

@@ -253,12 +253,6 @@ pub async fn create(
     let Some(url) = url else {
         return Err(ApiError::validation(vec![]));
     };
-    if state.store.webhooks().all(project).await?.len() >= MAX_WEBHOOKS {
-        return Err(ApiError::new(
-            ErrorCode::WebhookLimitReached,
-            format!("A project can have at most {MAX_WEBHOOKS} webhooks"),
-        ));
-    }
     let secret = WebhookSecret::generate();
     let now = Timestamp::now();
     let webhook = Webhook {
@@ -277,7 +271,12 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    state.store.webhooks().create(project, &webhook).await?;
+    if !state.store.webhooks().create(project, &webhook).await? {
+        return Err(ApiError::new(
+            ErrorCode::WebhookLimitReached,
+            format!("A project can have at most {MAX_WEBHOOKS} webhooks"),
+        ));
+    }
     Ok(Envelope::created(CreatedWebhook {
         webhook: WebhookView::from(&webhook),
         secret: secret.expose().to_owned(),
@@ -478,6 +477,34 @@ pub async fn rotate_secret(
     }))
 }
 
+/// Test sends and manual retries a project may ask for in a minute: each is a request to a URL
+/// the project chose, made by this service, so they are bounded apart from the request limit.
+pub const WEBHOOK_CALLS_PER_MINUTE: u32 = 10;
+
+/// 429 once the project asked for [`WEBHOOK_CALLS_PER_MINUTE`] test sends and retries this minute.
+async fn outbound_allowance(state: &AppState, project: uuid::Uuid) -> Result<(), ApiError> {
+    let decision = state
+        .store
+        .rate_limiter()
+        .hit_webhook_calls(
+            project,
+            WEBHOOK_CALLS_PER_MINUTE,
+            Timestamp::now().unix_seconds(),
+        )
+        .await;
+    if decision.allowed {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorCode::RateLimitExceeded,
+        format!("At most {WEBHOOK_CALLS_PER_MINUTE} webhook test sends and retries a minute"),
+    )
+    .with_details(
+        serde_json::json!({ "limit": decision.limit, "retryAfter": decision.reset_seconds }),
+    )
+    .with_retry_after(u64::from(decision.reset_seconds)))
+}
+
 /// Send a synthetic `webhook.test` event to this webhook only.
 #[utoipa::path(post, path = "/webhooks/{id}/test", tag = "Webhooks",
     params(("id" = String, Path, description = "Webhook id")),
@@ -491,6 +518,7 @@ pub async fn test(
     let project = auth.project.id;
     let id = webhook_id(path)?;
     let (webhook, _) = load(&state, project, id).await?;
+    outbound_allowance(&state, project).await?;
     let event_id = plunk_domain::id::new_id();
     let now = Timestamp::now();
     let payload = plunk_webhooks::payload::test_body(event_id, now);
@@ -645,6 +673,7 @@ pub async fn retry_delivery(
 ) -> Result<Envelope<DeliveryView>, ApiError> {
     let project = auth.project.id;
     let (mut delivery, version) = load_delivery(&state, project, path).await?;
+    outbound_allowance(&state, project).await?;
     // An ended delivery gets one attempt; a pending one keeps its schedule after this attempt.
     let one_off = delivery.status != DeliveryStatus::Pending;
     delivery.status = DeliveryStatus::Pending;

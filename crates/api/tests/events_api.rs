@@ -378,3 +378,56 @@ async fn track_preflight_allows_any_origin() {
     assert_eq!(res.status, StatusCode::NO_CONTENT);
     assert_eq!(res.header("access-control-allow-origin"), Some("*"));
 }
+
+#[tokio::test]
+async fn a_project_holds_at_most_ten_thousand_event_names() {
+    let app = TestApp::new().await;
+    let secret = app.secret.clone();
+    // 9,998 names registered before (seeded), one tracked now: 9,999.
+    track(&app, &secret, json!({"event": "known", "email": "a@x.io"})).await;
+    app.store
+        .table()
+        .add(
+            &plunk_store::keys::event_name_count(app.project.id),
+            9_998,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    let last = track(
+        &app,
+        &secret,
+        json!({"event": "ten_thousandth", "email": "a@x.io"}),
+    )
+    .await;
+    assert_eq!(last.status, StatusCode::OK, "{}", last.body);
+    let refused = track(
+        &app,
+        &secret,
+        json!({"event": "one_too_many", "email": "a@x.io"}),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        field_codes(&refused),
+        [("event".to_owned(), "too_big".to_owned())]
+    );
+    // Known names keep working, with either key.
+    let public = app.public.clone();
+    assert_eq!(
+        track(&app, &public, json!({"event": "known", "email": "b@x.io"}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // Deleting a name frees its place.
+    app.call(Method::DELETE, "/events/known", None).await;
+    let admitted = track(
+        &app,
+        &secret,
+        json!({"event": "one_too_many", "email": "a@x.io"}),
+    )
+    .await;
+    assert_eq!(admitted.status, StatusCode::OK, "{}", admitted.body);
+}

@@ -457,3 +457,55 @@ mod delivered {
         failures_retry_on_schedule_410_disables_and_manual_retry_works
     );
 }
+
+on_both_backends! {
+    async fn concurrent_creates_never_pass_twenty_webhooks(app: TestApp) {
+        let app = Arc::new(app);
+        let mut tasks = Vec::new();
+        for i in 0..30 {
+            let app = app.clone();
+            tasks.push(tokio::spawn(async move {
+                app.call(
+                    Method::POST,
+                    "/webhooks",
+                    Some(json!({"url": format!("https://hooks{i}.example.com/x")})),
+                )
+                .await
+                .status
+            }));
+        }
+        let mut created = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                StatusCode::CREATED => created += 1,
+                StatusCode::CONFLICT => {}
+                other => panic!("unexpected {other}"),
+            }
+        }
+        assert_eq!(created, 20);
+        let listed = app.call(Method::GET, "/webhooks?limit=100", None).await;
+        assert_eq!(listed.data()["items"].as_array().unwrap().len(), 20);
+        // Deleting one frees one place.
+        let id = listed.data()["items"][0]["id"].as_str().unwrap().to_owned();
+        app.call(Method::DELETE, &format!("/webhooks/{id}"), None).await;
+        app.call(Method::DELETE, &format!("/webhooks/{id}"), None).await;
+        let one_more = app.call(Method::POST, "/webhooks", Some(json!({"url": "https://late.example.com/x"}))).await;
+        assert_eq!(one_more.status, StatusCode::CREATED);
+        let too_many = app.call(Method::POST, "/webhooks", Some(json!({"url": "https://later.example.com/x"}))).await;
+        assert_eq!(too_many.code(), "WEBHOOK_LIMIT_REACHED");
+    }
+
+    async fn test_sends_and_retries_are_bounded_per_minute(app: TestApp) {
+        let created = app.call(Method::POST, "/webhooks", Some(json!({"url": "https://hooks.example.com/x"}))).await;
+        let id = created.data()["id"].as_str().unwrap().to_owned();
+        for i in 0..10 {
+            let sent = app.call(Method::POST, &format!("/webhooks/{id}/test"), None).await;
+            assert_eq!(sent.status, StatusCode::OK, "call {i}: {}", sent.body);
+        }
+        let refused = app.call(Method::POST, &format!("/webhooks/{id}/test"), None).await;
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.code(), "RATE_LIMIT_EXCEEDED");
+        assert_eq!(refused.body["error"]["details"]["limit"], json!(10));
+        assert!(refused.header("retry-after").is_some());
+    }
+}

@@ -314,6 +314,27 @@ pub fn suppressions_index(project: Uuid) -> String {
     format!("PROJECT#{project}#SUPPRESSIONS")
 }
 
+/// The counter of a project's webhooks, kept by conditional adds: at most 20, whatever the races.
+pub fn webhook_count(project: Uuid) -> Key {
+    counter(project, "webhooks")
+}
+
+/// Counter of a project's webhook test sends and manual retries in one UTC minute.
+pub fn webhook_calls_counter(project: Uuid, minute: i64) -> Key {
+    Key::new(format!("PROJECT#{project}#WEBHOOK_CALLS#{minute}"), "RATE")
+}
+
+/// Registry of a project's custom event names, sort key = name (so a name's first use is
+/// known and the 10,000-name bound is kept).
+pub fn event_name_registry_partition(project: Uuid) -> String {
+    format!("PROJECT#{project}#EVENT_NAME_REGISTRY")
+}
+
+/// The counter of a project's registered custom event names.
+pub fn event_name_count(project: Uuid) -> Key {
+    counter(project, "event_names")
+}
+
 /// Partition holding a project's webhooks, sort key = webhook id.
 pub fn webhooks_partition(project: Uuid) -> String {
     format!("PROJECT#{project}#WEBHOOKS")

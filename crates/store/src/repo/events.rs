@@ -10,6 +10,18 @@ use plunk_domain::event::Event;
 use serde_json::json;
 use uuid::Uuid;
 
+/// Most distinct custom event names a project may hold.
+pub const MAX_EVENT_NAMES: i64 = 10_000;
+
+/// Whether a name may be tracked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameAdmission {
+    /// Known, or registered now.
+    Admitted,
+    /// New, and the project already holds [`MAX_EVENT_NAMES`] names.
+    LimitReached,
+}
+
 /// Most events [`Events::count_uncounted`] examines.
 pub const UNCOUNTED_SCAN: usize = 5_000;
 
@@ -34,6 +46,54 @@ pub fn event_item(project: Uuid, event: &Event) -> Item {
 impl<'a> Events<'a> {
     pub(crate) fn new(table: &'a dyn Table) -> Self {
         Self { table }
+    }
+
+    /// Admits `name` for tracking: a known name always; a new one is registered unless the
+    /// project holds [`MAX_EVENT_NAMES`] (a conditional add on the names counter, so concurrent
+    /// new names never pass the bound). One eventually consistent read for a known name.
+    pub async fn admit_name(&self, project: Uuid, name: &str) -> Result<NameAdmission, StoreError> {
+        let registered = Key::new(keys::event_name_registry_partition(project), name);
+        if self.table.get_eventually(&registered).await?.is_some() {
+            return Ok(NameAdmission::Admitted);
+        }
+        let count = keys::event_name_count(project);
+        match self.table.add(&count, 1, Some(MAX_EVENT_NAMES), None).await {
+            Ok(_) => {}
+            Err(e) if e.is_condition_failed() => return Ok(NameAdmission::LimitReached),
+            Err(e) => return Err(e),
+        }
+        match self
+            .table
+            .put(Item::new(registered, json!({})), Condition::NotExists)
+            .await
+        {
+            Ok(()) => {}
+            // Registered at the same moment by another request: count it once.
+            Err(e) if e.is_condition_failed() => {
+                self.table.add(&count, -1, None, None).await?;
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(NameAdmission::Admitted)
+    }
+
+    /// Frees `name`'s place among the project's names (`DELETE /events/:name`).
+    pub async fn forget_name(&self, project: Uuid, name: &str) -> Result<(), StoreError> {
+        let ops = vec![
+            WriteOp::Delete {
+                key: Key::new(keys::event_name_registry_partition(project), name),
+                condition: Condition::Exists,
+            },
+            WriteOp::Add {
+                key: keys::event_name_count(project),
+                delta: -1,
+            },
+        ];
+        match self.table.transact(ops).await {
+            // Never registered (tracked before names were registered): nothing to free.
+            Err(e) if e.is_condition_failed() => Ok(()),
+            other => other,
+        }
     }
 
     /// Records an event.

@@ -88,6 +88,23 @@ impl<'a> RateLimiter<'a> {
         .await
     }
 
+    /// Counts one webhook test send or manual retry of `project` against `limit` a minute.
+    pub async fn hit_webhook_calls(
+        &self,
+        project: Uuid,
+        limit: u32,
+        now_unix: i64,
+    ) -> RateDecision {
+        let minute = now_unix.div_euclid(60);
+        self.count(
+            keys::webhook_calls_counter(project, minute),
+            limit,
+            now_unix,
+            &project,
+        )
+        .await
+    }
+
     /// Counts one hosted-page request of `source` (an opaque, already hashed client address)
     /// against `limit` per UTC minute. Fail-open like [`RateLimiter::hit`].
     pub async fn hit_source(&self, source: &str, limit: u32, now_unix: i64) -> RateDecision {

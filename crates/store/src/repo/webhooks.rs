@@ -7,7 +7,7 @@
 
 use crate::keys;
 use crate::repo::scan::{self, ScanPage};
-use crate::table::{Condition, Index, Item, Position, Query, StoreError, Table};
+use crate::table::{Condition, Index, Item, Position, Query, StoreError, Table, WriteOp};
 use plunk_domain::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -184,11 +184,42 @@ impl<'a> Webhooks<'a> {
         }
     }
 
-    /// Stores a new webhook.
-    pub async fn create(&self, project: Uuid, webhook: &Webhook) -> Result<(), StoreError> {
-        self.table
+    /// Stores a new webhook unless the project has [`MAX_WEBHOOKS`] already; false when it has.
+    /// The count is a counter raised by a conditional add before the webhook is stored (and
+    /// lowered again if storing fails), so concurrent creates never pass the bound.
+    pub async fn create(&self, project: Uuid, webhook: &Webhook) -> Result<bool, StoreError> {
+        let count = keys::webhook_count(project);
+        if self.table.get(&count).await?.is_none() {
+            // First use since counting began: start from the webhooks stored.
+            let stored = self.all(project).await?.len() as i64;
+            let mut item = Item::new(count.clone(), serde_json::Value::Null);
+            item.counter = Some(stored);
+            match self.table.put(item, Condition::NotExists).await {
+                Ok(()) => {}
+                Err(e) if e.is_condition_failed() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match self
+            .table
+            .add(&count, 1, Some(MAX_WEBHOOKS as i64), None)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.is_condition_failed() => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        if let Err(e) = self
+            .table
             .put(webhook_item(project, webhook, 1), Condition::NotExists)
             .await
+        {
+            if let Err(undo) = self.table.add(&count, -1, None, None).await {
+                tracing::warn!(%project, error = %undo, "webhook count not lowered after a failed create");
+            }
+            return Err(e);
+        }
+        Ok(true)
     }
 
     /// Rewrites a webhook read at `version`; `ConditionFailed` if it changed meanwhile.
@@ -206,11 +237,23 @@ impl<'a> Webhooks<'a> {
             .await
     }
 
-    /// Deletes a webhook (its deliveries expire with their retention).
+    /// Deletes a webhook and lowers the count, in one transaction; deleting one already gone
+    /// changes nothing. Its deliveries expire with their retention.
     pub async fn delete(&self, project: Uuid, id: Uuid) -> Result<(), StoreError> {
-        self.table
-            .delete(&keys::webhook(project, id), Condition::None)
-            .await
+        let ops = vec![
+            WriteOp::Delete {
+                key: keys::webhook(project, id),
+                condition: Condition::Exists,
+            },
+            WriteOp::Add {
+                key: keys::webhook_count(project),
+                delta: -1,
+            },
+        ];
+        match self.table.transact(ops).await {
+            Err(e) if e.is_condition_failed() => Ok(()),
+            other => other,
+        }
     }
 
     /// Stores a new delivery unless one with its id exists; true when stored.
