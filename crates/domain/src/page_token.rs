@@ -1,11 +1,15 @@
-//! Signed tokens of the hosted unsubscribe, subscribe and manage pages (spec
-//! feedback-and-unsubscribe.md §4.1), and the page URLs built from them (§4.2).
+//! Signed tokens of the hosted unsubscribe, subscribe and manage pages, and the page URLs built
+//! from them.
 //!
 //! `token = base64url(payload) "." base64url(tag)`, without padding, where
-//! `payload = version 1 ‖ key id (1 byte) ‖ contact id (16 bytes) ‖ email id (16 bytes, zeros when
-//! there is no email)` and `tag` is the first 16 bytes of HMAC-SHA256(secret[key id], payload).
-//! Tokens never expire and are not bound to one page. Several secrets can be live at once: the
-//! current one signs, every one verifies, so a new signing secret keeps old links working.
+//! `payload = version 2 ‖ key id (1 byte) ‖ contact id (16 bytes) ‖ email id (16 bytes, zeros when
+//! there is no email) ‖ the first 8 bytes of SHA-256 of the address the token was made for` and
+//! `tag` is the first 16 bytes of HMAC-SHA256(secret[key id], payload). A token whose address is
+//! no longer the contact's (the contact changed its email) does not act on the contact: a link
+//! sent to an old address cannot reach the new one. Tokens of version 1 (the same payload without
+//! the address, already in people's mailboxes) still verify. Tokens never expire and are not bound
+//! to one page. Several secrets can be live at once: the current one signs, every one verifies,
+//! so a new signing secret keeps old links working.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -14,14 +18,22 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-/// The only payload version.
-const VERSION: u8 = 1;
-/// Bytes of the payload: version, key id, contact id, email id.
-const PAYLOAD_LEN: usize = 1 + 1 + 16 + 16;
+/// The version signed now: with the address.
+const VERSION: u8 = 2;
+/// The first version: without the address.
+const VERSION_1: u8 = 1;
+/// Bytes of a version 1 payload: version, key id, contact id, email id.
+const PAYLOAD_V1_LEN: usize = 1 + 1 + 16 + 16;
+/// Bytes of the address hash of version 2.
+const ADDRESS_LEN: usize = 8;
+/// Bytes of a version 2 payload.
+const PAYLOAD_LEN: usize = PAYLOAD_V1_LEN + ADDRESS_LEN;
 /// Bytes of the truncated tag.
 const TAG_LEN: usize = 16;
-/// Length of a well-formed token: 46 + "." + 22 characters.
-const TOKEN_LEN: usize = 46 + 1 + 22;
+/// Length of a well-formed version 2 token: 56 + "." + 22 characters.
+const TOKEN_LEN: usize = 56 + 1 + 22;
+/// Length of a well-formed version 1 token: 46 + "." + 22 characters.
+const TOKEN_V1_LEN: usize = 46 + 1 + 22;
 /// Bytes of every signing secret.
 pub const SECRET_LEN: usize = 32;
 
@@ -51,6 +63,26 @@ pub struct PageTokenClaims {
     pub contact_id: Uuid,
     /// The email the link was sent in, if any (campaign attribution).
     pub email_id: Option<Uuid>,
+    /// The hash of the address the token was made for (`None` for a version 1 token).
+    pub address: Option<[u8; ADDRESS_LEN]>,
+}
+
+impl PageTokenClaims {
+    /// Whether the token may act on a contact whose address is now `address`: a version 2 token
+    /// only for the address it was made for, a version 1 token for any.
+    pub fn fits(&self, address: &str) -> bool {
+        self.address
+            .is_none_or(|hash| hash == address_hash(address))
+    }
+}
+
+/// The first bytes of SHA-256 of a normalised address.
+fn address_hash(address: &str) -> [u8; ADDRESS_LEN] {
+    use sha2::Digest;
+    let digest = Sha256::digest(address.as_bytes());
+    let mut hash = [0u8; ADDRESS_LEN];
+    hash.copy_from_slice(&digest[..ADDRESS_LEN]);
+    hash
 }
 
 impl PageTokenKeys {
@@ -83,8 +115,8 @@ impl PageTokenKeys {
         tag
     }
 
-    /// A token for `contact`, attributed to `email` when given.
-    pub fn sign(&self, contact: Uuid, email: Option<Uuid>) -> String {
+    /// A token for `contact` at `address` (normalised), attributed to `email` when given.
+    pub fn sign(&self, contact: Uuid, email: Option<Uuid>, address: &str) -> String {
         let secret = &self.secrets[self.current];
         let mut payload = [0u8; PAYLOAD_LEN];
         payload[0] = VERSION;
@@ -93,6 +125,7 @@ impl PageTokenKeys {
         if let Some(email) = email {
             payload[18..34].copy_from_slice(email.as_bytes());
         }
+        payload[34..].copy_from_slice(&address_hash(address));
         let tag = Self::tag(secret, &payload);
         format!(
             "{}.{}",
@@ -105,13 +138,18 @@ impl PageTokenKeys {
     /// length, bad base64 (padding and non-canonical encodings included), another version, an
     /// unknown key id, or a tag that does not match (compared in constant time).
     pub fn verify(&self, token: &str) -> Option<PageTokenClaims> {
-        if token.len() != TOKEN_LEN {
+        if token.len() != TOKEN_LEN && token.len() != TOKEN_V1_LEN {
             return None;
         }
         let (payload_text, tag_text) = token.split_once('.')?;
         let payload = URL_SAFE_NO_PAD.decode(payload_text).ok()?;
         let tag = URL_SAFE_NO_PAD.decode(tag_text).ok()?;
-        if payload.len() != PAYLOAD_LEN || tag.len() != TAG_LEN || payload[0] != VERSION {
+        let well_formed = match payload.first() {
+            Some(&VERSION) => payload.len() == PAYLOAD_LEN,
+            Some(&VERSION_1) => payload.len() == PAYLOAD_V1_LEN,
+            _ => false,
+        };
+        if !well_formed || tag.len() != TAG_LEN {
             return None;
         }
         let secret = self.secrets.iter().find(|s| s.id == payload[1])?;
@@ -121,9 +159,13 @@ impl PageTokenKeys {
         }
         let contact_id = Uuid::from_slice(&payload[2..18]).ok()?;
         let email_id = Uuid::from_slice(&payload[18..34]).ok()?;
+        let address = payload
+            .get(PAYLOAD_V1_LEN..)
+            .and_then(|bytes| <[u8; ADDRESS_LEN]>::try_from(bytes).ok());
         Some(PageTokenClaims {
             contact_id,
             email_id: (!email_id.is_nil()).then_some(email_id),
+            address,
         })
     }
 }
@@ -163,6 +205,43 @@ mod tests {
         PageTokenKeys::new(vec![secret(id, fill)], id).unwrap()
     }
 
+    const ADDRESS: &str = "ada@example.org";
+
+    /// A version 1 token, as links sent before version 2 carry them.
+    fn sign_v1(k: &PageTokenKeys, contact: Uuid, email: Option<Uuid>) -> String {
+        let secret = &k.secrets[k.current];
+        let mut payload = [0u8; PAYLOAD_V1_LEN];
+        payload[0] = VERSION_1;
+        payload[1] = secret.id;
+        payload[2..18].copy_from_slice(contact.as_bytes());
+        if let Some(email) = email {
+            payload[18..34].copy_from_slice(email.as_bytes());
+        }
+        let tag = PageTokenKeys::tag(secret, &payload);
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(payload),
+            URL_SAFE_NO_PAD.encode(tag)
+        )
+    }
+
+    #[test]
+    fn a_token_acts_only_for_the_address_it_was_made_for_and_version_1_still_verifies() {
+        let (contact, email) = ids();
+        let k = keys(1, 7);
+        let claims = k.verify(&k.sign(contact, Some(email), ADDRESS)).unwrap();
+        assert!(claims.fits(ADDRESS));
+        assert!(!claims.fits("ada@new.example"));
+        let old = sign_v1(&k, contact, Some(email));
+        assert_eq!(old.len(), TOKEN_V1_LEN);
+        let claims = k.verify(&old).unwrap();
+        assert_eq!(
+            (claims.contact_id, claims.email_id, claims.address),
+            (contact, Some(email), None)
+        );
+        assert!(claims.fits("ada@new.example"));
+    }
+
     fn ids() -> (Uuid, Uuid) {
         (
             Uuid::parse_str("0193a1f2-5b7c-7d10-8a21-4f6e9c0d1a23").unwrap(),
@@ -174,7 +253,7 @@ mod tests {
     fn a_token_names_its_contact_and_email() {
         let (contact, email) = ids();
         let k = keys(1, 7);
-        let token = k.sign(contact, Some(email));
+        let token = k.sign(contact, Some(email), ADDRESS);
         assert_eq!(token.len(), TOKEN_LEN);
         assert!(token
             .bytes()
@@ -183,7 +262,8 @@ mod tests {
             k.verify(&token),
             Some(PageTokenClaims {
                 contact_id: contact,
-                email_id: Some(email)
+                email_id: Some(email),
+                address: Some(address_hash(ADDRESS)),
             })
         );
     }
@@ -192,13 +272,15 @@ mod tests {
     fn the_layout_is_the_spec_one() {
         let (contact, email) = ids();
         let k = keys(3, 9);
-        let token = k.sign(contact, Some(email));
+        let token = k.sign(contact, Some(email), ADDRESS);
         let (p, t) = token.split_once('.').unwrap();
         let payload = URL_SAFE_NO_PAD.decode(p).unwrap();
-        assert_eq!(payload[0], 1, "version");
+        assert_eq!(payload[0], 2, "version");
         assert_eq!(payload[1], 3, "key id");
         assert_eq!(&payload[2..18], contact.as_bytes());
         assert_eq!(&payload[18..34], email.as_bytes());
+        use sha2::Digest;
+        assert_eq!(&payload[34..42], &Sha256::digest(ADDRESS.as_bytes())[..8]);
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&[9; 32]).unwrap();
         mac.update(&payload);
         let full = mac.finalize().into_bytes();
@@ -209,16 +291,17 @@ mod tests {
     fn a_token_without_email_carries_zeros_and_verifies_to_none() {
         let (contact, _) = ids();
         let k = keys(1, 7);
-        let token = k.sign(contact, None);
+        let token = k.sign(contact, None, ADDRESS);
         let payload = URL_SAFE_NO_PAD
             .decode(token.split_once('.').unwrap().0)
             .unwrap();
-        assert!(payload[18..].iter().all(|b| *b == 0));
+        assert!(payload[18..34].iter().all(|b| *b == 0));
         assert_eq!(
             k.verify(&token),
             Some(PageTokenClaims {
                 contact_id: contact,
-                email_id: None
+                email_id: None,
+                address: Some(address_hash(ADDRESS)),
             })
         );
     }
@@ -227,7 +310,7 @@ mod tests {
     fn changing_any_byte_of_payload_or_tag_is_refused() {
         let (contact, email) = ids();
         let k = keys(1, 7);
-        let token = k.sign(contact, Some(email));
+        let token = k.sign(contact, Some(email), ADDRESS);
         let (p, t) = token.split_once('.').unwrap();
         let payload = URL_SAFE_NO_PAD.decode(p).unwrap();
         let tag = URL_SAFE_NO_PAD.decode(t).unwrap();
@@ -251,7 +334,7 @@ mod tests {
     fn malformed_tokens_are_refused() {
         let (contact, email) = ids();
         let k = keys(1, 7);
-        let token = k.sign(contact, Some(email));
+        let token = k.sign(contact, Some(email), ADDRESS);
         let (p, t) = token.split_once('.').unwrap();
         let cases = [
             String::new(),
@@ -309,18 +392,18 @@ mod tests {
     #[test]
     fn another_deployments_secret_does_not_verify() {
         let (contact, email) = ids();
-        let token = keys(1, 7).sign(contact, Some(email));
+        let token = keys(1, 7).sign(contact, Some(email), ADDRESS);
         assert_eq!(keys(1, 8).verify(&token), None);
     }
 
     #[test]
     fn after_rotation_old_tokens_verify_and_new_ones_use_the_new_key() {
         let (contact, email) = ids();
-        let old = keys(1, 7).sign(contact, Some(email));
+        let old = keys(1, 7).sign(contact, Some(email), ADDRESS);
         let rotated = PageTokenKeys::new(vec![secret(1, 7), secret(2, 9)], 2).unwrap();
         assert_eq!(rotated.current_id(), 2);
         assert_eq!(rotated.verify(&old).unwrap().contact_id, contact);
-        let new = rotated.sign(contact, Some(email));
+        let new = rotated.sign(contact, Some(email), ADDRESS);
         let payload = URL_SAFE_NO_PAD
             .decode(new.split_once('.').unwrap().0)
             .unwrap();

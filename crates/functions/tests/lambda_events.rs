@@ -105,7 +105,11 @@ async fn the_pages_binary_serves_one_click_and_limits_by_the_gateways_source_ip(
         .await
         .unwrap()
         .contact;
-    let token = store.page_tokens().await.unwrap().sign(contact.id, None);
+    let token = store
+        .page_tokens()
+        .await
+        .unwrap()
+        .sign(contact.id, None, contact.email.as_str());
     let mut function = Function::start(env!("CARGO_BIN_EXE_pages"), dir.path()).await;
     let event = common::fixture("pages-one-click.json", &[("__TOKEN__", &token)]);
     // The 61 requests below share one UTC minute (the limit's window).

@@ -317,7 +317,7 @@ mod tests {
         let (ka, kb) = tokio::join!(a.page_tokens(), b.page_tokens());
         let (ka, kb) = (ka.unwrap(), kb.unwrap());
         let contact = uuid::Uuid::now_v7();
-        let token = ka.sign(contact, None);
+        let token = ka.sign(contact, None, "ada@example.org");
         assert_eq!(kb.verify(&token).unwrap().contact_id, contact);
         assert_eq!(ka.current_id(), 1);
         // Distinct from the cursor secret.
@@ -335,11 +335,11 @@ mod tests {
     async fn a_rotated_secrets_item_signs_with_current_and_verifies_older_tokens() {
         let table: Arc<dyn Table> = Arc::new(SqliteTable::in_memory().unwrap());
         let contact = uuid::Uuid::now_v7();
-        let old = Store::new(table.clone())
-            .page_tokens()
-            .await
-            .unwrap()
-            .sign(contact, None);
+        let old = Store::new(table.clone()).page_tokens().await.unwrap().sign(
+            contact,
+            None,
+            "ada@example.org",
+        );
         let mut item = table
             .get(&keys::page_token_secrets())
             .await

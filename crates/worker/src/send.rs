@@ -407,11 +407,11 @@ impl SendWorker {
         // The hosted-page links of this email: the token names the contact and this email.
         let urls = match (&self.config.public_url, v.record.contact_id) {
             (Some(base), Some(contact_id)) => {
-                let token = self
-                    .store
-                    .page_tokens()
-                    .await?
-                    .sign(contact_id, Some(v.record.id));
+                let token = self.store.page_tokens().await?.sign(
+                    contact_id,
+                    Some(v.record.id),
+                    &v.record.to,
+                );
                 Some(HostedUrls::new(base, &token))
             }
             _ => None,

@@ -201,12 +201,11 @@ impl World {
     }
 
     async fn url_of(&self, email: Uuid) -> String {
-        let token = self
-            .store
-            .page_tokens()
-            .await
-            .unwrap()
-            .sign(self.contact, Some(email));
+        let token = self.store.page_tokens().await.unwrap().sign(
+            self.contact,
+            Some(email),
+            "ada@example.org",
+        );
         format!("{BASE}/unsubscribe/{token}")
     }
 }

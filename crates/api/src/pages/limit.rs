@@ -20,8 +20,13 @@ use plunk_http_kit::AppState;
 /// Requests per source address per minute.
 pub const PAGE_REQUESTS_PER_MINUTE: u32 = 60;
 
-/// Route layer: counts the request, answers 429 over the limit.
+/// Route layer: counts the request, answers 429 over the limit. A POST whose token verifies is
+/// neither counted nor refused: one-click unsubscribes of a large campaign arrive from a few
+/// mailbox providers' addresses, and guessing tokens (what the limit is for) never verifies.
 pub async fn per_source(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method() == http::Method::POST && carries_valid_token(&state, req.uri().path()).await {
+        return next.run(req).await;
+    }
     let key = source_key(source_ip(req.extensions()));
     let decision = state
         .store
@@ -39,4 +44,17 @@ pub async fn per_source(State(state): State<AppState>, req: Request, next: Next)
     page.paragraphs.push(fixed::TOO_MANY_MESSAGE.to_owned());
     page.retry_after = Some(decision.reset_seconds);
     page.into_response()
+}
+
+/// Whether the path's last segment is a token this deployment signed.
+async fn carries_valid_token(state: &AppState, path: &str) -> bool {
+    let token = path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    match state.store.page_tokens().await {
+        Ok(keys) => keys.verify(token).is_some(),
+        Err(_) => false,
+    }
 }

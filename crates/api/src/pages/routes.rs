@@ -138,6 +138,8 @@ async fn resolve(
         .contacts()
         .find(claims.contact_id)
         .await?
+        // A link made for an address the contact no longer has does not act on it.
+        .filter(|(_, contact)| claims.fits(contact.email.as_str()))
         .ok_or(Failure::Invalid)?;
     let project = state
         .store
