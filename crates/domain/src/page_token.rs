@@ -366,8 +366,9 @@ mod tests {
     fn another_version_or_an_unknown_key_id_is_refused_even_when_correctly_signed() {
         let (contact, email) = ids();
         let s = secret(1, 7);
-        let forge = |version: u8, key: u8| {
-            let mut payload = [0u8; PAYLOAD_LEN];
+        // A payload of `len` bytes with the given version and key id, correctly tagged.
+        let forge = |version: u8, key: u8, len: usize| {
+            let mut payload = vec![0u8; len];
             payload[0] = version;
             payload[1] = key;
             payload[2..18].copy_from_slice(contact.as_bytes());
@@ -381,12 +382,22 @@ mod tests {
         };
         let k = keys(1, 7);
         assert!(
-            k.verify(&forge(1, 1)).is_some(),
+            k.verify(&forge(2, 1, PAYLOAD_LEN)).is_some(),
             "the control case verifies"
         );
-        assert_eq!(k.verify(&forge(2, 1)), None, "version 2");
-        assert_eq!(k.verify(&forge(0, 1)), None, "version 0");
-        assert_eq!(k.verify(&forge(1, 2)), None, "unknown key id");
+        assert!(
+            k.verify(&forge(1, 1, PAYLOAD_V1_LEN)).is_some(),
+            "version 1 at its own length verifies"
+        );
+        assert_eq!(k.verify(&forge(1, 1, PAYLOAD_LEN)), None, "version 1, long");
+        assert_eq!(
+            k.verify(&forge(2, 1, PAYLOAD_V1_LEN)),
+            None,
+            "version 2, short"
+        );
+        assert_eq!(k.verify(&forge(3, 1, PAYLOAD_LEN)), None, "version 3");
+        assert_eq!(k.verify(&forge(0, 1, PAYLOAD_LEN)), None, "version 0");
+        assert_eq!(k.verify(&forge(2, 2, PAYLOAD_LEN)), None, "unknown key id");
     }
 
     #[test]

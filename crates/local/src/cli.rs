@@ -85,6 +85,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage the server's own secrets (cursor encryption, unsubscribe and preference links).
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Run the local server: every endpoint group in one process.
     Serve(ServeArgs),
     /// Inject provider feedback for a sent email, as SES would report it; the running
@@ -160,6 +163,28 @@ pub enum KeysCommand {
         #[arg(long)]
         key: String,
     },
+}
+
+/// `plunk secrets …`
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Add a fresh secret that signs ten minutes from now (once every process has loaded it);
+    /// every older secret keeps opening what it made, so no cursor or link breaks.
+    Rotate {
+        #[arg(long, value_enum, default_value = "all")]
+        kind: SecretKindArg,
+    },
+}
+
+/// Which secrets `secrets rotate` rotates.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SecretKindArg {
+    /// List cursors.
+    Cursor,
+    /// Hosted-page tokens (unsubscribe and preference links in sent email).
+    PageTokens,
+    /// Both.
+    All,
 }
 
 /// Key types `rotate` can create.

@@ -1,12 +1,14 @@
 //! The project and key commands (admin-cli.md §3).
 
-use crate::cli::{Cli, Command, KeysCommand, ProjectCommand, RotateType};
+use crate::cli::{
+    Cli, Command, KeysCommand, ProjectCommand, RotateType, SecretKindArg, SecretsCommand,
+};
 use crate::output::{emit, Failure};
 use plunk_domain::project::{
     valid_language, valid_project_name, ApiKeyRecord, KeyType, Project, Tracking,
     DEFAULT_RATE_LIMIT, MAX_RATE_LIMIT,
 };
-use plunk_store::{ProjectError, Store};
+use plunk_store::{ProjectError, SecretKind, Store};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -19,6 +21,7 @@ pub async fn run(cli: &Cli) -> Result<(), Failure> {
     match &cli.command {
         Command::Project(cmd) => project(cli, &store, cmd).await,
         Command::Keys(cmd) => keys(cli, &store, cmd).await,
+        Command::Secrets(cmd) => secrets(cli, &store, cmd).await,
         Command::Serve(_) | Command::Simulate(_) => {
             unreachable!("serve and simulate are dispatched separately")
         }
@@ -287,6 +290,36 @@ async fn project(cli: &Cli, store: &Store, cmd: &ProjectCommand) -> Result<(), F
             });
         }
     }
+    Ok(())
+}
+
+async fn secrets(cli: &Cli, store: &Store, cmd: &SecretsCommand) -> Result<(), Failure> {
+    let SecretsCommand::Rotate { kind } = cmd;
+    let kinds: &[(SecretKind, &str)] = match kind {
+        SecretKindArg::Cursor => &[(SecretKind::Cursor, "cursor")],
+        SecretKindArg::PageTokens => &[(SecretKind::PageTokens, "pageTokens")],
+        SecretKindArg::All => &[
+            (SecretKind::Cursor, "cursor"),
+            (SecretKind::PageTokens, "pageTokens"),
+        ],
+    };
+    let mut rotated = serde_json::Map::new();
+    let mut lines = Vec::new();
+    for (kind, name) in kinds {
+        let r = store.rotate_secrets(*kind).await?;
+        let from = chrono::DateTime::from_timestamp(r.active_from, 0)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default();
+        lines.push(format!(
+            "{name}: secret {} signs from {from}; {} secrets kept",
+            r.id, r.kept
+        ));
+        rotated.insert(
+            (*name).into(),
+            json!({ "id": r.id, "activeFrom": from, "kept": r.kept }),
+        );
+    }
+    emit(cli.json, &Value::Object(rotated), || lines.join("\n"));
     Ok(())
 }
 

@@ -304,3 +304,27 @@ fn revoking_the_last_secret_key_needs_yes() {
         3
     );
 }
+
+#[test]
+fn secrets_rotate_adds_a_secret_that_signs_later_and_keeps_the_old_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out) = cli(dir.path(), &["secrets", "rotate"]);
+    assert_eq!(code, 0, "{out}");
+    for kind in ["cursor", "pageTokens"] {
+        // The first secret is created on demand, the rotation adds the second.
+        assert_eq!(out[kind]["id"], 2, "{out}");
+        assert_eq!(out[kind]["kept"], 2);
+        let from = chrono::DateTime::parse_from_rfc3339(out[kind]["activeFrom"].as_str().unwrap())
+            .unwrap();
+        let wait = from.signed_duration_since(chrono::Utc::now()).num_seconds();
+        assert!(
+            (590..=600).contains(&wait),
+            "signs in ten minutes, not {wait}s"
+        );
+    }
+    let (code, out) = cli(dir.path(), &["secrets", "rotate", "--kind", "cursor"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["cursor"]["id"], 3);
+    assert_eq!(out["cursor"]["kept"], 3);
+    assert!(out.get("pageTokens").is_none());
+}

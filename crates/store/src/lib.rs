@@ -10,14 +10,14 @@ pub mod feed;
 pub mod keys;
 pub mod lookup_cache;
 pub mod repo;
+pub mod secrets;
 pub mod table;
 
 use cursor::{CursorCodec, CursorSecret};
 use feed::ChangeFeed;
 use plunk_domain::page_token::{PageTokenKeys, PageTokenSecret, SECRET_LEN};
 use std::sync::Arc;
-use table::{Condition, Item, StoreError, Table};
-use tokio::sync::OnceCell;
+use table::{Item, StoreError, Table};
 
 pub use repo::contacts::{
     ContactError, ContactFilter, Contacts, CurrentContact, SubscriptionOutcome, UpsertOutcome,
@@ -26,13 +26,22 @@ pub use repo::events::Events;
 pub use repo::projects::{KeyLookup, ProjectError, Projects, RotatedKeys};
 pub use repo::rate_limit::{RateDecision, RateLimiter};
 
+/// Which server secrets [`Store::rotate_secrets`] rotates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretKind {
+    /// The cursor encryption secrets.
+    Cursor,
+    /// The hosted-page token secrets (unsubscribe and preference links).
+    PageTokens,
+}
+
 /// The repositories over one table, cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     table: Arc<dyn Table>,
-    cursor: Arc<OnceCell<CursorCodec>>,
+    cursor: Arc<secrets::Reloading<CursorCodec>>,
     feed: Option<Arc<dyn ChangeFeed>>,
-    page_tokens: Arc<OnceCell<PageTokenKeys>>,
+    page_tokens: Arc<secrets::Reloading<PageTokenKeys>>,
     lookups: Arc<lookup_cache::Lookups>,
 }
 
@@ -41,9 +50,9 @@ impl Store {
     pub fn new(table: Arc<dyn Table>) -> Self {
         Self {
             table,
-            cursor: Arc::new(OnceCell::new()),
+            cursor: Arc::new(secrets::Reloading::new(secrets::RELOAD_EVERY)),
             feed: None,
-            page_tokens: Arc::new(OnceCell::new()),
+            page_tokens: Arc::new(secrets::Reloading::new(secrets::RELOAD_EVERY)),
             lookups: Arc::new(lookup_cache::Lookups::new(std::time::Duration::ZERO)),
         }
     }
@@ -140,92 +149,46 @@ impl Store {
         repo::idempotency::Idempotency::new(self.table.as_ref())
     }
 
-    /// The cursor codec, with the signing secrets read from the table (created on first use, so
-    /// every process sharing the table signs alike).
-    pub async fn cursor_codec(&self) -> Result<&CursorCodec, StoreError> {
+    /// The cursor codec, with the secrets read from the table (created on first use, so every
+    /// process sharing the table encrypts alike; reloaded as [`secrets`] describes).
+    pub async fn cursor_codec(&self) -> Result<Arc<CursorCodec>, StoreError> {
         self.cursor
-            .get_or_try_init(|| async {
-                let secrets = load_or_create_cursor_secrets(self.table.as_ref()).await?;
-                Ok(CursorCodec::new(secrets))
-            })
+            .get(|| load_or_create_cursor_codec(self.table.as_ref()))
             .await
     }
 
-    /// The hosted-page token keys, read from the table like the cursor secrets (created on first
-    /// use, so every process sharing the table signs and verifies alike).
-    pub async fn page_tokens(&self) -> Result<&PageTokenKeys, StoreError> {
+    /// The hosted-page token keys, read from the table like the cursor secrets.
+    pub async fn page_tokens(&self) -> Result<Arc<PageTokenKeys>, StoreError> {
         self.page_tokens
-            .get_or_try_init(|| load_or_create_page_token_keys(self.table.as_ref()))
+            .get(|| load_or_create_page_token_keys(self.table.as_ref()))
             .await
+    }
+
+    /// Adds a fresh secret of `kind`, signing from [`secrets::ACTIVATION_DELAY`] on; every older
+    /// secret keeps verifying.
+    pub async fn rotate_secrets(&self, kind: SecretKind) -> Result<secrets::Rotation, StoreError> {
+        let (key, what) = match kind {
+            SecretKind::Cursor => (keys::cursor_secret(), "cursor secrets"),
+            SecretKind::PageTokens => (keys::page_token_secrets(), "page token secrets"),
+        };
+        secrets::rotate(self.table.as_ref(), &key, what, secrets::ACTIVATION_DELAY).await
     }
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StoredSecret {
-    id: u8,
-    hex: String,
-}
-
-/// Secrets read from a SYSTEM item: `(id, bytes)` in stored order and the id of the signing one
-/// when the item names it (else the first signs).
-struct LoadedSecrets {
-    secrets: Vec<(u8, Vec<u8>)>,
-    current: Option<u8>,
-}
-
-/// Reads the secrets item at `key`, creating it with one random 32-byte secret (id 1) when it is
-/// missing. The create is a conditional put, so processes starting at once agree on one secret.
-async fn load_or_create_secrets(
-    table: &dyn Table,
-    key: &table::Key,
-    what: &str,
-) -> Result<LoadedSecrets, StoreError> {
-    for _ in 0..3 {
-        if let Some(item) = table.get(key).await? {
-            let stored: Vec<StoredSecret> = serde_json::from_value(item.body["secrets"].clone())
-                .map_err(|e| StoreError::Other(format!("{what}: {e}")))?;
-            let secrets: Vec<(u8, Vec<u8>)> = stored
-                .into_iter()
-                .filter_map(|s| decode_hex(&s.hex).map(|bytes| (s.id, bytes)))
-                .collect();
-            if !secrets.is_empty() {
-                let current = item.body["current"]
-                    .as_u64()
-                    .and_then(|c| u8::try_from(c).ok());
-                return Ok(LoadedSecrets { secrets, current });
-            }
-        }
-        let mut bytes = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let body = serde_json::json!({ "current": 1, "secrets": [ { "id": 1, "hex": hex } ] });
-        match table
-            .put(Item::new(key.clone(), body), Condition::NotExists)
-            .await
-        {
-            Ok(()) => {}
-            // Another process created it first: read theirs on the next turn.
-            Err(e) if e.is_condition_failed() => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Err(StoreError::Other(format!("could not establish {what}")))
-}
-
-async fn load_or_create_cursor_secrets(table: &dyn Table) -> Result<Vec<CursorSecret>, StoreError> {
-    let loaded = load_or_create_secrets(table, &keys::cursor_secret(), "cursor secrets").await?;
-    Ok(loaded
+async fn load_or_create_cursor_codec(table: &dyn Table) -> Result<CursorCodec, StoreError> {
+    let loaded = secrets::load_or_create(table, &keys::cursor_secret(), "cursor secrets").await?;
+    let secrets = loaded
         .secrets
         .into_iter()
         .map(|(id, bytes)| CursorSecret { id, bytes })
-        .collect())
+        .collect();
+    Ok(CursorCodec::new(secrets, Some(loaded.current)))
 }
 
-/// The hosted-page token keys: every stored secret of 32 bytes verifies; `current` (else the
-/// first) signs. Rotation adds a secret to the item and points `current` at it.
+/// The hosted-page token keys: every stored secret of 32 bytes verifies; the current one signs.
 async fn load_or_create_page_token_keys(table: &dyn Table) -> Result<PageTokenKeys, StoreError> {
     let loaded =
-        load_or_create_secrets(table, &keys::page_token_secrets(), "page token secrets").await?;
+        secrets::load_or_create(table, &keys::page_token_secrets(), "page token secrets").await?;
     let secrets: Vec<PageTokenSecret> = loaded
         .secrets
         .into_iter()
@@ -234,20 +197,9 @@ async fn load_or_create_page_token_keys(table: &dyn Table) -> Result<PageTokenKe
             Some(PageTokenSecret { id, bytes })
         })
         .collect();
-    let current = loaded
-        .current
-        .or_else(|| secrets.first().map(|s| s.id))
-        .ok_or_else(|| StoreError::Other("page token secrets: none of 32 bytes".into()))?;
-    PageTokenKeys::new(secrets, current).ok_or_else(|| {
+    PageTokenKeys::new(secrets, loaded.current).ok_or_else(|| {
         StoreError::Other("page token secrets: the current id is missing or ids repeat".into())
     })
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect()
 }
 
 /// Reads a record out of an item body.
@@ -265,6 +217,7 @@ pub(crate) fn encode<T: serde::Serialize>(record: &T) -> serde_json::Value {
 mod tests {
     use super::*;
     use backend::sqlite::SqliteTable;
+    use table::Condition;
 
     #[tokio::test]
     async fn project_settings_are_reused_within_their_ttl_and_dropped_by_this_stores_writes() {
