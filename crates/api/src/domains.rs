@@ -103,6 +103,14 @@ fn already_exists() -> ApiError {
     )
 }
 
+/// 409: the provider has the identity, but this deployment did not make it.
+fn owned_elsewhere() -> ApiError {
+    ApiError::new(
+        ErrorCode::DomainAlreadyExists,
+        "This domain already exists at the email provider outside this service",
+    )
+}
+
 /// 502: the provider failed; the cause is logged, not returned.
 fn provider_error(e: IdentityError) -> ApiError {
     tracing::warn!(error = %e, "email provider failed");
@@ -145,8 +153,10 @@ fn mail_from_status(s: identity::MailFromStatus) -> MailFromStatus {
     }
 }
 
-/// Creates the provider identity; one that already exists (e.g. left by an earlier attempt) is
-/// adopted by reading its state. Returns the state and whether this call created it.
+/// Creates the provider identity; one this deployment made earlier (e.g. left by an earlier
+/// attempt) is adopted by reading its state; one made by anyone else (the operator's own domain,
+/// another stack in the account) is refused with 409 and never touched. Returns the state and
+/// whether this call created it.
 async fn create_identity(
     state: &AppState,
     domain: &str,
@@ -160,6 +170,7 @@ async fn create_identity(
             .await
             .map(|s| (s, false))
             .map_err(provider_error),
+        Err(IdentityError::OwnedElsewhere) => Err(owned_elsewhere()),
         Err(e) => Err(provider_error(e)),
     }
 }
@@ -224,7 +235,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/domains", tag = "Domains", request_body = CreateDomainBody,
     responses(
         (status = 201, description = "Created; publish the records, then verify", body = inline(DomainWithRecordsEnvelope)),
-        (status = 409, description = "DOMAIN_ALREADY_EXISTS (in this or another project)", body = plunk_http_kit::openapi::ErrorEnvelope),
+        (status = 409, description = "DOMAIN_ALREADY_EXISTS (in this or another project, or at the email provider outside this deployment)", body = plunk_http_kit::openapi::ErrorEnvelope),
         (status = 502, description = "EXTERNAL_SERVICE_ERROR: the email provider failed; nothing was stored", body = plunk_http_kit::openapi::ErrorEnvelope),
     ),
     security(("bearer" = [])))]

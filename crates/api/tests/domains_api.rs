@@ -27,6 +27,8 @@ struct FakeIdentities {
     dkim: Mutex<DkimStatus>,
     /// `create` answers `AlreadyExists`.
     already_exists: bool,
+    /// `create` answers `OwnedElsewhere` (the identity exists without this deployment's tag).
+    owned_elsewhere: bool,
     /// Before `create` answers, another project claims the name (a lost race).
     race: Mutex<Option<(Store, Uuid)>>,
     calls: Mutex<Vec<String>>,
@@ -39,6 +41,7 @@ impl FakeIdentities {
             region: region.into(),
             dkim: Mutex::new(DkimStatus::Pending),
             already_exists: false,
+            owned_elsewhere: false,
             race: Mutex::new(None),
             calls: Mutex::new(Vec::new()),
             creates: Mutex::new(0),
@@ -97,6 +100,9 @@ impl SendingIdentities for FakeIdentities {
                 Timestamp::now(),
             );
             store.domains().create(other, &winner).await.unwrap();
+        }
+        if self.owned_elsewhere {
+            return Err(IdentityError::OwnedElsewhere);
         }
         if self.already_exists {
             return Err(IdentityError::AlreadyExists);
@@ -560,6 +566,23 @@ on_both_backends! {
         assert_eq!(d["status"], json!("PENDING"));
         assert_eq!(d["records"].as_array().unwrap().len(), 6);
         assert_eq!(fake.calls(), ["create acme.io mail.acme.io", "state acme.io"]);
+    }
+
+    async fn an_identity_made_outside_this_deployment_is_409_and_never_touched(app: TestApp) {
+        let fake = Arc::new(FakeIdentities {
+            owned_elsewhere: true,
+            ..Arc::into_inner(FakeIdentities::new("eu-west-1")).unwrap()
+        });
+        let app = with_identities(app, fake.clone());
+        let res = app
+            .call(Method::POST, "/domains", Some(json!({"domain": "operator.example"})))
+            .await;
+        assert_error(&res, 409, "DOMAIN_ALREADY_EXISTS");
+        // Neither read for the tenant nor deleted: only the create that found it.
+        assert_eq!(fake.calls(), ["create operator.example mail.operator.example"]);
+        assert!(app.store.domains().claim("operator.example").await.unwrap().is_none());
+        let list = app.call(Method::GET, "/domains", None).await;
+        assert_eq!(list.data()["items"], json!([]));
     }
 
     async fn a_lost_race_ends_in_409_and_keeps_the_winners_identity(app: TestApp) {

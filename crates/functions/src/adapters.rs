@@ -13,6 +13,7 @@
 //! | `PLUNK_FEEDBACK_QUEUE_URL` | SQS feedback queue (the outbox mailer reports Send/Delivery there) | `queues.db` | none |
 //! | `PLUNK_BLOB_BUCKET` | S3 blobs | `blobs/` | refused where used |
 //! | `PLUNK_IDENTITIES` (`ses`, `local`) | sending identities | local (no DNS) | refused for `/domains` |
+//! | `PLUNK_DEPLOYMENT` | the `plunk:deployment` tag value of SES identities this deployment makes | `local` | `local` (the template sets the stack name) |
 //! | `PLUNK_MAILER` (`ses` or `outbox`), `PLUNK_OUTBOX_DIR` | mailer | SES | SES |
 //! | `PLUNK_SES_CONFIGURATION_SET_{TRACKED,UNTRACKED}` | SES configuration sets | none | none |
 //! | `PLUNK_SEND_RATE` | sends per second | SES `GetAccount`, else 14 | same |
@@ -239,7 +240,13 @@ impl Environment {
     /// store, else `None`.
     pub async fn identities(&self) -> Result<Option<Arc<dyn SendingIdentities>>, ConfigError> {
         match var("PLUNK_IDENTITIES").as_deref() {
-            Some("ses") => Ok(Some(Arc::new(SesIdentities::new(self.ses_client().await)))),
+            Some("ses") => {
+                let deployment = var("PLUNK_DEPLOYMENT").unwrap_or_else(|| "local".into());
+                Ok(Some(Arc::new(SesIdentities::new(
+                    self.ses_client().await,
+                    deployment,
+                ))))
+            }
             Some("local") => Ok(Some(Arc::new(LocalIdentities))),
             Some(other) => Err(ConfigError::Invalid {
                 var: "PLUNK_IDENTITIES",

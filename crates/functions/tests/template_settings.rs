@@ -602,3 +602,103 @@ fn both_configuration_sets_publish_to_the_default_bus_and_only_the_tracked_one_o
         .collect();
     assert_eq!(sets, BTreeSet::from([tracked, untracked]));
 }
+
+/// `(function or role, statement)` of every inline policy statement: SAM function policies and
+/// explicit roles' policy documents.
+fn statements(t: &Value) -> Vec<(&str, &Value)> {
+    let mut out = Vec::new();
+    for (name, f) in functions(t) {
+        for policy in f["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            for statement in policy["Statement"].as_sequence().into_iter().flatten() {
+                out.push((name, statement));
+            }
+        }
+    }
+    for (name, role) in of_type(t, "AWS::IAM::Role") {
+        for policy in role["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            let document = &policy["PolicyDocument"]["Statement"];
+            for statement in document.as_sequence().into_iter().flatten() {
+                out.push((name, statement));
+            }
+        }
+    }
+    out
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Sequence(items) => items.iter().flat_map(strings).collect(),
+        Value::Tagged(t) => strings(&t.value),
+        _ => vec![],
+    }
+}
+
+/// Whether `statement` requires `key` to equal the stack name.
+fn requires_stack_tag(statement: &Value, key: &str) -> bool {
+    match &statement["Condition"]["StringEquals"][key] {
+        Value::Tagged(t) => t.tag == "Ref" && t.value == "AWS::StackName",
+        _ => false,
+    }
+}
+
+#[test]
+fn ses_identities_are_created_changed_and_sent_from_only_with_this_stacks_tag() {
+    let t = template();
+    assert_eq!(
+        t["Globals"]["Function"]["Environment"]["Variables"]["PLUNK_DEPLOYMENT"],
+        serde_yaml::from_str::<Value>("!Ref AWS::StackName").unwrap()
+    );
+    let mut seen = BTreeSet::new();
+    for (function, statement) in statements(&t) {
+        let actions = strings(&statement["Action"]);
+        let on_identities = strings(&statement["Resource"])
+            .iter()
+            .any(|r| r.contains(":identity/"));
+        for action in actions.iter().filter(|a| a.starts_with("ses:")) {
+            seen.insert(action.clone());
+            let needed = match action.as_str() {
+                "ses:CreateEmailIdentity" | "ses:TagResource" => {
+                    Some("aws:RequestTag/plunk:deployment")
+                }
+                "ses:DeleteEmailIdentity"
+                | "ses:PutEmailIdentityMailFromAttributes"
+                | "ses:SendEmail"
+                | "ses:SendRawEmail"
+                    if on_identities =>
+                {
+                    Some("aws:ResourceTag/plunk:deployment")
+                }
+                _ => None,
+            };
+            if let Some(key) = needed {
+                assert!(
+                    requires_stack_tag(statement, key),
+                    "{function}: {action} on identities must require {key} = the stack name"
+                );
+            }
+            if action == "ses:CreateEmailIdentity" {
+                assert_eq!(
+                    strings(&statement["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]),
+                    ["plunk:deployment"],
+                    "{function}: no other tag may be set on create"
+                );
+            }
+        }
+    }
+    for action in [
+        "ses:CreateEmailIdentity",
+        "ses:DeleteEmailIdentity",
+        "ses:SendRawEmail",
+    ] {
+        assert!(seen.contains(action), "{action} is granted somewhere");
+    }
+}

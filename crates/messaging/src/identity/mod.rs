@@ -40,15 +40,25 @@ pub enum MailFromStatus {
 pub enum IdentityError {
     #[error("email provider failed: {0}")]
     Provider(String),
-    /// The provider already has this identity (e.g. created by another deployment).
+    /// The provider already has this identity, made by this deployment (e.g. left by an earlier
+    /// attempt): it may be adopted.
     #[error("identity already exists at the provider")]
     AlreadyExists,
+    /// The provider has this identity, but not made by this deployment (the operator's own domain,
+    /// or another stack's in the same account): it is never adopted.
+    #[error("identity exists at the provider outside this deployment")]
+    OwnedElsewhere,
 }
+
+/// The tag every identity this deployment creates carries; its value is the deployment's id.
+pub const DEPLOYMENT_TAG: &str = "plunk:deployment";
 
 /// Sending identities at the email provider.
 #[async_trait]
 pub trait SendingIdentities: Send + Sync + 'static {
-    /// Creates the identity with Easy DKIM (2048-bit) and sets its MAIL FROM domain.
+    /// Creates the identity with Easy DKIM (2048-bit), tagged with the deployment's id, and sets
+    /// its MAIL FROM domain. An existing identity answers [`IdentityError::AlreadyExists`] when it
+    /// carries this deployment's tag and [`IdentityError::OwnedElsewhere`] otherwise.
     async fn create(
         &self,
         domain: &str,

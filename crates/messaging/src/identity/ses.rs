@@ -1,9 +1,14 @@
 //! SES v2 sending identities: domain identities at Amazon SES (or an SES v2-compatible endpoint
 //! such as moto) with Easy DKIM (2048-bit keys) and a custom MAIL FROM domain.
 //!
-//! `create` is `CreateEmailIdentity` then `PutEmailIdentityMailFromAttributes`
-//! (`BehaviorOnMxFailure = USE_DEFAULT_VALUE`); when the second call fails, the new identity is
-//! deleted again so that nothing is left half made. `state` is `GetEmailIdentity`; `delete` is
+//! `create` first reads the identity (`GetEmailIdentity`): one that exists is this deployment's
+//! only when tagged `plunk:deployment = <deployment id>` (adoptable), else it belongs to someone
+//! else in the account (the operator's own domain, another stack) and is never touched. A missing
+//! one is made with `CreateEmailIdentity` carrying that tag, then
+//! `PutEmailIdentityMailFromAttributes` (`BehaviorOnMxFailure = USE_DEFAULT_VALUE`); when the second
+//! call fails, the new identity is deleted again so that nothing is left half made. Reading first
+//! (rather than trusting `AlreadyExistsException`) also holds on endpoints that accept a second
+//! create (moto). `state` is `GetEmailIdentity`; `delete` is
 //! `DeleteEmailIdentity`, where an absent identity is not an error.
 //!
 //! Emulator gaps handled here (moto 5.2.5), narrowly, so that the local server can run against
@@ -16,13 +21,15 @@
 //!   answer the SDK could not read, the few fields used here (DKIM status and tokens, MAIL FROM
 //!   status) are read from the JSON directly.
 
-use super::{DkimStatus, IdentityError, IdentityState, MailFromStatus, SendingIdentities};
+use super::{
+    DkimStatus, IdentityError, IdentityState, MailFromStatus, SendingIdentities, DEPLOYMENT_TAG,
+};
 use async_trait::async_trait;
 use aws_sdk_sesv2::config::http::HttpResponse;
 use aws_sdk_sesv2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sesv2::types::{
     BehaviorOnMxFailure, DkimAttributes, DkimSigningAttributes, DkimSigningKeyLength,
-    DkimStatus as SesDkimStatus, MailFromDomainStatus,
+    DkimStatus as SesDkimStatus, MailFromDomainStatus, Tag,
 };
 use aws_sdk_sesv2::Client;
 
@@ -33,17 +40,17 @@ const DEFAULT_REGION: &str = "us-east-1";
 #[derive(Debug, Clone)]
 pub struct SesIdentities {
     client: Client,
+    /// The value of the [`DEPLOYMENT_TAG`] on identities this deployment made.
+    deployment: String,
 }
 
 impl SesIdentities {
-    /// Wraps a client.
-    pub fn new(client: Client) -> Self {
-        Self { client }
-    }
-
-    /// A client from the environment, optionally at another endpoint (e.g. moto).
-    pub async fn from_env(endpoint: Option<&str>) -> Self {
-        Self::new(crate::mailer::ses::client_from_env(endpoint).await)
+    /// Wraps a client; `deployment` identifies this deployment (the stack name).
+    pub fn new(client: Client, deployment: impl Into<String>) -> Self {
+        Self {
+            client,
+            deployment: deployment.into(),
+        }
     }
 
     /// The region the client talks to (for the MAIL FROM MX record).
@@ -56,6 +63,55 @@ impl SesIdentities {
     }
 }
 
+impl SesIdentities {
+    /// Whether the identity exists and, if so, its deployment tag: `None` = absent,
+    /// `Some(None)` = exists untagged, `Some(Some(id))` = tagged with `id`.
+    async fn owner(&self, domain: &str) -> Result<Option<Option<String>>, IdentityError> {
+        match self
+            .client
+            .get_email_identity()
+            .email_identity(domain)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(deployment_of(out.tags()))),
+            Err(e) if e.code() == Some("NotFoundException") => Ok(None),
+            Err(e) => match raw_json(&e) {
+                // moto's answers the SDK cannot read: the tags from the JSON.
+                Some(body) => Ok(Some(deployment_in_json(&body))),
+                None => Err(provider_error("GetEmailIdentity", &e)),
+            },
+        }
+    }
+
+    /// The error for an identity that already exists with the deployment tag `owner`.
+    fn existing(&self, owner: Option<&str>) -> IdentityError {
+        if owner == Some(self.deployment.as_str()) {
+            IdentityError::AlreadyExists
+        } else {
+            IdentityError::OwnedElsewhere
+        }
+    }
+}
+
+/// The value of the deployment tag among `tags`.
+fn deployment_of(tags: &[Tag]) -> Option<String> {
+    tags.iter()
+        .find(|t| t.key() == DEPLOYMENT_TAG)
+        .map(|t| t.value().to_owned())
+}
+
+/// The deployment tag of a GetEmailIdentity answer read as JSON.
+fn deployment_in_json(body: &serde_json::Value) -> Option<String> {
+    body.get("Tags")?
+        .as_array()?
+        .iter()
+        .find(|t| t.get("Key").and_then(|k| k.as_str()) == Some(DEPLOYMENT_TAG))?
+        .get("Value")?
+        .as_str()
+        .map(str::to_owned)
+}
+
 #[async_trait]
 impl SendingIdentities for SesIdentities {
     async fn create(
@@ -63,6 +119,9 @@ impl SendingIdentities for SesIdentities {
         domain: &str,
         mail_from_domain: &str,
     ) -> Result<IdentityState, IdentityError> {
+        if let Some(owner) = self.owner(domain).await? {
+            return Err(self.existing(owner.as_deref()));
+        }
         let created = self
             .client
             .create_email_identity()
@@ -72,12 +131,21 @@ impl SendingIdentities for SesIdentities {
                     .next_signing_key_length(DkimSigningKeyLength::Rsa2048Bit)
                     .build(),
             )
+            .tags(
+                Tag::builder()
+                    .key(DEPLOYMENT_TAG)
+                    .value(&self.deployment)
+                    .build()
+                    .map_err(|e| IdentityError::Provider(e.to_string()))?,
+            )
             .send()
             .await;
         let created = match created {
             Ok(out) => Snapshot::new(out.dkim_attributes(), None),
+            // Made by someone else between the read and the create.
             Err(e) if e.code() == Some("AlreadyExistsException") => {
-                return Err(IdentityError::AlreadyExists)
+                let owner = self.owner(domain).await?.flatten();
+                return Err(self.existing(owner.as_deref()));
             }
             Err(e) => lenient(&e).ok_or_else(|| provider_error("CreateEmailIdentity", &e))?,
         };
@@ -169,8 +237,14 @@ impl Snapshot {
     }
 
     /// Reads the same fields from the JSON body of an answer.
+    #[cfg(test)]
     fn from_json(body: &[u8]) -> Option<Self> {
         let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+        value.is_object().then(|| Self::from_value(&value))
+    }
+
+    /// Reads the same fields from an answer's JSON.
+    fn from_value(value: &serde_json::Value) -> Self {
         let dkim = value.get("DkimAttributes");
         let tokens = dkim
             .and_then(|d| d.get("Tokens"))
@@ -190,18 +264,18 @@ impl Snapshot {
             .and_then(|m| m.get("MailFromDomainStatus"))
             .and_then(|s| s.as_str())
             .map(MailFromDomainStatus::from);
-        Some(Self {
+        Self {
             tokens,
             dkim: map_dkim(status.as_ref()),
             mail_from: mail_from
                 .as_ref()
                 .map_or(MailFromStatus::Pending, map_mail_from),
-        })
+        }
     }
 }
 
-/// A 2xx answer the SDK could not read (moto's timestamps): read it leniently.
-fn lenient<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> Option<Snapshot> {
+/// The JSON body of a 2xx answer the SDK could not read (moto's timestamps).
+fn raw_json<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> Option<serde_json::Value> {
     let raw = match e {
         SdkError::ServiceError(ctx) if ctx.err().code().is_none() => ctx.raw(),
         SdkError::ResponseError(ctx) => ctx.raw(),
@@ -210,9 +284,14 @@ fn lenient<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> Option<Sna
     if !raw.status().is_success() {
         return None;
     }
-    let snapshot = Snapshot::from_json(raw.body().bytes()?)?;
+    let body = serde_json::from_slice(raw.body().bytes()?).ok()?;
     tracing::warn!("SES answer not readable by the SDK (an emulator?); read leniently");
-    Some(snapshot)
+    Some(body)
+}
+
+/// A 2xx answer the SDK could not read, read leniently.
+fn lenient<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> Option<Snapshot> {
+    raw_json(e).map(|body| Snapshot::from_value(&body))
 }
 
 /// SUCCESS → Verified, FAILED → Failed, TEMPORARY_FAILURE → TemporaryFailure, anything else
