@@ -19,6 +19,9 @@
 #  10. hostile-traffic: normal mail from 3 projects on plunk serve, alone, then beside a 4th project
 #      sending every hostile request (BENCH_HOSTILE_SECONDS each, 600): send wait p50/p99 of both,
 #      delivered, peak memory, panics; fails on undelivered mail, a panic or a hostile 5xx.
+#  11. webhook-isolation: one project's healthy webhook receiver alone, then beside another
+#      project's receiver that hangs (BENCH_WEBHOOK_SECONDS each, 60): the healthy deliveries'
+#      latency p50/p99 in both runs and the hanging receiver's attempts in flight.
 #
 # Load is spread over 16 projects (a project allows at most 30,000 requests a minute); the
 # summary reports non-2xx responses so 429s (or anything else) would show.
@@ -28,7 +31,7 @@
 # BENCH_SEND_N (send-accept requests per phase, 5000), BENCH_PACING_EMAILS (wall-clock pacing run,
 # 2000; 0 skips it), BENCH_FAULT_SCHEDULES (10000), BENCH_COST_EMAILS (1000), BENCH_FEEDBACK_N
 # (feedback notifications, 100000), BENCH_FEEDBACK_EMAILS (10000), BENCH_FUZZ_CASES (100000),
-# BENCH_HOSTILE_SECONDS (600; 0 skips it).
+# BENCH_HOSTILE_SECONDS (600; 0 skips it), BENCH_WEBHOOK_SECONDS (60).
 # Needs curl and jq; installs wrk with apt-get when missing. Exits 1 after the summary when a
 # send-pipeline check failed (a duplicate or lost email, a pacing window over the rate) or the
 # feedback order check found a mismatch.
@@ -49,6 +52,7 @@ FEEDBACK_N="${BENCH_FEEDBACK_N:-100000}"
 FEEDBACK_EMAILS="${BENCH_FEEDBACK_EMAILS:-10000}"
 FUZZ_CASES="${BENCH_FUZZ_CASES:-100000}"
 HOSTILE_SECONDS="${BENCH_HOSTILE_SECONDS:-600}"
+WEBHOOK_SECONDS="${BENCH_WEBHOOK_SECONDS:-60}"
 IDS_PER_PROJECT=125
 
 START_SECONDS=$SECONDS
@@ -84,7 +88,7 @@ apt_install() {
 log "building (profile bench)"
 (cd "$ROOT" && cargo build --profile bench -p plunk-bench -p plunk-local)
 mkdir -p "$WORK/bin"
-for b in upsert-hot-path send-accept track-accept track-load pacing faults send-cost feedback-order template-fuzz hostile-traffic plunk; do
+for b in upsert-hot-path send-accept track-accept track-load pacing faults send-cost feedback-order template-fuzz hostile-traffic webhook-isolation plunk; do
     cp "$CARGO_TARGET_DIR/release/$b" "$WORK/bin/"
 done
 PLUNK="$WORK/bin/plunk"
@@ -112,6 +116,7 @@ log "pacing (the wall-clock part sends $BENCH_PACING_EMAILS emails at 14/s)"
 run_check pacing
 run_check feedback-order "$FEEDBACK_N" "$FEEDBACK_EMAILS"
 run_check template-fuzz "$FUZZ_CASES"
+run_check webhook-isolation "$WEBHOOK_SECONDS"
 if [[ "$HOSTILE_SECONDS" -gt 0 ]]; then
     log "hostile-traffic: two runs of $HOSTILE_SECONDS s"
     run_check hostile-traffic "$PLUNK" "$HOSTILE_SECONDS"
@@ -251,6 +256,9 @@ $(sed -n '/^  panics/,$p' "$WORK/template-fuzz.txt")
 
 9. Hostile traffic beside normal mail (plunk serve, profile bench)
 $(if [[ -f "$WORK/hostile-traffic.txt" ]]; then sed -n '/^  alone/,$p' "$WORK/hostile-traffic.txt"; else echo "   skipped (BENCH_HOSTILE_SECONDS=0)"; fi)
+
+10. Webhook deliveries of one project beside another project's hanging receiver ($WEBHOOK_SECONDS s a run)
+$(sed -n '/^  alone/,$p' "$WORK/webhook-isolation.txt")
 
 failed checks:${FAILED_CHECKS:- none}
 total time: $((SECONDS - START_SECONDS)) s (including the build)

@@ -562,6 +562,7 @@ async fn queue_attempt(
         delivery_id: delivery.id,
         attempt: delivery.attempts,
         one_off,
+        waits: 0,
     };
     enqueue(state.webhook_queue.as_ref(), job, Duration::ZERO)
         .await

@@ -309,6 +309,11 @@ pub fn event_deletion(project: Uuid, name: &str) -> Key {
     Key::new(EVENT_DELETIONS_PARTITION, format!("{project}#{name}"))
 }
 
+/// The project the last deletion pass served last: the next pass starts after it.
+pub fn event_deletion_turn() -> Key {
+    Key::new("SYSTEM", "EVENT_DELETION_TURN")
+}
+
 /// `Gsi1` partition listing a project's suppressions (sort key: suppression id, so newest last).
 pub fn suppressions_index(project: Uuid) -> String {
     format!("PROJECT#{project}#SUPPRESSIONS")
@@ -348,6 +353,16 @@ pub fn webhook(project: Uuid, webhook: Uuid) -> Key {
 /// Partition holding one webhook's deliveries, sort key = delivery id (UUIDv7, so newest last).
 pub fn webhook_deliveries_partition(project: Uuid, webhook: Uuid) -> String {
     format!("PROJECT#{project}#WEBHOOK#{webhook}#DELIVERIES")
+}
+
+/// One of a webhook's attempt slots (`slot` < the per-webhook concurrency): a lease item with a
+/// short expiry, held while an attempt to that webhook is in flight. Each slot is its own
+/// partition, so a fast receiver's take-and-release writes spread over them.
+pub fn webhook_attempt_slot(project: Uuid, webhook: Uuid, slot: u32) -> Key {
+    Key::new(
+        format!("PROJECT#{project}#WEBHOOK#{webhook}#SLOT#{slot}"),
+        "SLOT",
+    )
 }
 
 /// A webhook delivery item.

@@ -1,4 +1,4 @@
-//! One HTTP attempt of a webhook delivery (webhooks.md §3–§4): vet the address (SSRF), then POST
+//! One HTTP attempt of a webhook delivery: vet the address (SSRF), then POST
 //! the signed body to exactly that address, without following redirects, within a timeout.
 //!
 //! Talks to the customer's endpoint over HTTP/1.1 with reqwest, TLS through rustls with the
@@ -16,7 +16,10 @@ use url::{Host, Url};
 /// The `User-Agent` of every attempt.
 pub const USER_AGENT_VALUE: &str = "plunk-webhooks/1";
 
-/// Per-attempt timeout of webhooks.md §4.
+/// Response bytes read at most before the response counts as complete.
+const RESPONSE_READ_LIMIT: usize = 64 * 1024;
+
+/// Per-attempt timeout: the whole exchange, body included.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How much of the response body is kept, in bytes.
@@ -56,7 +59,7 @@ impl Default for AttemptPolicy {
     }
 }
 
-/// What happened, in the terms of a Delivery record (webhooks.md §1).
+/// What happened, in the terms of a Delivery record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptOutcome {
     /// A 2xx status was received.
@@ -158,13 +161,29 @@ async fn run(
         .map_err(describe)?;
 
     let status = response.status().as_u16();
-    // Only the kept prefix is read; a body error after the status arrived does not change the
-    // outcome, which is decided by the status.
+    // The whole response must arrive within the deadline: a receiver that sends its status and
+    // then trickles (or never ends) its body has not answered, whatever the status said. The
+    // first RESPONSE_BODY_LIMIT bytes are kept; reading stops after RESPONSE_READ_LIMIT bytes (a
+    // receiver streaming a large body quickly has answered).
     let mut kept = Vec::new();
-    while kept.len() < RESPONSE_BODY_LIMIT {
+    let mut read = 0usize;
+    loop {
         match tokio::time::timeout_at(deadline, response.chunk()).await {
-            Ok(Ok(Some(chunk))) => kept.extend_from_slice(&chunk),
-            _ => break,
+            Ok(Ok(Some(chunk))) => {
+                read = read.saturating_add(chunk.len());
+                let room = RESPONSE_BODY_LIMIT.saturating_sub(kept.len());
+                kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if read >= RESPONSE_READ_LIMIT {
+                    break;
+                }
+            }
+            Ok(Ok(None)) => break,
+            Ok(Err(e)) => return Err(format!("response_body_error: {}", error_text(e))),
+            Err(_) => {
+                return Err(format!(
+                    "timeout: the response body (status {status}) did not end in time"
+                ))
+            }
         }
     }
     Ok((status, lossy_prefix(&kept, RESPONSE_BODY_LIMIT)))

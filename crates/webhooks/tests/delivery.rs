@@ -309,3 +309,49 @@ async fn an_unusable_stored_url_fails_without_a_request() {
     }
     assert!(seen.all().is_empty());
 }
+
+/// A receiver that answers 200 at once, then sends 3 of the 100 body bytes it announced and
+/// holds the connection open.
+async fn start_trickling_receiver() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc")
+                    .await;
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_200_whose_body_does_not_arrive_in_time_is_a_failure() {
+    let addr = start_trickling_receiver().await;
+    let policy = AttemptPolicy {
+        timeout: Duration::from_millis(300),
+        allow_private: true,
+    };
+    let out = attempt(
+        &request(addr, "/hook", vec![WebhookSecret::generate()]),
+        &policy,
+    )
+    .await;
+    assert!(!out.success, "{out:?}");
+    assert_eq!(out.status, None);
+    let error = out.error.unwrap();
+    assert!(
+        error.starts_with("timeout") && error.contains("200"),
+        "{error}"
+    );
+    assert!(
+        out.duration_ms < 5_000,
+        "ends at the deadline, not when the receiver gives up"
+    );
+}

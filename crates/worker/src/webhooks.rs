@@ -1,4 +1,4 @@
-//! Outgoing webhook deliveries (spec webhooks.md §2–§4).
+//! Outgoing webhook deliveries: fan-out, attempts, retries.
 //!
 //! - [`fan_out`]: called by the event dispatcher for each batch of new events; creates one
 //!   delivery per (enabled webhook, matching event), id derived from the pair so a repeated event
@@ -34,6 +34,17 @@ pub fn embedded_queue(path: &std::path::Path) -> Result<Arc<dyn Queue>, QueueErr
     ))
 }
 
+/// Attempts to one webhook in flight at once, across every process.
+pub const ATTEMPTS_PER_WEBHOOK: u32 = 8;
+/// How long a job waits when its webhook has no free slot the first time; each further time the
+/// wait doubles up to [`SLOT_WAIT_MAX`], with up to half of it added as jitter. A burst to a
+/// healthy webhook waits a few hundred milliseconds; jobs of a receiver that hangs settle at the
+/// maximum, so they cost few queue messages while they wait.
+const SLOT_WAIT: Duration = Duration::from_millis(250);
+const SLOT_WAIT_MAX: Duration = Duration::from_secs(10);
+/// A slot's lease outlives the attempt's timeout by this much (a holder that died frees it then).
+const SLOT_LEASE_MARGIN_SECONDS: i64 = 15;
+
 /// The longest delay a queue message can carry.
 const MAX_QUEUE_DELAY: Duration = Duration::from_secs(15 * 60);
 
@@ -50,6 +61,13 @@ pub struct WebhookJob {
     /// which a failure ends it again instead of resuming the schedule.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub one_off: bool,
+    /// How many times this job found every slot of its webhook taken (its next wait doubles).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub waits: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Failures that make the message come back later.
@@ -146,6 +164,7 @@ pub async fn fan_out(
                 delivery_id: delivery.id,
                 attempt: 0,
                 one_off: false,
+                waits: 0,
             };
             enqueue(queue, job, Duration::ZERO).await?;
             queued += 1;
@@ -192,7 +211,7 @@ impl WebhookWorker {
         }
         let webhook = webhooks.get(job.project_id, job.webhook_id).await?;
         let Some((webhook, webhook_version)) = webhook.filter(|(w, _)| w.enabled) else {
-            // Disabling or deleting a webhook stops its pending deliveries (§4).
+            // Disabling or deleting a webhook stops its pending deliveries.
             delivery.status = DeliveryStatus::Failed;
             delivery.next_attempt_at = None;
             delivery.error = Some("webhook_disabled".into());
@@ -209,7 +228,31 @@ impl WebhookWorker {
             body: delivery.payload.clone().into_bytes(),
             secrets,
         };
+        // At most ATTEMPTS_PER_WEBHOOK attempts to one webhook at a time, across every process:
+        // a receiver that hangs holds its own slots, never every worker. Over the bound the job
+        // waits a moment in the queue, unchanged.
+        let lease = self.policy.timeout.as_secs() as i64 + SLOT_LEASE_MARGIN_SECONDS;
+        let Some(slot) = webhooks
+            .take_attempt_slot(job.project_id, job.webhook_id, ATTEMPTS_PER_WEBHOOK, lease)
+            .await?
+        else {
+            let wait = SLOT_WAIT
+                .saturating_mul(1 << job.waits.min(8))
+                .min(SLOT_WAIT_MAX);
+            let jitter =
+                Duration::from_millis(rand::random::<u64>() % (wait.as_millis() as u64 / 2 + 1));
+            let next = WebhookJob {
+                waits: job.waits.saturating_add(1),
+                ..job
+            };
+            enqueue(self.queue.as_ref(), next, wait + jitter).await?;
+            return Ok(());
+        };
         let outcome = attempt(&request, &self.policy).await;
+        if let Err(e) = webhooks.release_attempt_slot(slot).await {
+            // Its lease runs out by itself.
+            tracing::warn!(error = %e, "could not release a webhook attempt slot");
+        }
         let finished = Timestamp::now();
         delivery.attempts += 1;
         delivery.last_attempt_at = Some(finished);
@@ -242,6 +285,7 @@ impl WebhookWorker {
                     let next = WebhookJob {
                         attempt: delivery.attempts,
                         one_off: false,
+                        waits: 0,
                         ..job
                     };
                     enqueue(self.queue.as_ref(), next, delay).await?;
@@ -303,10 +347,22 @@ impl WebhookWorker {
 /// How long a received webhook message stays hidden: longer than one attempt can take.
 pub const VISIBILITY: Duration = Duration::from_secs(60);
 
-/// The local loop over the embedded webhook queue: up to 10 attempts at a time.
+/// Attempts the local loop runs at once, over every webhook.
+pub const LOCAL_ATTEMPTS_IN_FLIGHT: usize = 32;
+
+/// The local loop over the embedded webhook queue: up to [`LOCAL_ATTEMPTS_IN_FLIGHT`] attempts at
+/// once, each started as soon as a place frees up. There are no rounds: a slow attempt holds only
+/// its own place, never the next messages.
 pub async fn run(worker: WebhookWorker) {
+    let places = Arc::new(tokio::sync::Semaphore::new(LOCAL_ATTEMPTS_IN_FLIGHT));
     loop {
-        let messages = match worker.queue.receive(10, VISIBILITY, Duration::ZERO).await {
+        // Wait for at least one free place before receiving.
+        match places.clone().acquire_owned().await {
+            Ok(place) => drop(place),
+            Err(_) => return,
+        }
+        let free = places.available_permits().clamp(1, 10);
+        let messages = match worker.queue.receive(free, VISIBILITY, Duration::ZERO).await {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(error = %e, "webhook queue receive failed");
@@ -318,10 +374,12 @@ pub async fn run(worker: WebhookWorker) {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
-        let mut tasks = tokio::task::JoinSet::new();
         for m in messages {
+            let Ok(place) = places.clone().acquire_owned().await else {
+                return;
+            };
             let worker = worker.clone();
-            tasks.spawn(async move {
+            tokio::spawn(async move {
                 match worker.process(&m.body).await {
                     Ok(()) => {
                         if let Err(e) = worker.queue.delete(&m.receipt).await {
@@ -330,8 +388,8 @@ pub async fn run(worker: WebhookWorker) {
                     }
                     Err(e) => tracing::warn!(error = %e, "webhook delivery will be retried"),
                 }
+                drop(place);
             });
         }
-        while tasks.join_next().await.is_some() {}
     }
 }

@@ -224,75 +224,165 @@ impl<'a> Events<'a> {
 
     /// Works through pending deletions, examining at most `budget` items in all. Returns how many
     /// events it deleted. Progress is saved after each page, so a crash repeats at most a page.
+    ///
+    /// Projects take turns: the budget is shared equally among the projects with pending jobs
+    /// (at least [`DELETION_SHARE_MIN`] items each), and each call starts with the project after
+    /// the one the previous call served last, so a project with a million events to delete never
+    /// holds back another project's deletions.
     pub async fn work_deletions(&self, budget: usize) -> Result<usize, StoreError> {
-        let jobs = self
+        let turn_key = keys::event_deletion_turn();
+        let last_served: Option<Uuid> = self
             .table
-            .query(Query::new(Index::Primary, keys::EVENT_DELETIONS_PARTITION))
-            .await?;
-        let mut examined = 0;
-        let mut deleted = 0;
-        for job_item in jobs.items {
-            let mut job: DeletionJob = crate::decode(&job_item)?;
-            while examined < budget && job.phase != DeletionPhase::Done {
-                let mut query = match job.phase {
-                    DeletionPhase::Events => {
-                        let mut q = Query::new(Index::Primary, keys::events_partition(job.project));
-                        q.start_after = job.position.clone();
-                        q
-                    }
-                    // Markers are deleted as they are read, so every page starts at the top.
-                    _ => Query::new(
-                        Index::Primary,
-                        keys::event_contact_marker(job.project, &job.name, Uuid::nil()).pk,
-                    ),
-                };
-                query.limit = 100;
-                let page = self.table.query(query).await?;
-                examined += page.items.len().max(1);
-                let doomed: Vec<Key> = page
-                    .items
-                    .iter()
-                    .filter(|item| match job.phase {
-                        DeletionPhase::Events => crate::decode::<Event>(item)
-                            .is_ok_and(|e| e.name == job.name && e.id <= job.cutoff),
-                        _ => true,
-                    })
-                    .map(|item| item.key.clone())
-                    .collect();
-                for chunk in doomed.chunks(25) {
-                    let ops = chunk
-                        .iter()
-                        .map(|key| WriteOp::Delete {
-                            key: key.clone(),
-                            condition: Condition::None,
-                        })
-                        .collect();
-                    self.table.transact(ops).await?;
-                }
-                if job.phase == DeletionPhase::Events {
-                    deleted += doomed.len();
-                }
-                match (job.phase, page.last) {
-                    (DeletionPhase::Events, Some(last)) => job.position = Some(last),
-                    (DeletionPhase::Events, None) => job.phase = DeletionPhase::Markers,
-                    (_, Some(_)) => {}
-                    (_, None) => job.phase = DeletionPhase::Done,
-                }
-                if job.phase == DeletionPhase::Done {
-                    self.table.delete(&job_item.key, Condition::None).await?;
-                } else {
-                    self.table
-                        .put(Item::new(job_item.key.clone(), json!(job)), Condition::None)
-                        .await?;
-                }
+            .get(&turn_key)
+            .await?
+            .and_then(|i| i.body["lastProject"].as_str().and_then(|s| s.parse().ok()));
+        let jobs = self.pending_deletions(last_served).await?;
+        // In turn order: the projects after the last one served, then from the start.
+        let mut projects: Vec<(Uuid, Vec<(Key, DeletionJob)>)> = Vec::new();
+        for (key, job) in jobs {
+            match projects.last_mut() {
+                Some((project, list)) if *project == job.project => list.push((key, job)),
+                _ => projects.push((job.project, vec![(key, job)])),
             }
+        }
+        if projects.is_empty() {
+            return Ok(0);
+        }
+        let share = (budget / projects.len()).max(DELETION_SHARE_MIN);
+        let (mut examined, mut deleted) = (0, 0);
+        let mut served = None;
+        for (project, list) in projects {
             if examined >= budget {
                 break;
             }
+            let mut left = share.min(budget - examined);
+            for (key, mut job) in list {
+                if left == 0 {
+                    break;
+                }
+                let (e, d) = self.work_job(&key, &mut job, left).await?;
+                left = left.saturating_sub(e);
+                examined += e;
+                deleted += d;
+            }
+            served = Some(project);
+        }
+        if let Some(project) = served {
+            let item = Item::new(turn_key, json!({ "lastProject": project }));
+            self.table.put(item, Condition::None).await?;
         }
         Ok(deleted)
     }
+
+    /// Up to [`DELETION_JOBS_READ`] pending jobs, starting with the first project after
+    /// `last_served` and wrapping around to the start.
+    async fn pending_deletions(
+        &self,
+        last_served: Option<Uuid>,
+    ) -> Result<Vec<(Key, DeletionJob)>, StoreError> {
+        let mut out = Vec::new();
+        // Sort keys are `<project>#<name>`; '$' sorts after '#', so this starts at the next project.
+        let after = last_served.map(|p| Position {
+            key: Key::new(keys::EVENT_DELETIONS_PARTITION, format!("{p}$")),
+            gsi1: None,
+        });
+        for start in [after.clone(), None] {
+            let mut query = Query::new(Index::Primary, keys::EVENT_DELETIONS_PARTITION);
+            query.start_after = start.clone();
+            loop {
+                let page = self.table.query(query.clone()).await?;
+                for item in &page.items {
+                    // The wrap-around pass stops where the first pass began.
+                    if start.is_none() && after.as_ref().is_some_and(|a| item.key.sk >= a.key.sk) {
+                        return Ok(out);
+                    }
+                    out.push((item.key.clone(), crate::decode::<DeletionJob>(item)?));
+                    if out.len() >= DELETION_JOBS_READ {
+                        return Ok(out);
+                    }
+                }
+                match page.last {
+                    Some(last) => query.start_after = Some(last),
+                    None => break,
+                }
+            }
+            if after.is_none() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Works one job for at most `budget` examined items (a page may go over by its size); returns
+    /// `(examined, deleted events)`.
+    async fn work_job(
+        &self,
+        job_key: &Key,
+        job: &mut DeletionJob,
+        budget: usize,
+    ) -> Result<(usize, usize), StoreError> {
+        let (mut examined, mut deleted) = (0, 0);
+        while examined < budget && job.phase != DeletionPhase::Done {
+            let mut query = match job.phase {
+                DeletionPhase::Events => {
+                    let mut q = Query::new(Index::Primary, keys::events_partition(job.project));
+                    q.start_after = job.position.clone();
+                    q
+                }
+                // Markers are deleted as they are read, so every page starts at the top.
+                _ => Query::new(
+                    Index::Primary,
+                    keys::event_contact_marker(job.project, &job.name, Uuid::nil()).pk,
+                ),
+            };
+            query.limit = 100.min(budget - examined).max(1);
+            let page = self.table.query(query).await?;
+            examined += page.items.len().max(1);
+            let doomed: Vec<Key> = page
+                .items
+                .iter()
+                .filter(|item| match job.phase {
+                    DeletionPhase::Events => crate::decode::<Event>(item)
+                        .is_ok_and(|e| e.name == job.name && e.id <= job.cutoff),
+                    _ => true,
+                })
+                .map(|item| item.key.clone())
+                .collect();
+            for chunk in doomed.chunks(25) {
+                let ops = chunk
+                    .iter()
+                    .map(|key| WriteOp::Delete {
+                        key: key.clone(),
+                        condition: Condition::None,
+                    })
+                    .collect();
+                self.table.transact(ops).await?;
+            }
+            if job.phase == DeletionPhase::Events {
+                deleted += doomed.len();
+            }
+            match (job.phase, page.last) {
+                (DeletionPhase::Events, Some(last)) => job.position = Some(last),
+                (DeletionPhase::Events, None) => job.phase = DeletionPhase::Markers,
+                (_, Some(_)) => {}
+                (_, None) => job.phase = DeletionPhase::Done,
+            }
+            if job.phase == DeletionPhase::Done {
+                self.table.delete(job_key, Condition::None).await?;
+            } else {
+                self.table
+                    .put(Item::new(job_key.clone(), json!(job)), Condition::None)
+                    .await?;
+            }
+        }
+        Ok((examined, deleted))
+    }
 }
+
+/// The least a project with pending deletions gets of a call's budget.
+pub const DELETION_SHARE_MIN: usize = 100;
+/// Most pending deletion jobs one call reads.
+const DELETION_JOBS_READ: usize = 1_000;
 
 /// Where a deletion job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -314,4 +404,98 @@ struct DeletionJob {
     /// Where the events scan stopped.
     position: Option<Position>,
     phase: DeletionPhase,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::sqlite::SqliteTable;
+    use plunk_domain::event::EventSource;
+    use plunk_domain::Timestamp;
+
+    async fn store_events(events: &Events<'_>, project: Uuid, name: &str, n: usize) {
+        for _ in 0..n {
+            let event = Event {
+                id: plunk_domain::id::new_id(),
+                name: name.to_owned(),
+                contact_id: None,
+                contact_email: None,
+                email_id: None,
+                data: Default::default(),
+                source: EventSource::Api,
+                created_at: Timestamp::now(),
+            };
+            events.record(project, &event).await.unwrap();
+        }
+    }
+
+    async fn left(events: &Events<'_>, project: Uuid, name: &str) -> usize {
+        let mut query = Query::new(Index::Primary, keys::events_partition(project));
+        query.limit = 10_000;
+        let page = events.table.query(query).await.unwrap();
+        page.items
+            .iter()
+            .filter(|i| crate::decode::<Event>(i).unwrap().name == name)
+            .count()
+    }
+
+    #[tokio::test]
+    async fn two_projects_deletion_jobs_progress_side_by_side() {
+        let table = SqliteTable::in_memory().unwrap();
+        let events = Events::new(&table);
+        // The big project's id sorts first, so reading jobs in key order would serve it first.
+        let big = Uuid::from_u128(1);
+        let small = Uuid::from_u128(2);
+        store_events(&events, big, "bulk", 1_500).await;
+        store_events(&events, small, "promo", 40).await;
+        events.request_deletion(big, "bulk").await.unwrap();
+        events.request_deletion(small, "promo").await.unwrap();
+
+        // One pass with a budget the big project alone would use up.
+        let deleted = events.work_deletions(500).await.unwrap();
+        assert_eq!(
+            left(&events, small, "promo").await,
+            0,
+            "the small project was served"
+        );
+        let big_left = left(&events, big, "bulk").await;
+        assert!(big_left < 1_500, "the big project progressed too");
+        assert_eq!(deleted, 40 + (1_500 - big_left));
+
+        // Later passes finish the big one.
+        for _ in 0..10 {
+            events.work_deletions(500).await.unwrap();
+        }
+        assert_eq!(left(&events, big, "bulk").await, 0);
+        let jobs = table
+            .query(Query::new(Index::Primary, keys::EVENT_DELETIONS_PARTITION))
+            .await
+            .unwrap();
+        assert!(jobs.items.is_empty(), "finished jobs are removed");
+    }
+
+    #[tokio::test]
+    async fn with_more_projects_than_the_budget_covers_each_pass_starts_after_the_last_served() {
+        let table = SqliteTable::in_memory().unwrap();
+        let events = Events::new(&table);
+        let projects: Vec<Uuid> = (1..=5).map(Uuid::from_u128).collect();
+        for p in &projects {
+            store_events(&events, *p, "x", 150).await;
+            events.request_deletion(*p, "x").await.unwrap();
+        }
+        // Each pass covers two projects' minimum shares (100 items each).
+        let mut first_touched = Vec::new();
+        for _ in 0..3 {
+            events.work_deletions(200).await.unwrap();
+            let mut touched = Vec::new();
+            for p in &projects {
+                if left(&events, *p, "x").await < 150 {
+                    touched.push(*p);
+                }
+            }
+            first_touched.push(touched.len());
+        }
+        // Three passes of two shares reach all five projects (wrapping around), none twice first.
+        assert_eq!(first_touched, vec![2, 4, 5]);
+    }
 }

@@ -129,6 +129,14 @@ pub fn delivery_id(webhook: Uuid, event: Uuid, at: Timestamp) -> Uuid {
     Uuid::from_bytes(bytes)
 }
 
+/// A held attempt slot of one webhook; give it back with
+/// [`Webhooks::release_attempt_slot`].
+#[derive(Debug)]
+pub struct AttemptSlot {
+    key: crate::table::Key,
+    token: u64,
+}
+
 /// Webhook operations of one table.
 pub struct Webhooks<'a> {
     table: &'a dyn Table,
@@ -251,6 +259,48 @@ impl<'a> Webhooks<'a> {
             },
         ];
         match self.table.transact(ops).await {
+            Err(e) if e.is_condition_failed() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Takes one of `slots` attempt slots of a webhook for `lease_seconds`, or `None` when every
+    /// slot is held: at most `slots` attempts to one webhook are in flight across every process.
+    /// A slot whose holder died frees itself when its lease runs out (an expired item counts as
+    /// absent). Starts at a random slot so that holders spread over them.
+    pub async fn take_attempt_slot(
+        &self,
+        project: Uuid,
+        webhook: Uuid,
+        slots: u32,
+        lease_seconds: i64,
+    ) -> Result<Option<AttemptSlot>, StoreError> {
+        let start = rand::random::<u32>() % slots.max(1);
+        // The lease's version: small enough for every backend's integer column.
+        let token = u64::from(rand::random::<u32>()) + 1;
+        let until = chrono::Utc::now().timestamp() + lease_seconds;
+        for i in 0..slots {
+            let key = keys::webhook_attempt_slot(project, webhook, (start + i) % slots);
+            let item = Item::new(key.clone(), serde_json::json!({}))
+                .with_ttl(until)
+                .with_version(token);
+            match self.table.put(item, Condition::NotExists).await {
+                Ok(()) => return Ok(Some(AttemptSlot { key, token })),
+                Err(e) if e.is_condition_failed() => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Gives a slot back (only this holder's lease: a slot that expired and was taken by another
+    /// attempt is left to it).
+    pub async fn release_attempt_slot(&self, slot: AttemptSlot) -> Result<(), StoreError> {
+        match self
+            .table
+            .delete(&slot.key, Condition::VersionEquals(slot.token))
+            .await
+        {
             Err(e) if e.is_condition_failed() => Ok(()),
             other => other,
         }
