@@ -62,7 +62,31 @@ impl Group {
         Group::Pages,
     ];
 
+    /// The name of the function that serves this group (its binary, its access profile and its
+    /// entry in the SAM template).
+    pub fn function_name(self) -> &'static str {
+        match self {
+            Group::System => "system",
+            Group::Contacts => "contacts",
+            Group::Domains => "domains",
+            Group::PublicApi => "public-api",
+            Group::Emails => "emails",
+            Group::Templates => "templates",
+            Group::Events => "events",
+            Group::Suppressions => "suppressions",
+            Group::Webhooks => "webhooks",
+            Group::Pages => "pages",
+        }
+    }
+
+    /// The group's router over a state whose table access is limited to the group's profile, so
+    /// the local server and the tests hold every group to what its function may touch on AWS.
     fn router(self, state: &AppState) -> Router {
+        let mut state = state.clone();
+        if let Some(profile) = plunk_store::access::AccessProfile::of(self.function_name()) {
+            state.store = state.store.with_access(profile);
+        }
+        let state = &state;
         match self {
             Group::System => system::router(),
             Group::Contacts => contacts::router(state.clone()),

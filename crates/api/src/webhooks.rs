@@ -16,7 +16,7 @@ use plunk_http_kit::{
 use plunk_store::cursor::CursorBinding;
 use plunk_store::repo::webhooks::{Delivery, DeliveryStatus, SigningSecret, Webhook, MAX_WEBHOOKS};
 use plunk_webhooks::ssrf::{validate_url, UrlRejection};
-use plunk_webhooks::WebhookSecret;
+use plunk_webhooks::{SecretBox, WebhookSecret};
 use plunk_worker::webhooks::{enqueue, new_delivery, WebhookJob};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -229,6 +229,16 @@ async fn load(state: &AppState, project: Uuid, id: Uuid) -> Result<(Webhook, u64
         .ok_or_else(not_found)
 }
 
+/// Seals every signing secret of `webhook` still stored in plain text.
+fn seal_plain_secrets(state: &AppState, webhook: &mut Webhook) {
+    let id = webhook.id.to_string();
+    for s in &mut webhook.secrets {
+        if !SecretBox::is_sealed(&s.secret) {
+            s.secret = state.webhook_secrets.seal(&id, &s.secret);
+        }
+    }
+}
+
 /// Create a webhook.
 #[utoipa::path(post, path = "/webhooks", tag = "Webhooks", request_body = inline(WebhookBody),
     responses(
@@ -255,8 +265,9 @@ pub async fn create(
     };
     let secret = WebhookSecret::generate();
     let now = Timestamp::now();
+    let id = plunk_domain::id::new_id();
     let webhook = Webhook {
-        id: plunk_domain::id::new_id(),
+        id,
         url,
         description: match description {
             Patch::Set(d) => Some(d),
@@ -265,7 +276,7 @@ pub async fn create(
         events: events.unwrap_or_else(|| vec![plunk_webhooks::patterns::MATCH_ALL.to_owned()]),
         enabled: enabled.unwrap_or(true),
         secrets: vec![SigningSecret {
-            secret: secret.expose().to_owned(),
+            secret: state.webhook_secrets.seal(&id.to_string(), secret.expose()),
             expires_at: None,
         }],
         created_at: now,
@@ -367,13 +378,21 @@ pub async fn update(
     Ok(Envelope::ok(WebhookView::from(&webhook)))
 }
 
+/// Saves a webhook; signing secrets stored before encryption are sealed on the way.
 async fn save(
     state: &AppState,
     project: Uuid,
     webhook: &Webhook,
     version: u64,
 ) -> Result<(), ApiError> {
-    match state.store.webhooks().save(project, webhook, version).await {
+    let mut webhook = webhook.clone();
+    seal_plain_secrets(state, &mut webhook);
+    match state
+        .store
+        .webhooks()
+        .save(project, &webhook, version)
+        .await
+    {
         Err(e) if e.is_condition_failed() => Err(ApiError::new(
             ErrorCode::ServiceUnavailable,
             "The webhook changed at the same time; retry",
@@ -465,7 +484,9 @@ pub async fn rotate_secret(
     webhook.secrets.insert(
         0,
         SigningSecret {
-            secret: secret.expose().to_owned(),
+            secret: state
+                .webhook_secrets
+                .seal(&webhook.id.to_string(), secret.expose()),
             expires_at: None,
         },
     );

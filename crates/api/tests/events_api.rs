@@ -221,7 +221,7 @@ on_both_backends! {
         let names = app.call(Method::GET, "/events/names", None).await;
         assert_eq!(names.data()["names"].as_array().unwrap().len(), 1, "counters reset");
 
-        let deleted = app.store.events().work_deletions(10_000).await.unwrap();
+        let deleted = app.as_function("scheduler").events().work_deletions(10_000).await.unwrap();
         assert_eq!(deleted, 3);
         let left = app.call(Method::GET, "/events", None).await;
         let names: Vec<&str> = left.data()["items"].as_array().unwrap().iter()
@@ -255,7 +255,7 @@ on_both_backends! {
         let listed: Vec<&str> = names.data()["names"].as_array().unwrap().iter()
             .map(|n| n["name"].as_str().unwrap()).collect();
         assert_eq!(listed, ["other"], "{}", names.body);
-        assert_eq!(app.store.events().work_deletions(10_000).await.unwrap(), 5);
+        assert_eq!(app.as_function("scheduler").events().work_deletions(10_000).await.unwrap(), 5);
 
         // Tracked after the deletion: counted from zero.
         track(&app, &secret, json!({"event": "promo", "email": "e@x.io"})).await;

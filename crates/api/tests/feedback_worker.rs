@@ -104,7 +104,7 @@ fn body(
 
 fn worker(app: &TestApp) -> FeedbackWorker {
     FeedbackWorker {
-        store: app.store.clone(),
+        store: app.as_function("feedback-consumer"),
     }
 }
 

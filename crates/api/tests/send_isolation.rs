@@ -111,7 +111,7 @@ async fn a_panicking_renderer_or_provider_fails_one_email_and_the_rest_flows() {
 
     let provider = Arc::new(Provider::default());
     let mut worker = SendWorker::new(
-        app.store.clone(),
+        app.as_function("send-consumer"),
         provider.clone(),
         Arc::new(MemoryBlobs::default()),
         Pacer::new(

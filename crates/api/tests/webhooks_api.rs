@@ -71,12 +71,13 @@ async fn private_app(backend: Backend) -> Option<TestApp> {
 /// Runs the webhook worker over every visible message of the app's webhook queue.
 async fn deliver(app: &TestApp) {
     let worker = WebhookWorker {
-        store: app.store.clone(),
+        store: app.as_function("webhook-delivery"),
         queue: app.state.webhook_queue.clone(),
         policy: AttemptPolicy {
             allow_private: true,
             timeout: Duration::from_secs(5),
         },
+        secrets: app.state.webhook_secrets.clone(),
     };
     loop {
         let messages = worker
@@ -191,6 +192,77 @@ async fn loopback_targets_need_the_local_flag() {
 
 mod delivered {
     use super::*;
+
+    async fn signing_secrets_are_stored_sealed_and_plain_ones_are_sealed_on_the_next_save(
+        app: TestApp,
+    ) {
+        let rx = receiver().await;
+        let res = create(&app, json!({"url": rx.url})).await;
+        let id: uuid::Uuid = res.data()["id"].as_str().unwrap().parse().unwrap();
+        let secret = res.data()["secret"].as_str().unwrap().to_owned();
+        let project = app.project.id;
+        let (stored, version) = app
+            .store
+            .webhooks()
+            .get(project, id)
+            .await
+            .unwrap()
+            .unwrap();
+        let raw = &stored.secrets[0].secret;
+        assert!(raw.starts_with("enc1:"), "{raw}");
+        let item = serde_json::to_string(&stored).unwrap();
+        assert!(!item.contains(&secret) && !item.contains(&secret["whsec_".len()..]));
+        // A box over another key cannot open it; the deployment's can.
+        assert!(plunk_webhooks::SecretBox::ephemeral()
+            .open(&id.to_string(), raw)
+            .is_err());
+        assert_eq!(
+            app.state
+                .webhook_secrets
+                .open(&id.to_string(), raw)
+                .unwrap(),
+            secret
+        );
+
+        // A secret saved in plain text by an earlier build still signs, and is sealed when the
+        // webhook is next saved.
+        let legacy = WebhookSecret::generate();
+        let mut old = stored.clone();
+        old.secrets[0].secret = legacy.expose().to_owned();
+        app.store
+            .webhooks()
+            .save(project, &old, version)
+            .await
+            .unwrap();
+        let sent = app
+            .call(Method::POST, &format!("/webhooks/{id}/test"), None)
+            .await;
+        assert!(sent.status.is_success(), "{}", sent.body);
+        deliver(&app).await;
+        let seen = rx.seen.lock().unwrap().clone();
+        assert!(verifies(&seen[0], &[legacy.expose()]));
+        app.call(
+            Method::PATCH,
+            &format!("/webhooks/{id}"),
+            Some(json!({"description": "x"})),
+        )
+        .await;
+        let (resaved, _) = app
+            .store
+            .webhooks()
+            .get(project, id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(resaved.secrets[0].secret.starts_with("enc1:"));
+        assert_eq!(
+            app.state
+                .webhook_secrets
+                .open(&id.to_string(), &resaved.secrets[0].secret)
+                .unwrap(),
+            legacy.expose()
+        );
+    }
 
     async fn matching_events_reach_the_receiver_signed(app: TestApp) {
         let rx = receiver().await;
@@ -452,6 +524,7 @@ mod delivered {
         )*};
     }
     both!(
+        signing_secrets_are_stored_sealed_and_plain_ones_are_sealed_on_the_next_save,
         matching_events_reach_the_receiver_signed,
         rotation_signs_with_both_secrets_and_test_sends_skip_filters,
         failures_retry_on_schedule_410_disables_and_manual_retry_works

@@ -13,6 +13,7 @@
 //! | `PLUNK_FEEDBACK_QUEUE_URL` | SQS feedback queue (the outbox mailer reports Send/Delivery there) | `queues.db` | none |
 //! | `PLUNK_BLOB_BUCKET` | S3 blobs | `blobs/` | refused where used |
 //! | `PLUNK_IDENTITIES` (`ses`, `local`) | sending identities | local (no DNS) | refused for `/domains` |
+//! | `PLUNK_WEBHOOK_KMS_KEY_ID` | KMS key wrapping the webhook secrets' data key | `webhook-secrets.key` | refused by the webhook functions |
 //! | `PLUNK_DEPLOYMENT` | the `plunk:deployment` tag value of SES identities this deployment makes | `local` | `local` (the template sets the stack name) |
 //! | `PLUNK_MAILER` (`ses` or `outbox`), `PLUNK_OUTBOX_DIR` | mailer | SES | SES |
 //! | `PLUNK_SES_CONFIGURATION_SET_{TRACKED,UNTRACKED}` | SES configuration sets | none | none |
@@ -42,7 +43,7 @@ use plunk_messaging::send_queues::SendQueues;
 use plunk_store::config::StoreConfig;
 use plunk_store::table::StoreError;
 use plunk_store::Store;
-use plunk_webhooks::AttemptPolicy;
+use plunk_webhooks::{AttemptPolicy, SecretBox};
 use plunk_worker::clock::SystemClock;
 use plunk_worker::dispatch::Dispatcher;
 use plunk_worker::feedback::FeedbackWorker;
@@ -97,6 +98,9 @@ impl std::fmt::Debug for ConfigError {
     }
 }
 
+/// The key file of the webhook secrets' data key in an embedded store's data directory.
+pub const WEBHOOK_KEY_FILE: &str = "webhook-secrets.key";
+
 /// A non-empty variable.
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -113,15 +117,20 @@ pub struct Environment {
 }
 
 impl Environment {
-    /// Opens the store named by the environment.
-    pub async fn from_env() -> Result<Self, ConfigError> {
+    /// Opens the store named by the environment for the function `function` (its binary name):
+    /// every table operation is held to that function's access profile, as IAM holds it on AWS.
+    pub async fn from_env(function: &str) -> Result<Self, ConfigError> {
         let config = StoreConfig::from_env("dynamo")?;
         let local_dir = match &config {
             StoreConfig::Sqlite { data_dir } => Some(data_dir.clone()),
             StoreConfig::Dynamo { .. } => None,
         };
+        let mut store = config.open().await?;
+        if let Some(profile) = plunk_store::access::AccessProfile::of(function) {
+            store = store.with_access(profile);
+        }
         Ok(Self {
-            store: config.open().await?,
+            store,
             local_dir,
             endpoint: var("PLUNK_AWS_ENDPOINT"),
             aws: OnceCell::new(),
@@ -296,7 +305,29 @@ impl Environment {
             store: self.store.clone(),
             queue: self.required_webhook_queue().await?,
             policy: AttemptPolicy::default(),
+            secrets: self.webhook_secrets().await?,
         })
+    }
+
+    /// The box over the webhook secrets' data key: KMS envelope encryption with
+    /// `PLUNK_WEBHOOK_KMS_KEY_ID`, else the key file `webhook-secrets.key` of the embedded
+    /// store's data directory.
+    pub async fn webhook_secrets(&self) -> Result<Arc<SecretBox>, ConfigError> {
+        if let Some(key_id) = var("PLUNK_WEBHOOK_KMS_KEY_ID") {
+            let kms = aws_sdk_kms::Client::new(self.aws().await);
+            let sealed = crate::webhook_key::load(&self.store, &kms, &key_id).await?;
+            return Ok(Arc::new(sealed));
+        }
+        let Some(dir) = &self.local_dir else {
+            return Err(ConfigError::Missing {
+                var: "PLUNK_WEBHOOK_KMS_KEY_ID",
+                why: "webhook signing secrets are encrypted at rest",
+            });
+        };
+        let path = dir.join(WEBHOOK_KEY_FILE);
+        SecretBox::from_key_file(&path)
+            .map(Arc::new)
+            .map_err(|e| StoreError::Other(format!("{}: {e}", path.display())).into())
     }
 
     /// The HTTP state of `group`, refusing to start without an adapter the group uses.
@@ -331,6 +362,9 @@ impl Environment {
                 })
             }
             None => {}
+        }
+        if matches!(group, Group::Webhooks) {
+            state = state.with_webhook_secrets(self.webhook_secrets().await?);
         }
         match self.identities().await? {
             Some(identities) => state = state.with_identities(identities),

@@ -18,6 +18,7 @@ pub mod feedback_consumer;
 pub mod scheduler;
 pub mod send_consumer;
 pub mod webhook_delivery;
+pub mod webhook_key;
 
 use lambda_http::request::RequestContext;
 use lambda_http::{Error, Request, RequestExt};
@@ -41,7 +42,7 @@ pub fn init_tracing() {
 /// Runs `group` as a Lambda function until the runtime stops it.
 pub async fn run(group: Group) -> Result<(), Error> {
     init_tracing();
-    let env = adapters::Environment::from_env().await?;
+    let env = adapters::Environment::from_env(group.function_name()).await?;
     let state = env.app_state(group).await?;
     let service = plunk_api::service(state, &[group]);
     lambda_http::run(service.map_request(with_gateway_context)).await

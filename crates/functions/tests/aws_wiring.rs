@@ -165,3 +165,63 @@ async fn the_api_and_the_consumer_use_sqs_and_s3_named_by_their_environment() {
         Some("report.txt")
     );
 }
+
+#[tokio::test]
+async fn the_webhook_data_key_is_stored_wrapped_by_kms_and_unwrapped_alike_by_every_cold_start() {
+    let Some(endpoint) = endpoint() else { return };
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .load()
+        .await;
+    let kms = aws_sdk_kms::Client::new(&config);
+    let key_id = kms
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .key_id()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let table = common::store_in(dir.path());
+    let profile = |name| plunk_store::access::AccessProfile::of(name).unwrap();
+    let api = table.with_access(profile("webhooks"));
+    let worker = table.with_access(profile("webhook-delivery"));
+
+    // Two cold starts at once agree on one key; a later one unwraps the same.
+    let (a, b) = tokio::join!(
+        plunk_functions::webhook_key::load(&api, &kms, &key_id),
+        plunk_functions::webhook_key::load(&worker, &kms, &key_id)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let sealed = a.seal("w1", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    assert_eq!(
+        b.open("w1", &sealed).unwrap(),
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    );
+    let later = plunk_functions::webhook_key::load(&worker, &kms, &key_id)
+        .await
+        .unwrap();
+    assert!(later.open("w1", &sealed).is_ok());
+
+    // The table holds only the wrapped key; no other function may even read it.
+    let item = table
+        .table()
+        .get(&plunk_store::keys::webhook_data_key())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(item.body["wrapped"].as_str().is_some_and(|w| w.len() > 40));
+    assert_eq!(item.body.as_object().unwrap().len(), 2, "{}", item.body);
+    for other in ["event-dispatch", "pages", "send-consumer", "contacts"] {
+        let denied = table
+            .with_access(profile(other))
+            .table()
+            .get(&plunk_store::keys::webhook_data_key())
+            .await;
+        assert!(denied.is_err(), "{other} must not read the data key");
+    }
+}

@@ -702,3 +702,67 @@ fn ses_identities_are_created_changed_and_sent_from_only_with_this_stacks_tag() 
         assert!(seen.contains(action), "{action} is granted somewhere");
     }
 }
+
+/// The function a policy statement belongs to: the SAM function, or the function whose `Role`
+/// names the explicit role.
+fn binary_of<'a>(t: &'a Value, owner: &'a str) -> &'a str {
+    for (name, f) in functions(t) {
+        if name == owner || target(&f["Properties"]["Role"]) == Some(owner) {
+            return f["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap_or(name);
+        }
+    }
+    owner
+}
+
+#[test]
+fn every_table_grant_is_limited_to_the_partitions_the_functions_code_touches() {
+    use plunk_store::access::AccessProfile;
+    let t = template();
+    let mut checked = BTreeSet::new();
+    for (owner, statement) in statements(&t) {
+        let actions = strings(&statement["Action"]);
+        let resources = &statement["Resource"];
+        let on_table = target(resources) == Some("Table")
+            && !strings(resources).iter().any(|r| r.contains("Stream"))
+            || strings(resources)
+                .iter()
+                .any(|r| r.contains("${Table.Arn}"));
+        let item_actions: Vec<&String> = actions
+            .iter()
+            .filter(|a| {
+                a.starts_with("dynamodb:")
+                    && !a.contains("Stream")
+                    && *a != "dynamodb:GetRecords"
+                    && *a != "dynamodb:GetShardIterator"
+            })
+            .collect();
+        if !on_table || item_actions.is_empty() {
+            continue;
+        }
+        let function = binary_of(&t, owner);
+        assert!(
+            !actions.iter().any(|a| a == "dynamodb:Scan"),
+            "{function}: a Scan cannot be limited by partition"
+        );
+        let profile = AccessProfile::of(function)
+            .unwrap_or_else(|| panic!("{function} has table grants but no access profile"));
+        let granted =
+            strings(&statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]);
+        assert_eq!(
+            granted,
+            profile.patterns(),
+            "{function}: the LeadingKeys of {:?} must be exactly its profile (crates/store/src/access.rs)",
+            statement["Sid"]
+        );
+        checked.insert(function.to_owned());
+    }
+    // Every profile with partitions is granted somewhere, and nothing else is.
+    let expected: BTreeSet<String> = AccessProfile::all()
+        .into_iter()
+        .filter(|p| !p.patterns().is_empty())
+        .map(|p| p.name.to_owned())
+        .collect();
+    assert_eq!(checked, expected);
+}

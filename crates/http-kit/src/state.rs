@@ -95,6 +95,8 @@ pub struct AppState {
     pub blobs: Arc<dyn BlobStore>,
     /// Where webhook deliveries are queued (test sends and manual retries).
     pub webhook_queue: Arc<dyn Queue>,
+    /// Seals webhook signing secrets before they are stored.
+    pub webhook_secrets: Arc<plunk_webhooks::SecretBox>,
 }
 
 impl AppState {
@@ -109,7 +111,14 @@ impl AppState {
             send_queues: SendQueues::in_memory(),
             blobs: Arc::new(MemoryBlobs::default()),
             webhook_queue: Arc::new(MemoryQueue::default()),
+            webhook_secrets: Arc::new(plunk_webhooks::SecretBox::ephemeral()),
         }
+    }
+
+    /// Replaces the box that seals webhook secrets (the deployment's data key).
+    pub fn with_webhook_secrets(mut self, secrets: Arc<plunk_webhooks::SecretBox>) -> Self {
+        self.webhook_secrets = secrets;
+        self
     }
 
     /// Replaces the webhook delivery queue.

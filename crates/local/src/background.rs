@@ -16,8 +16,9 @@ use plunk_messaging::mailer::smtp::SmtpMailer;
 use plunk_messaging::mailer::Mailer;
 use plunk_messaging::queue::Queue;
 use plunk_messaging::send_queues::SendQueues;
+use plunk_store::access::AccessProfile;
 use plunk_store::Store;
-use plunk_webhooks::AttemptPolicy;
+use plunk_webhooks::{AttemptPolicy, SecretBox};
 use plunk_worker::clock::SystemClock;
 use plunk_worker::pacing::{Pacer, TablePace, DEFAULT_RATE};
 use plunk_worker::scheduler::Scheduler;
@@ -27,6 +28,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The key file of the webhook secrets' data key in the data directory.
+const WEBHOOK_KEY_FILE: &str = "webhook-secrets.key";
+
 /// What the HTTP side needs from the background side.
 pub struct Background {
     pub queues: SendQueues,
@@ -35,6 +39,8 @@ pub struct Background {
     pub blobs: Arc<dyn BlobStore>,
     /// Where the outbox mailer writes, when it is the mailer.
     pub outbox_dir: Option<PathBuf>,
+    /// Seals and opens webhook signing secrets (the key file `webhook-secrets.key`).
+    pub webhook_secrets: Arc<SecretBox>,
 }
 
 /// Opens the local adapters and starts the send and feedback consumers, the event dispatcher, the
@@ -69,17 +75,23 @@ pub async fn start(
                 (Arc::new(emitting), Some(dir))
             }
         };
+    // Each worker is held to the table access of the function that runs it on AWS.
+    let as_function = |name: &str| match AccessProfile::of(name) {
+        Some(profile) => store.with_access(profile),
+        None => store.clone(),
+    };
     let rate = std::env::var("PLUNK_SEND_RATE")
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(DEFAULT_RATE);
+    let sender_store = as_function("send-consumer");
     let pacer = Pacer::new(
-        Arc::new(TablePace::new(store.table().clone())),
+        Arc::new(TablePace::new(sender_store.table().clone())),
         Arc::new(SystemClock),
         rate,
     );
     let worker = SendWorker::new(
-        store.clone(),
+        sender_store,
         mailer,
         blobs.clone(),
         pacer,
@@ -90,28 +102,34 @@ pub async fn start(
     );
     tokio::spawn(plunk_worker::consumer::run(worker, queues.clone()));
     let feedback = plunk_worker::feedback::FeedbackWorker {
-        store: store.clone(),
+        store: as_function("feedback-consumer"),
     };
     tokio::spawn(plunk_worker::feedback::run(feedback, feedback_queue));
+    let key_file = data_dir.join(WEBHOOK_KEY_FILE);
+    let webhook_secrets = Arc::new(
+        SecretBox::from_key_file(&key_file)
+            .map_err(|e| Failure::store(format!("{}: {e}", key_file.display())))?,
+    );
     let webhook_queue = plunk_worker::webhooks::embedded_queue(&queues_db)
         .map_err(|e| Failure::store(format!("cannot open the webhook queue: {e}")))?;
     if let Some(feed) = store.change_feed() {
         let dispatcher = plunk_worker::dispatch::Dispatcher {
-            store: store.clone(),
+            store: as_function("event-dispatch"),
             webhook_queue: webhook_queue.clone(),
         };
         tokio::spawn(plunk_worker::dispatch::run_feed(dispatcher, feed.clone()));
     }
     tokio::spawn(plunk_worker::webhooks::run(WebhookWorker {
-        store: store.clone(),
+        store: as_function("webhook-delivery"),
         queue: webhook_queue.clone(),
+        secrets: webhook_secrets.clone(),
         policy: AttemptPolicy {
             allow_private: settings.allow_private_webhooks,
             ..AttemptPolicy::default()
         },
     }));
     let scheduler = Scheduler {
-        store: store.clone(),
+        store: as_function("scheduler"),
         queues: queues.clone(),
     };
     tokio::spawn(async move {
@@ -127,6 +145,7 @@ pub async fn start(
     Ok(Background {
         queues,
         webhook_queue,
+        webhook_secrets,
         blobs,
         outbox_dir,
     })

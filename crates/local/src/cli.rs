@@ -174,6 +174,9 @@ pub enum SecretsCommand {
         #[arg(long, value_enum, default_value = "all")]
         kind: SecretKindArg,
     },
+    /// Move the secrets an earlier build kept in the shared SYSTEM partition to their own
+    /// partitions (once, after upgrading; `plunk serve` does it by itself).
+    Migrate,
 }
 
 /// Which secrets `secrets rotate` rotates.

@@ -294,7 +294,16 @@ async fn project(cli: &Cli, store: &Store, cmd: &ProjectCommand) -> Result<(), F
 }
 
 async fn secrets(cli: &Cli, store: &Store, cmd: &SecretsCommand) -> Result<(), Failure> {
-    let SecretsCommand::Rotate { kind } = cmd;
+    let kind = match cmd {
+        SecretsCommand::Rotate { kind } => kind,
+        SecretsCommand::Migrate => {
+            let moved = store.migrate_legacy_secrets().await?;
+            emit(cli.json, &json!({ "moved": moved }), || {
+                format!("moved {moved} secrets item(s) to their own partitions")
+            });
+            return Ok(());
+        }
+    };
     let kinds: &[(SecretKind, &str)] = match kind {
         SecretKindArg::Cursor => &[(SecretKind::Cursor, "cursor")],
         SecretKindArg::PageTokens => &[(SecretKind::PageTokens, "pageTokens")],

@@ -16,6 +16,10 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         .with_writer(std::io::stderr)
         .init();
     let store = cli.store.config()?.open().await?;
+    // Secrets an earlier build kept in the shared SYSTEM partition move to their own.
+    if store.migrate_legacy_secrets().await? > 0 {
+        println!("Moved the server secrets to their own partitions");
+    }
     let listener = tokio::net::TcpListener::bind(&args.bind)
         .await
         .map_err(|e| Failure::usage(format!("cannot listen on {}: {e}", args.bind)))?;
@@ -57,7 +61,8 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     let state = AppState::new(store, settings)
         .with_send_queues(runtime.queues.clone())
         .with_blobs(runtime.blobs.clone())
-        .with_webhook_queue(runtime.webhook_queue.clone());
+        .with_webhook_queue(runtime.webhook_queue.clone())
+        .with_webhook_secrets(runtime.webhook_secrets.clone());
     let extra = match &runtime.outbox_dir {
         Some(dir) => crate::outbox_page::router(dir.clone()),
         None => axum::Router::new(),

@@ -328,3 +328,51 @@ fn secrets_rotate_adds_a_secret_that_signs_later_and_keeps_the_old_ones() {
     assert_eq!(out["cursor"]["kept"], 3);
     assert!(out.get("pageTokens").is_none());
 }
+
+#[tokio::test]
+async fn secrets_migrate_moves_page_token_secrets_out_of_the_shared_partition_and_links_keep_working(
+) {
+    use plunk_domain::page_token::{PageTokenKeys, PageTokenSecret};
+    use plunk_store::table::{Condition, Item, Key};
+    let dir = tempfile::tempdir().unwrap();
+    let config = plunk_store::config::StoreConfig::Sqlite {
+        data_dir: dir.path().to_owned(),
+    };
+    // What an earlier build stored, and a link it signed.
+    let legacy = Key::new("SYSTEM", "PAGE_TOKEN_SECRETS");
+    {
+        let store = config.open().await.unwrap();
+        let body = json!({"current": 1, "secrets": [{"id": 1, "hex": "ab".repeat(32)}]});
+        store
+            .table()
+            .put(Item::new(legacy.clone(), body), Condition::None)
+            .await
+            .unwrap();
+    }
+    let old_keys = PageTokenKeys::new(
+        vec![PageTokenSecret {
+            id: 1,
+            bytes: [0xab; 32],
+        }],
+        1,
+    )
+    .unwrap();
+    let contact = uuid::Uuid::now_v7();
+    let link = old_keys.sign(contact, None, "ada@example.org");
+
+    let (code, out) = cli(dir.path(), &["secrets", "migrate"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["moved"], 1);
+    let (_, again) = cli(dir.path(), &["secrets", "migrate"]);
+    assert_eq!(again["moved"], 0, "nothing left to move");
+
+    let store = plunk_store::config::StoreConfig::Sqlite {
+        data_dir: dir.path().to_owned(),
+    }
+    .open()
+    .await
+    .unwrap();
+    assert!(store.table().get(&legacy).await.unwrap().is_none());
+    let keys = store.page_tokens().await.unwrap();
+    assert_eq!(keys.verify(&link).unwrap().contact_id, contact);
+}

@@ -105,12 +105,29 @@ pub fn contact_events_index(project: Uuid, contact: Uuid) -> String {
 
 /// The server's cursor-signing secrets.
 pub fn cursor_secret() -> Key {
-    Key::new("SYSTEM", "CURSOR_SECRETS")
+    Key::new("SECRET#CURSOR", "SECRETS")
+}
+
+/// Where earlier builds kept the cursor and page-token secrets (one shared `SYSTEM` partition);
+/// `plunk secrets migrate` moves them to their own partitions.
+pub fn legacy_secret_keys() -> [(Key, Key); 2] {
+    [
+        (Key::new("SYSTEM", "CURSOR_SECRETS"), cursor_secret()),
+        (
+            Key::new("SYSTEM", "PAGE_TOKEN_SECRETS"),
+            page_token_secrets(),
+        ),
+    ]
+}
+
+/// The webhook secrets' data key, wrapped by KMS (deployed functions only).
+pub fn webhook_data_key() -> Key {
+    Key::new("SECRET#WEBHOOK_DATA_KEY", "KEY")
 }
 
 /// The server's hosted-page token secrets.
 pub fn page_token_secrets() -> Key {
-    Key::new("SYSTEM", "PAGE_TOKEN_SECRETS")
+    Key::new("SECRET#PAGE_TOKENS", "SECRETS")
 }
 
 /// The hosted pages' request counter of one source for one UTC minute (`minute` = Unix seconds /
@@ -186,12 +203,12 @@ pub fn email_content(minute: i64, project: Uuid, email: Uuid) -> Key {
 
 /// The global send pace: the next free send slot of the account (one item for all senders).
 pub fn pacing_state() -> Key {
-    Key::new("SYSTEM", "PACING")
+    Key::new("SYSTEM#PACING", "PACING")
 }
 
 /// The scheduler's progress (the last minute it swept).
 pub fn scheduler_state() -> Key {
-    Key::new("SYSTEM", "SCHEDULER")
+    Key::new("SYSTEM#SCHEDULER", "SCHEDULER")
 }
 
 /// The record of one `Idempotency-Key` of a project, addressed by the key's SHA-256 (hex) so the
@@ -311,7 +328,7 @@ pub fn event_deletion(project: Uuid, name: &str) -> Key {
 
 /// The project the last deletion pass served last: the next pass starts after it.
 pub fn event_deletion_turn() -> Key {
-    Key::new("SYSTEM", "EVENT_DELETION_TURN")
+    Key::new("SYSTEM#EVENT_DELETION_TURN", "TURN")
 }
 
 /// `Gsi1` partition listing a project's suppressions (sort key: suppression id, so newest last).

@@ -3,6 +3,7 @@
 //! Repositories are written once over the [`table::Table`] port; [`backend::dynamo`] and
 //! [`backend::sqlite`] implement it. Every key format lives in [`keys`].
 
+pub mod access;
 pub mod backend;
 pub mod config;
 pub mod cursor;
@@ -71,6 +72,50 @@ impl Store {
         let mut store = Self::new(Arc::new(table));
         store.feed = Some(feed);
         store
+    }
+
+    /// This store with every table operation checked against `profile` (see [`access`]): the
+    /// function's least privilege, enforced in every mode. Secret caches are the profile's own.
+    pub fn with_access(&self, profile: access::AccessProfile) -> Self {
+        let guarded: Arc<dyn Table> =
+            Arc::new(access::GuardedTable::new(self.table.clone(), profile));
+        Self {
+            table: guarded,
+            cursor: Arc::new(secrets::Reloading::new(secrets::RELOAD_EVERY)),
+            feed: self.feed.clone(),
+            page_tokens: Arc::new(secrets::Reloading::new(secrets::RELOAD_EVERY)),
+            lookups: self.lookups.clone(),
+        }
+    }
+
+    /// Moves the secrets earlier builds kept in the shared `SYSTEM` partition to their own
+    /// partitions (links in mail already sent keep verifying). Needs access to both; returns how
+    /// many items moved. Nothing to move is not an error. When a new place already holds other
+    /// secrets (a process made fresh ones before the move), both are left as they are and an error
+    /// says so: deleting either would break links signed with it.
+    pub async fn migrate_legacy_secrets(&self) -> Result<usize, StoreError> {
+        let mut moved = 0;
+        for (old, new) in keys::legacy_secret_keys() {
+            let Some(item) = self.table.get(&old).await? else {
+                continue;
+            };
+            let copy = Item::new(new.clone(), item.body.clone());
+            match self.table.put(copy, table::Condition::NotExists).await {
+                Ok(()) => moved += 1,
+                Err(e) if e.is_condition_failed() => {
+                    let current = self.table.get(&new).await?;
+                    if current.map(|c| c.body) != Some(item.body.clone()) {
+                        return Err(StoreError::Other(format!(
+                            "both {} and {} hold secrets; merge them by hand",
+                            old.pk, new.pk
+                        )));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+            self.table.delete(&old, table::Condition::None).await?;
+        }
+        Ok(moved)
     }
 
     /// The change feed of new events, when this process reads it itself (the embedded backend;

@@ -1,7 +1,8 @@
-//! Outgoing webhooks (spec webhooks.md): the pure rules and the one network step. The API, the
+//! Outgoing webhooks: the pure rules and the one network step. The API, the
 //! store and the queue wiring live elsewhere and build on these modules.
 //!
 //! - [`secret`]: `whsec_` signing secrets;
+//! - [`secret_box`]: signing secrets encrypted at rest;
 //! - [`signature`]: Standard Webhooks signing and verification;
 //! - [`patterns`]: event filter patterns;
 //! - [`ssrf`]: which URLs and addresses may be called;
@@ -14,9 +15,11 @@ pub mod patterns;
 pub mod payload;
 pub mod schedule;
 pub mod secret;
+pub mod secret_box;
 pub mod signature;
 pub mod ssrf;
 
 pub use delivery::{attempt, AttemptOutcome, AttemptPolicy, AttemptRequest};
 pub use secret::WebhookSecret;
+pub use secret_box::SecretBox;
 pub use url::Url;

@@ -13,7 +13,9 @@ use plunk_messaging::queue::{Queue, QueueError};
 use plunk_store::repo::webhooks::{delivery_id, Delivery, DeliveryStatus, Webhook};
 use plunk_store::table::StoreError;
 use plunk_store::Store;
-use plunk_webhooks::{attempt, AttemptPolicy, AttemptRequest, WebhookSecret};
+use plunk_webhooks::{
+    attempt, AttemptOutcome, AttemptPolicy, AttemptRequest, SecretBox, WebhookSecret,
+};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -179,6 +181,8 @@ pub struct WebhookWorker {
     pub store: Store,
     pub queue: Arc<dyn Queue>,
     pub policy: AttemptPolicy,
+    /// Opens the stored signing secrets (the deployment's data key).
+    pub secrets: Arc<SecretBox>,
 }
 
 impl WebhookWorker {
@@ -217,10 +221,17 @@ impl WebhookWorker {
             delivery.error = Some("webhook_disabled".into());
             return self.save(job, &delivery, version).await;
         };
+        let webhook_id = webhook.id.to_string();
         let secrets: Vec<WebhookSecret> = webhook
             .active_secrets(now)
             .into_iter()
-            .filter_map(|s| WebhookSecret::parse(s).ok())
+            .filter_map(|stored| match self.secrets.open(&webhook_id, stored) {
+                Ok(plain) => WebhookSecret::parse(&plain).ok(),
+                Err(e) => {
+                    tracing::error!(webhook = %webhook.id, error = %e, "a webhook secret does not open");
+                    None
+                }
+            })
             .collect();
         let request = AttemptRequest {
             url: webhook.url.clone(),
@@ -248,7 +259,19 @@ impl WebhookWorker {
             enqueue(self.queue.as_ref(), next, wait + jitter).await?;
             return Ok(());
         };
-        let outcome = attempt(&request, &self.policy).await;
+        // Never sent unsigned: without a secret that opens, the attempt fails without a request.
+        let outcome = if request.secrets.is_empty() {
+            AttemptOutcome {
+                success: false,
+                status: None,
+                body: None,
+                duration_ms: 0,
+                error: Some("signing_secret_unreadable".into()),
+                gone: false,
+            }
+        } else {
+            attempt(&request, &self.policy).await
+        };
         if let Err(e) = webhooks.release_attempt_slot(slot).await {
             // Its lease runs out by itself.
             tracing::warn!(error = %e, "could not release a webhook attempt slot");

@@ -160,6 +160,8 @@ async fn a_hanging_receiver_of_one_project_does_not_delay_another_projects_deliv
             allow_private: true,
             timeout: Duration::from_secs(20),
         },
+        // The secrets below are stored as created (in plain text), which the box reads as is.
+        secrets: Arc::new(plunk_webhooks::SecretBox::ephemeral()),
     };
     let loop_task = tokio::spawn(plunk_worker::webhooks::run(worker));
 

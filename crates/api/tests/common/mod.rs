@@ -172,12 +172,18 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// The store held to the table access of the function `name`, as that function runs on AWS.
+    pub fn as_function(&self, name: &str) -> Store {
+        let profile = plunk_store::access::AccessProfile::of(name).expect("a known function");
+        self.store.with_access(profile)
+    }
+
     /// Runs the event dispatcher over every event stored since the last call, as the change
     /// feed would: the embedded feed on SQLite; on DynamoDB (whose stream the event-dispatch
     /// function reads in deployments) the new items of the project's events partition.
     pub async fn dispatch_events(&self) {
         let dispatcher = plunk_worker::dispatch::Dispatcher {
-            store: self.store.clone(),
+            store: self.as_function("event-dispatch"),
             webhook_queue: self.state.webhook_queue.clone(),
         };
         if let Some(feed) = self.store.change_feed() {

@@ -163,6 +163,7 @@ async fn run(seconds: u64, hanging: bool) -> (Vec<i64>, usize, usize) {
             allow_private: true,
             ..AttemptPolicy::default()
         },
+        secrets: Arc::new(plunk_webhooks::SecretBox::ephemeral()),
     };
     let loop_task = tokio::spawn(plunk_worker::webhooks::run(worker));
 

@@ -6,7 +6,10 @@ use plunk_functions::{adapters::Environment, event_dispatch, init_tracing};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let dispatcher = Environment::from_env().await?.dispatcher().await?;
+    let dispatcher = Environment::from_env("event-dispatch")
+        .await?
+        .dispatcher()
+        .await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| {
         event_dispatch::handle(&dispatcher, event)
     }))

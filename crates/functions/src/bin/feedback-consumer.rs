@@ -7,7 +7,9 @@ use plunk_functions::{adapters::Environment, feedback_consumer, init_tracing};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let worker = Environment::from_env().await?.feedback_worker();
+    let worker = Environment::from_env("feedback-consumer")
+        .await?
+        .feedback_worker();
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| {
         feedback_consumer::handle(&worker, event)
     }))

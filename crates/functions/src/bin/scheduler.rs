@@ -6,7 +6,10 @@ use plunk_functions::{adapters::Environment, init_tracing, scheduler};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let scheduler = Environment::from_env().await?.scheduler().await?;
+    let scheduler = Environment::from_env("scheduler")
+        .await?
+        .scheduler()
+        .await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| {
         scheduler::handle(&scheduler, event)
     }))

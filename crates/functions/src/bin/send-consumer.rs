@@ -7,7 +7,7 @@ use plunk_functions::{adapters::Environment, init_tracing, send_consumer};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let env = Environment::from_env().await?;
+    let env = Environment::from_env("send-consumer").await?;
     let worker = env.send_worker().await?;
     let queues = env.sqs_queues_by_name().await;
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| {

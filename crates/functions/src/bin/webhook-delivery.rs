@@ -6,7 +6,10 @@ use plunk_functions::{adapters::Environment, init_tracing, webhook_delivery};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let worker = Environment::from_env().await?.webhook_worker().await?;
+    let worker = Environment::from_env("webhook-delivery")
+        .await?
+        .webhook_worker()
+        .await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| {
         webhook_delivery::handle(&worker, event)
     }))

@@ -1,0 +1,537 @@
+//! Least privilege over the table: which partitions each function may touch.
+//!
+//! Each deployed function has an [`AccessProfile`]: the partition-key patterns its code reads and
+//! writes, in the syntax of IAM's `StringLike` (`*` any run of characters, `?` one character).
+//! The SAM template grants each function exactly these patterns as `dynamodb:LeadingKeys`
+//! conditions (a test holds the two equal), and [`GuardedTable`] enforces the same patterns in
+//! every mode: the Lambda binaries and each endpoint group of the local server work through a
+//! guarded table, so a path that touches a partition outside its profile fails in the tests and
+//! on a laptop exactly as IAM would refuse it on AWS.
+//!
+//! Secrets sit under partitions of their own (`SECRET#…`), so a profile reaches a secret only by
+//! naming it: the hosted-pages function reads the page-token keys and nothing else secret.
+
+use crate::table::{Item, Key, Page, Query, StoreError, Table, WriteOp};
+use async_trait::async_trait;
+use std::sync::Arc;
+
+/// A project or other UUID in a pattern: 36 single-character wildcards in the UUID's shape, so
+/// `PROJECT#<id>` cannot match a longer key such as `PROJECT#<id>#WEBHOOKS`.
+pub const ID: &str = "????????-????-????-????-????????????";
+
+/// Patterns shared by every function that authenticates API keys and counts requests.
+const AUTH: &[&str] = &[
+    "APIKEY#*",
+    "PROJECT#{id}",
+    "PROJECT#{id}#RATE#*",
+    "PROJECT#{id}#PUBRATE#*",
+    "AUTHFAIL#*",
+];
+
+/// What one function may touch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessProfile {
+    /// The function (binary) name.
+    pub name: &'static str,
+    /// Partition-key patterns, with `{id}` standing for [`ID`].
+    patterns: Vec<String>,
+}
+
+impl AccessProfile {
+    fn new(name: &'static str, groups: &[&[&str]]) -> Self {
+        let mut patterns: Vec<String> = groups
+            .iter()
+            .flat_map(|g| g.iter())
+            .map(|p| p.replace("{id}", ID))
+            .collect();
+        patterns.sort();
+        patterns.dedup();
+        Self { name, patterns }
+    }
+
+    /// The patterns, expanded, sorted: what the template's `dynamodb:LeadingKeys` lists.
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
+
+    /// Whether a partition key is inside the profile.
+    pub fn allows(&self, partition: &str) -> bool {
+        self.patterns.iter().any(|p| glob(p, partition))
+    }
+
+    /// The profile of the function `name` (a binary in `crates/functions/src/bin`), if it has one.
+    pub fn of(name: &str) -> Option<Self> {
+        PROFILES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(n, groups)| Self::new(n, groups))
+    }
+
+    /// Every function's profile.
+    pub fn all() -> Vec<Self> {
+        PROFILES
+            .iter()
+            .map(|(n, groups)| Self::new(n, groups))
+            .collect()
+    }
+}
+
+/// Each function's partitions. Keep in step with `template.yaml` (checked by a test) and with
+/// the key formats in [`crate::keys`].
+const PROFILES: &[(&str, &[&[&str]])] = &[
+    ("system", &[]),
+    (
+        "contacts",
+        &[
+            AUTH,
+            &[
+                "PROJECT#{id}#IDEMPOTENCY#*",
+                "PROJECT#{id}#CONTACTS",
+                "PROJECT#{id}#CONTACTS#SUBSCRIBED#*",
+                "PROJECT#{id}#CONTACT_EMAIL#*",
+                "PROJECT#{id}#COUNTERS",
+                "CONTACT#{id}",
+                "PROJECT#{id}#EVENTS",
+                "PROJECT#{id}#CONTACT#{id}#EVENTS",
+                "SECRET#CURSOR",
+            ],
+        ],
+    ),
+    (
+        "public-api",
+        &[
+            AUTH,
+            &[
+                "PROJECT#{id}#IDEMPOTENCY#*",
+                "PROJECT#{id}#CONTACTS",
+                "PROJECT#{id}#CONTACT_EMAIL#*",
+                "PROJECT#{id}#COUNTERS",
+                "CONTACT#{id}",
+                "PROJECT#{id}#EVENTS",
+                "PROJECT#{id}#EVENT_NAME_REGISTRY",
+                "PROJECT#{id}#EMAILS",
+                "PROJECT#{id}#DOMAINS",
+                "DOMAIN_NAME#*",
+                "PROJECT#{id}#TEMPLATES",
+                "PROJECT#{id}#SUPPRESSION#*",
+                "SWEEP#*",
+            ],
+        ],
+    ),
+    (
+        "domains",
+        &[
+            AUTH,
+            &[
+                "PROJECT#{id}#IDEMPOTENCY#*",
+                "PROJECT#{id}#DOMAINS",
+                "PROJECT#{id}#DOMAINS#VERIFIED#*",
+                "DOMAIN_NAME#*",
+                "PROJECT#{id}#SENDER#*",
+                "SECRET#CURSOR",
+            ],
+        ],
+    ),
+    (
+        "emails",
+        &[AUTH, &["PROJECT#{id}#EMAILS", "SWEEP#*", "SECRET#CURSOR"]],
+    ),
+    (
+        "templates",
+        &[
+            AUTH,
+            &[
+                "PROJECT#{id}#IDEMPOTENCY#*",
+                "PROJECT#{id}#TEMPLATES",
+                "PROJECT#{id}#TEMPLATES#TYPE#*",
+                "PROJECT#{id}#SENDER#*",
+                "PROJECT#{id}#DOMAINS",
+                "DOMAIN_NAME#*",
+                // The preview renders for a contact.
+                "PROJECT#{id}#CONTACTS",
+                "SECRET#CURSOR",
+            ],
+        ],
+    ),
+    (
+        "events",
+        &[
+            AUTH,
+            &[
+                "PROJECT#{id}#IDEMPOTENCY#*",
+                "PROJECT#{id}#EVENTS",
+                "PROJECT#{id}#CONTACT#{id}#EVENTS",
+                "PROJECT#{id}#EVENT_NAMES",
+                "PROJECT#{id}#EVENT_UNIQUE",
+                "PROJECT#{id}#EVENT_RESETS",
+                "PROJECT#{id}#EVENT_LAST_SEEN",
+                "PROJECT#{id}#EVENT_SEEN#*",
+                "PROJECT#{id}#EVENT_DAILY",
+                "PROJECT#{id}#EVENT_NAME_REGISTRY",
+                "PROJECT#{id}#COUNTERS",
+                "EVENT_DELETIONS",
+                "SECRET#CURSOR",
+            ],
+        ],
+    ),
+    (
+        "suppressions",
+        &[
+            AUTH,
+            &[
+                "PROJECT#{id}#IDEMPOTENCY#*",
+                "PROJECT#{id}#SUPPRESSION#*",
+                "PROJECT#{id}#SUPPRESSIONS",
+                "SECRET#CURSOR",
+            ],
+        ],
+    ),
+    (
+        "webhooks",
+        &[
+            AUTH,
+            &[
+                "PROJECT#{id}#IDEMPOTENCY#*",
+                "PROJECT#{id}#WEBHOOKS",
+                "PROJECT#{id}#WEBHOOK#{id}#DELIVERIES",
+                "PROJECT#{id}#WEBHOOK_CALLS#*",
+                "PROJECT#{id}#COUNTERS",
+                "SECRET#CURSOR",
+                "SECRET#WEBHOOK_DATA_KEY",
+            ],
+        ],
+    ),
+    (
+        "pages",
+        &[&[
+            "PAGES_RATE#*",
+            "SECRET#PAGE_TOKENS",
+            "CONTACT#{id}",
+            "PROJECT#{id}",
+            "PROJECT#{id}#CONTACTS",
+            "PROJECT#{id}#CONTACT_EMAIL#*",
+            "PROJECT#{id}#COUNTERS",
+            "PROJECT#{id}#EVENTS",
+            "PROJECT#{id}#EMAILS",
+            "PROJECT#{id}#CAMPAIGN#{id}#COUNTERS",
+            "PROJECT#{id}#CAMPAIGN#{id}#COUNTED#*",
+        ]],
+    ),
+    (
+        "send-consumer",
+        &[&[
+            "PROJECT#{id}",
+            "PROJECT#{id}#EMAILS",
+            "SWEEP#*",
+            "SYSTEM#PACING",
+            "PROJECT#{id}#CONTACTS",
+            "PROJECT#{id}#CONTACT_EMAIL#*",
+            "CONTACT#{id}",
+            "PROJECT#{id}#COUNTERS",
+            "PROJECT#{id}#SUPPRESSION#*",
+            "PROJECT#{id}#SUPPRESSIONS",
+            "PROJECT#{id}#DOMAINS",
+            "DOMAIN_NAME#*",
+            "PROJECT#{id}#EVENTS",
+            "SECRET#PAGE_TOKENS",
+        ]],
+    ),
+    (
+        "event-dispatch",
+        &[&[
+            "PROJECT#{id}#EVENTS",
+            "PROJECT#{id}#EVENT_NAMES",
+            "PROJECT#{id}#EVENT_UNIQUE",
+            "PROJECT#{id}#EVENT_RESETS",
+            "PROJECT#{id}#EVENT_LAST_SEEN",
+            "PROJECT#{id}#EVENT_SEEN#*",
+            "PROJECT#{id}#EVENT_DAILY",
+            "PROJECT#{id}#WEBHOOKS",
+            "PROJECT#{id}#WEBHOOK#{id}#DELIVERIES",
+        ]],
+    ),
+    (
+        "webhook-delivery",
+        &[&[
+            "PROJECT#{id}#WEBHOOKS",
+            "PROJECT#{id}#WEBHOOK#{id}#DELIVERIES",
+            "PROJECT#{id}#WEBHOOK#{id}#SLOT#*",
+            "SECRET#WEBHOOK_DATA_KEY",
+        ]],
+    ),
+    (
+        "scheduler",
+        &[&[
+            "SYSTEM#SCHEDULER",
+            "SYSTEM#EVENT_DELETION_TURN",
+            "SWEEP#*",
+            "PROJECT#{id}#EMAILS",
+            "EVENT_DELETIONS",
+            "PROJECT#{id}#EVENTS",
+            "PROJECT#{id}#EVENT_SEEN#*",
+        ]],
+    ),
+    (
+        "feedback-consumer",
+        &[&[
+            "PROJECT#{id}",
+            "PROJECT#{id}#EMAILS",
+            "PROJECT#{id}#FEEDBACK#*",
+            "PROJECT#{id}#CONTACTS",
+            "PROJECT#{id}#CONTACT_EMAIL#*",
+            "CONTACT#{id}",
+            "PROJECT#{id}#COUNTERS",
+            "PROJECT#{id}#SUPPRESSION#*",
+            "PROJECT#{id}#SUPPRESSIONS",
+            "PROJECT#{id}#EVENTS",
+            "PROJECT#{id}#CAMPAIGN#{id}#COUNTERS",
+            "PROJECT#{id}#CAMPAIGN#{id}#COUNTED#*",
+        ]],
+    ),
+];
+
+/// IAM `StringLike` matching: `*` matches any run of characters (none included), `?` exactly one.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        // A `*` in the pattern is always a wildcard, even against a `*` in the text.
+        if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// A table that refuses any partition outside its profile, as IAM does on AWS.
+pub struct GuardedTable {
+    inner: Arc<dyn Table>,
+    profile: AccessProfile,
+}
+
+impl GuardedTable {
+    /// Guards `inner` with `profile`.
+    pub fn new(inner: Arc<dyn Table>, profile: AccessProfile) -> Self {
+        Self { inner, profile }
+    }
+
+    fn check(&self, partition: &str) -> Result<(), StoreError> {
+        if self.profile.allows(partition) {
+            return Ok(());
+        }
+        tracing::error!(
+            function = self.profile.name,
+            partition,
+            "table access outside the function's profile refused"
+        );
+        Err(StoreError::Other(format!(
+            "access denied: {} may not touch partition {partition}",
+            self.profile.name
+        )))
+    }
+
+    fn check_key(&self, key: &Key) -> Result<(), StoreError> {
+        self.check(&key.pk)
+    }
+}
+
+#[async_trait]
+impl Table for GuardedTable {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.check_key(key)?;
+        self.inner.get(key).await
+    }
+
+    async fn get_eventually(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.check_key(key)?;
+        self.inner.get_eventually(key).await
+    }
+
+    async fn put(&self, item: Item, condition: crate::table::Condition) -> Result<(), StoreError> {
+        self.check_key(&item.key)?;
+        self.inner.put(item, condition).await
+    }
+
+    async fn delete(
+        &self,
+        key: &Key,
+        condition: crate::table::Condition,
+    ) -> Result<(), StoreError> {
+        self.check_key(key)?;
+        self.inner.delete(key, condition).await
+    }
+
+    async fn add(
+        &self,
+        key: &Key,
+        delta: i64,
+        max: Option<i64>,
+        ttl: Option<i64>,
+    ) -> Result<i64, StoreError> {
+        self.check_key(key)?;
+        self.inner.add(key, delta, max, ttl).await
+    }
+
+    async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        keys.iter().try_for_each(|k| self.check_key(k))?;
+        self.inner.batch_get(keys).await
+    }
+
+    async fn batch_get_eventually(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        keys.iter().try_for_each(|k| self.check_key(k))?;
+        self.inner.batch_get_eventually(keys).await
+    }
+
+    async fn query(&self, query: Query) -> Result<Page, StoreError> {
+        // On an index, IAM's LeadingKeys is the index's partition key: the same check.
+        self.check(&query.partition)?;
+        self.inner.query(query).await
+    }
+
+    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        for op in &ops {
+            let key = match op {
+                WriteOp::Put { item, .. } => &item.key,
+                WriteOp::Delete { key, .. }
+                | WriteOp::Check { key, .. }
+                | WriteOp::Add { key, .. } => key,
+            };
+            self.check_key(key)?;
+        }
+        self.inner.transact(ops).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::Index;
+
+    #[test]
+    fn glob_follows_iam_string_like() {
+        assert!(glob("APIKEY#*", "APIKEY#abc"));
+        assert!(glob("APIKEY#*", "APIKEY#"));
+        assert!(!glob("APIKEY#*", "APIKEYS"));
+        assert!(glob("a?c", "abc"));
+        assert!(!glob("a?c", "ac"));
+        assert!(glob("*#EVENTS", "PROJECT#x#EVENTS"));
+        assert!(!glob("*#EVENTS", "PROJECT#x#EVENTS#y"));
+        assert!(glob("a*b*c", "aXXbYYc"));
+        assert!(!glob("a*b*c", "aXXbYY"));
+        // Wildcard characters in the text are plain characters.
+        assert!(glob("S#*", "S#*!@x.test"));
+        assert!(glob("S#*", "S#?*"));
+        assert!(!glob("S#?", "S#*!"));
+        assert!(glob("*", ""));
+    }
+
+    /// The plain recursive definition, to check the iterative one against.
+    fn reference(p: &[char], t: &[char]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some('*'), _) => reference(&p[1..], t) || (!t.is_empty() && reference(p, &t[1..])),
+            (Some('?'), Some(_)) => reference(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => reference(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn glob_agrees_with_the_recursive_definition_on_random_inputs() {
+        let alphabet = ['a', 'b', '#', '*', '?'];
+        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for _ in 0..20_000 {
+            let p: String = (0..next(7)).map(|_| alphabet[next(5)]).collect();
+            let t: String = (0..next(9)).map(|_| alphabet[next(5)]).collect();
+            let (pc, tc): (Vec<char>, Vec<char>) = (p.chars().collect(), t.chars().collect());
+            assert_eq!(glob(&p, &t), reference(&pc, &tc), "{p:?} against {t:?}");
+        }
+    }
+
+    #[test]
+    fn a_project_pattern_matches_the_project_item_only() {
+        let p = AccessProfile::of("pages").unwrap();
+        let id = uuid::Uuid::now_v7();
+        assert!(p.allows(&format!("PROJECT#{id}")));
+        assert!(p.allows(&format!("PROJECT#{id}#CONTACTS")));
+        assert!(!p.allows(&format!("PROJECT#{id}#WEBHOOKS")));
+        assert!(!p.allows(&format!("PROJECT#{id}#KEYS")));
+        assert!(!p.allows("APIKEY#00"));
+        assert!(!p.allows("SECRET#CURSOR"));
+        assert!(!p.allows("SECRET#WEBHOOK_DATA_KEY"));
+        assert!(p.allows("SECRET#PAGE_TOKENS"));
+    }
+
+    #[test]
+    fn only_the_webhook_api_and_worker_reach_the_webhook_data_key() {
+        let reach: Vec<&str> = AccessProfile::all()
+            .iter()
+            .filter(|p| p.allows("SECRET#WEBHOOK_DATA_KEY"))
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(reach, ["webhooks", "webhook-delivery"]);
+    }
+
+    #[tokio::test]
+    async fn a_guarded_table_refuses_every_operation_outside_the_profile() {
+        use crate::backend::sqlite::SqliteTable;
+        use crate::table::Condition;
+        let inner: Arc<dyn Table> = Arc::new(SqliteTable::in_memory().unwrap());
+        let t = GuardedTable::new(inner, AccessProfile::of("pages").unwrap());
+        let secret = Key::new("SECRET#CURSOR", "S");
+        let is_denied = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Other(m)) if m.contains("access denied"));
+        assert!(is_denied(t.get(&secret).await.map(|_| ())));
+        assert!(is_denied(
+            t.put(
+                Item::new(secret.clone(), serde_json::json!({})),
+                Condition::None
+            )
+            .await
+        ));
+        assert!(is_denied(t.delete(&secret, Condition::None).await));
+        assert!(is_denied(t.add(&secret, 1, None, None).await.map(|_| ())));
+        assert!(is_denied(
+            t.batch_get(&[Key::new("PAGES_RATE#x", "RATE"), secret.clone()])
+                .await
+                .map(|_| ())
+        ));
+        assert!(is_denied(
+            t.query(Query::new(Index::Gsi1, "PROJECTS"))
+                .await
+                .map(|_| ())
+        ));
+        let ops = vec![
+            WriteOp::Add {
+                key: Key::new("PAGES_RATE#x", "RATE"),
+                delta: 1,
+            },
+            WriteOp::Check {
+                key: secret.clone(),
+                condition: Condition::Exists,
+            },
+        ];
+        assert!(is_denied(t.transact(ops).await));
+        // Inside the profile: passes through.
+        assert!(t
+            .add(&Key::new("PAGES_RATE#x", "RATE"), 1, None, None)
+            .await
+            .is_ok());
+    }
+}
