@@ -56,6 +56,15 @@ if ((${#packages[@]})); then
     scope=()
 fi
 
+# Every guarded table records the partition patterns it let through; after a whole-workspace run,
+# a last test checks that no function is granted a partition its code never uses.
+export PLUNK_ACCESS_RECORD="$(mktemp)"
+check_access_coverage() {
+    if ((${#packages[@]} == 0)) && [[ $# -eq 0 ]]; then
+        cargo run -q -p plunk-store --example access_coverage -- "$PLUNK_ACCESS_RECORD"
+    fi
+}
+
 if cargo nextest --version >/dev/null 2>&1; then
     # nextest prints one line per test and a "Summary [...] N tests run: N passed" line.
     cargo nextest run "${scope[@]}" --no-fail-fast "$@"
@@ -64,3 +73,4 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test "${scope[@]}" --no-fail-fast "$@"
 fi
+check_access_coverage "$@"

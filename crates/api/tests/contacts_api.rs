@@ -131,6 +131,18 @@ async fn malformed_unknown_and_revoked_keys_are_401_invalid_api_key() {
             .await;
         assert_error_envelope(&res, 401, "INVALID_API_KEY");
     }
+    // Every group answers alike (and counts the failure against the source).
+    for path in [
+        "/domains",
+        "/emails",
+        "/templates",
+        "/events",
+        "/suppressions",
+        "/webhooks",
+    ] {
+        let res = app.get_from("203.0.113.9", path, &unknown).await;
+        assert_error_envelope(&res, 401, "INVALID_API_KEY");
+    }
     let keys = app
         .store
         .projects()

@@ -266,6 +266,22 @@ crate::on_both_backends! {
         assert_eq!((s.reason, s.email_id), (SuppressionReason::Complaint, Some(r.id)));
     }
 
+    async fn a_complaint_about_an_email_without_a_contact_id_finds_the_contact_by_address(app: TestApp) {
+        verified_domain(&app).await;
+        let t = Timestamp::now();
+        let mut r = sent_to_subscribed(&app, "hedy@example.org", t).await;
+        let contact = r.contact_id.take().expect("the send names its contact");
+        let v = app.store.emails().get_versioned(app.project.id, r.id).await.unwrap().unwrap();
+        app.store.emails().save(app.project.id, &r, v.version).await.unwrap();
+        let m = r.message_id.clone().unwrap();
+        let complaint = FeedbackKind::Complaint { feedback_type: None };
+
+        worker(&app).handle(&body(&app, &r, &m, complaint, at(t, 90_000))).await.unwrap();
+
+        let c = app.call(Method::GET, &format!("/contacts/{contact}"), None).await;
+        assert_eq!(c.data()["subscribed"], json!(false), "{}", c.body);
+    }
+
     async fn a_duplicated_notification_changes_nothing_twice(app: TestApp) {
         verified_domain(&app).await;
         let t = Timestamp::now();

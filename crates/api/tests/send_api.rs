@@ -298,6 +298,21 @@ async fn a_retried_request_with_the_same_idempotency_key_is_replayed_not_repeate
         2,
         "no second set of emails"
     );
+    // One at a time: the cursor leads to the other one, then ends.
+    let first_page = app.call(Method::GET, "/emails?limit=1", None).await;
+    let cursor = first_page.data()["nextCursor"].as_str().unwrap().to_owned();
+    let second_page = app
+        .call(
+            Method::GET,
+            &format!("/emails?limit=1&cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_ne!(
+        first_page.data()["items"][0]["id"],
+        second_page.data()["items"][0]["id"]
+    );
+    assert_eq!(second_page.data()["hasMore"], json!(false));
     let other = app
         .raw(
             Method::POST,

@@ -558,6 +558,20 @@ on_both_backends! {
         assert_eq!(created, 20);
         let listed = app.call(Method::GET, "/webhooks?limit=100", None).await;
         assert_eq!(listed.data()["items"].as_array().unwrap().len(), 20);
+        // Paged 8 at a time, every webhook comes once.
+        let mut seen = std::collections::BTreeSet::new();
+        let mut path = "/webhooks?limit=8".to_owned();
+        loop {
+            let page = app.call(Method::GET, &path, None).await;
+            for item in page.data()["items"].as_array().unwrap() {
+                assert!(seen.insert(item["id"].as_str().unwrap().to_owned()));
+            }
+            match page.data()["nextCursor"].as_str() {
+                Some(cursor) => path = format!("/webhooks?limit=8&cursor={cursor}"),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 20);
         // Deleting one frees one place.
         let id = listed.data()["items"][0]["id"].as_str().unwrap().to_owned();
         app.call(Method::DELETE, &format!("/webhooks/{id}"), None).await;

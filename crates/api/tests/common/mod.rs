@@ -155,6 +155,22 @@ impl TestApp {
         let req = req
             .body(body.map(Body::from).unwrap_or_else(Body::empty))
             .unwrap();
+        self.send(req).await
+    }
+
+    /// `GET path` with `key`, as the gateway would pass it from the client address `source`.
+    pub async fn get_from(&self, source: &str, path: &str, key: &str) -> TestResponse {
+        let mut req = Request::builder()
+            .uri(path)
+            .header("authorization", format!("Bearer {key}"))
+            .body(Body::empty())
+            .unwrap();
+        req.extensions_mut()
+            .insert(plunk_http_kit::pipeline::GatewaySourceIp(source.to_owned()));
+        self.send(req).await
+    }
+
+    async fn send(&self, req: Request<Body>) -> TestResponse {
         let res = plunk_api::app(self.state.clone())
             .oneshot(req)
             .await

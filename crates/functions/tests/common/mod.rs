@@ -115,7 +115,10 @@ impl Function {
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let mut command = Command::new(binary);
         for (name, _) in std::env::vars() {
-            if name.starts_with("PLUNK_") || name.starts_with("AWS_") {
+            // The access record is kept: what the binaries touch counts toward the grants' use.
+            if (name.starts_with("PLUNK_") || name.starts_with("AWS_"))
+                && name != "PLUNK_ACCESS_RECORD"
+            {
                 command.env_remove(name);
             }
         }
