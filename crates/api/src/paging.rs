@@ -19,13 +19,15 @@ pub struct ListPage<T> {
     pub total: Option<u64>,
 }
 
-/// Decodes `cursor` (if any) for `binding`; 400 `INVALID_CURSOR` when it does not verify.
+/// Decodes `cursor` (if any) for `binding`; 400 `INVALID_CURSOR` when it does not verify. An
+/// empty `cursor=` is the first page, as if absent (clients often send the last page's
+/// `nextCursor: null` that way).
 pub async fn start_position(
     state: &AppState,
     query: &QueryParams,
     binding: &CursorBinding,
 ) -> Result<Option<Position>, ApiError> {
-    let Some(cursor) = query.get("cursor") else {
+    let Some(cursor) = query.get("cursor").filter(|c| !c.is_empty()) else {
         return Ok(None);
     };
     let codec = state.store.cursor_codec().await?;

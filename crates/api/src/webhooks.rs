@@ -529,7 +529,10 @@ async fn outbound_allowance(state: &AppState, project: uuid::Uuid) -> Result<(),
 /// Send a synthetic `webhook.test` event to this webhook only.
 #[utoipa::path(post, path = "/webhooks/{id}/test", tag = "Webhooks",
     params(("id" = String, Path, description = "Webhook id")),
-    responses((status = 200, description = "The delivery, PENDING", body = inline(DeliveryEnvelope))),
+    responses(
+        (status = 200, description = "The delivery, PENDING", body = inline(DeliveryEnvelope)),
+        (status = 409, description = "WEBHOOK_DISABLED", body = plunk_http_kit::openapi::ErrorEnvelope),
+    ),
     security(("bearer" = [])))]
 pub async fn test(
     State(state): State<AppState>,
@@ -539,6 +542,7 @@ pub async fn test(
     let project = auth.project.id;
     let id = webhook_id(path)?;
     let (webhook, _) = load(&state, project, id).await?;
+    require_enabled(&webhook)?;
     outbound_allowance(&state, project).await?;
     let event_id = plunk_domain::id::new_id();
     let now = Timestamp::now();
@@ -654,19 +658,32 @@ async fn load_delivery(
     state: &AppState,
     project: Uuid,
     path: Result<Path<(String, String)>, PathRejection>,
-) -> Result<(Delivery, u64), ApiError> {
+) -> Result<(Webhook, Delivery, u64), ApiError> {
     let Ok(Path((webhook, delivery))) = path else {
         return Err(not_found());
     };
     let webhook = plunk_domain::id::parse_id(&webhook).ok_or_else(not_found)?;
-    load(state, project, webhook).await?;
+    let (webhook, _) = load(state, project, webhook).await?;
     let delivery = plunk_domain::id::parse_id(&delivery).ok_or_else(delivery_not_found)?;
-    state
+    let (delivery, version) = state
         .store
         .webhooks()
-        .get_delivery(project, webhook, delivery)
+        .get_delivery(project, webhook.id, delivery)
         .await?
-        .ok_or_else(delivery_not_found)
+        .ok_or_else(delivery_not_found)?;
+    Ok((webhook, delivery, version))
+}
+
+/// A disabled webhook is never called (the worker fails its attempts), so a manual test or
+/// retry would only end `FAILED`: refused up front instead.
+fn require_enabled(webhook: &Webhook) -> Result<(), ApiError> {
+    if webhook.enabled {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorCode::WebhookDisabled,
+        "The webhook is disabled; a disabled webhook is not called",
+    ))
 }
 
 /// One delivery.
@@ -679,14 +696,17 @@ pub async fn read_delivery(
     auth: AuthContext,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Envelope<DeliveryView>, ApiError> {
-    let (delivery, _) = load_delivery(&state, auth.project.id, path).await?;
+    let (_, delivery, _) = load_delivery(&state, auth.project.id, path).await?;
     Ok(Envelope::ok(DeliveryView::from(&delivery)))
 }
 
 /// Schedule one immediate extra attempt.
 #[utoipa::path(post, path = "/webhooks/{id}/deliveries/{deliveryId}/retry", tag = "Webhooks",
     params(("id" = String, Path, description = "Webhook id"), ("deliveryId" = String, Path, description = "Delivery id")),
-    responses((status = 200, description = "The delivery, PENDING", body = inline(DeliveryEnvelope))),
+    responses(
+        (status = 200, description = "The delivery, PENDING", body = inline(DeliveryEnvelope)),
+        (status = 409, description = "WEBHOOK_DISABLED", body = plunk_http_kit::openapi::ErrorEnvelope),
+    ),
     security(("bearer" = [])))]
 pub async fn retry_delivery(
     State(state): State<AppState>,
@@ -694,7 +714,8 @@ pub async fn retry_delivery(
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Envelope<DeliveryView>, ApiError> {
     let project = auth.project.id;
-    let (mut delivery, version) = load_delivery(&state, project, path).await?;
+    let (webhook, mut delivery, version) = load_delivery(&state, project, path).await?;
+    require_enabled(&webhook)?;
     outbound_allowance(&state, project).await?;
     // An ended delivery gets one attempt; a pending one keeps its schedule after this attempt.
     let one_off = delivery.status != DeliveryStatus::Pending;

@@ -585,6 +585,15 @@ on_both_backends! {
         assert_error_envelope(&res, 400, "INVALID_CURSOR");
         let res = app.call(Method::GET, &format!("/contacts?limit=2&cursor={cursor}"), None).await;
         assert_eq!(res.status, StatusCode::OK, "changing only limit is allowed");
+        // An empty cursor is the first page, on every list.
+        let first = app.call(Method::GET, "/contacts?limit=1", None).await;
+        let empty = app.call(Method::GET, "/contacts?limit=1&cursor=", None).await;
+        assert_eq!(empty.status, StatusCode::OK, "{}", empty.body);
+        assert_eq!(empty.data()["items"], first.data()["items"]);
+        for list in ["/emails", "/events", "/templates", "/domains", "/suppressions", "/webhooks"] {
+            let res = app.call(Method::GET, &format!("{list}?cursor="), None).await;
+            assert_eq!(res.status, StatusCode::OK, "{list}: {}", res.body);
+        }
     }
 
     async fn a_key_of_one_project_never_reads_or_changes_another_projects_contacts(app: TestApp) {

@@ -118,6 +118,25 @@ on_both_backends! {
         assert_eq!(other.code(), "IDEMPOTENCY_KEY_REUSED");
         let events = app.call(Method::GET, "/events?name=signed_up", None).await;
         assert_eq!(events.data()["items"].as_array().unwrap().len(), 1);
+
+        // The same numbers in other spellings are the same request (README §8).
+        let numbered = |n: &str| {
+            let app = &app;
+            let public = public.clone();
+            let body = format!(r#"{{"event": "paid", "email": "kim@example.com", "data": {{"n": {n}, "m": 100}}}}"#);
+            async move {
+                app.raw(Method::POST, "/v1/track", Some(&public), Some(body),
+                    &[("content-type", "application/json"), ("idempotency-key", "evt-78")]).await
+            }
+        };
+        let first = numbered("1").await;
+        assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+        for spelling in ["1.0", "1e0", "10e-1"] {
+            let again = numbered(spelling).await;
+            assert_eq!(again.status, StatusCode::OK, "{spelling}: {}", again.body);
+            assert_eq!(again.header("idempotent-replayed"), Some("true"), "{spelling}");
+        }
+        assert_eq!(numbered("1.5").await.code(), "IDEMPOTENCY_KEY_REUSED");
     }
 
     async fn events_list_newest_first_with_filters_and_cursors(app: TestApp) {

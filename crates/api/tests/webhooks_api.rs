@@ -595,4 +595,26 @@ on_both_backends! {
         assert_eq!(refused.body["error"]["details"]["limit"], json!(10));
         assert!(refused.header("retry-after").is_some());
     }
+
+    async fn a_disabled_webhook_refuses_test_sends_and_retries(app: TestApp) {
+        let created = app.call(Method::POST, "/webhooks", Some(json!({"url": "https://hooks.example.com/x"}))).await;
+        let id = created.data()["id"].as_str().unwrap().to_owned();
+        let sent = app.call(Method::POST, &format!("/webhooks/{id}/test"), None).await;
+        assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+        let delivery = sent.data()["id"].as_str().unwrap().to_owned();
+        let off = app.call(Method::PATCH, &format!("/webhooks/{id}"), Some(json!({"enabled": false}))).await;
+        assert_eq!(off.status, StatusCode::OK);
+
+        let test = app.call(Method::POST, &format!("/webhooks/{id}/test"), None).await;
+        assert_eq!(test.status, StatusCode::CONFLICT, "{}", test.body);
+        assert_eq!(test.code(), "WEBHOOK_DISABLED");
+        assert!(test.body["error"]["suggestion"].as_str().unwrap().contains("enabled"));
+        let retry = app
+            .call(Method::POST, &format!("/webhooks/{id}/deliveries/{delivery}/retry"), None)
+            .await;
+        assert_eq!(retry.status, StatusCode::CONFLICT, "{}", retry.body);
+        assert_eq!(retry.code(), "WEBHOOK_DISABLED");
+        let deliveries = app.call(Method::GET, &format!("/webhooks/{id}/deliveries"), None).await;
+        assert_eq!(deliveries.data()["items"].as_array().unwrap().len(), 1, "nothing new queued");
+    }
 }

@@ -60,7 +60,9 @@ pub struct SubscriptionChange {
 }
 
 impl SubscriptionChange {
-    /// The event data: `source`, and `reason`, `emailId`, `campaignId` when known.
+    /// The event data: `source`, and `reason`, `emailId`, `campaignId` when known. A hosted
+    /// page's change always carries `emailId` and `campaignId`, `null` when its link named none
+    /// (feedback-and-unsubscribe.md §4: `{source, emailId, campaignId}`).
     pub fn event_data(&self) -> Map<String, Value> {
         let mut data = Map::new();
         data.insert(
@@ -75,6 +77,17 @@ impl SubscriptionChange {
         }
         if let Some(id) = self.campaign_id {
             data.insert("campaignId".into(), Value::String(id.to_string()));
+        }
+        let from_a_page = matches!(
+            self.source,
+            SubscriptionSource::OneClick
+                | SubscriptionSource::UnsubscribePage
+                | SubscriptionSource::SubscribePage
+                | SubscriptionSource::ManagePage
+        );
+        if from_a_page {
+            data.entry("emailId").or_insert(Value::Null);
+            data.entry("campaignId").or_insert(Value::Null);
         }
         data
     }
@@ -208,6 +221,15 @@ mod tests {
         assert_eq!(
             Value::Object(full.event_data()),
             serde_json::json!({"source": "one_click", "emailId": email, "campaignId": campaign})
+        );
+        let page = SubscriptionChange {
+            email_id: Some(email),
+            campaign_id: None,
+            ..SubscriptionChange::from(SubscriptionSource::ManagePage)
+        };
+        assert_eq!(
+            Value::Object(page.event_data()),
+            serde_json::json!({"source": "manage_page", "emailId": email, "campaignId": null})
         );
     }
 }

@@ -75,6 +75,7 @@ error_codes! {
     DomainAlreadyExists = 409, "Use the existing domain entry or pick another domain.";
     DomainInUse = 409, "Change those senders first.";
     WebhookLimitReached = 409, "Delete an unused webhook.";
+    WebhookDisabled = 409, "Enable the webhook first (PATCH /webhooks/:id with {\"enabled\": true}), then retry.";
     IdempotencyKeyReused = 409, "Use a new key for a different request.";
     IdempotencyKeyInProgress = 409, "Wait a moment and retry with the same key.";
     PayloadTooLarge = 413, "Reduce the body size, e.g. fewer or smaller attachments.";
@@ -189,8 +190,9 @@ mod tests {
 
     #[test]
     fn every_code_has_its_spec_status_and_a_suggestion() {
-        // The spec's 47, and the three of HTTP requests the server cannot parse.
-        assert_eq!(ErrorCode::ALL.len(), 50);
+        // The spec's 47, the three of HTTP requests the server cannot parse, and
+        // WEBHOOK_DISABLED (docs/decisions.md).
+        assert_eq!(ErrorCode::ALL.len(), 51);
         for code in ErrorCode::ALL {
             assert!(!code.suggestion().is_empty());
         }

@@ -568,12 +568,12 @@ pub fn fingerprint(method: &Method, path: &str, body: &Map<String, Value>) -> St
 /// - Strings are written the way serde_json writes them: `"` and `\` escaped, control
 ///   characters as `\n`, `\t`, … or `\u00XX`, everything else (including non-ASCII and `/`)
 ///   literally. So `"\u00e9"` and `"é"` are the same string, as are `"\/"` and `"/"`.
-/// - Numbers are re-serialised from what serde_json parsed: a number written without fraction
-///   or exponent is an integer and prints as one (`1`, `-5`); any other is an `f64` printed in
-///   its shortest round-trip form (`1.0`, `1.00` and `1e0` → `1.0`; `1.50` → `1.5`; `1e2` →
-///   `100.0`). So `1` and `1.0` stay different: handlers see them differently too (an integer
-///   field may refuse `1.0`), so they are different requests. serde_json reads `-0` as the
-///   float `-0.0`, which therefore differs from `0`.
+/// - Numbers are re-serialised in their shortest exact form, whatever way they were written: a
+///   value with no fractional part prints as an integer (`1`, `1.0`, `1.00`, `1e0` → `1`; `1e2`
+///   and `100` → `100`; `-0` → `0`), any other in its shortest round-trip form (`1.50` → `1.5`,
+///   `1.5e-7` → `1.5e-7`). So the same number retried in another spelling is the same request.
+///   (A handler that wants an integer may still refuse `1.0`: a 4xx releases the key, so the
+///   retry with `1` runs.) Integral values of 10^21 and more keep the round-trip form.
 ///
 /// Sorting by UTF-8 bytes is sorting by code point.
 pub fn canonical_json(value: &Value) -> String {
@@ -595,8 +595,25 @@ fn write_value(value: &Value, out: &mut String) {
             }
             out.push(']');
         }
-        // serde_json's compact form: escaped strings, itoa integers, ryu floats.
+        Value::Number(n) => write_number(n, out),
+        // serde_json's compact form: escaped strings.
         scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// The shortest exact form of a number (see [`canonical_json`]).
+fn write_number(n: &serde_json::Number, out: &mut String) {
+    if n.is_i64() || n.is_u64() {
+        out.push_str(&n.to_string());
+        return;
+    }
+    match n.as_f64() {
+        // Every f64 below 10^21 with no fraction is an integer `{:.0}` prints exactly.
+        Some(f) if f.fract() == 0.0 && f.abs() < 1e21 => {
+            let text = format!("{f:.0}");
+            out.push_str(if text == "-0" { "0" } else { &text });
+        }
+        _ => out.push_str(&n.to_string()),
     }
 }
 
@@ -684,14 +701,20 @@ mod tests {
     }
 
     #[test]
-    fn numbers_take_their_shortest_form_and_integers_stay_apart_from_floats() {
+    fn numbers_take_their_shortest_exact_form_however_written() {
         assert_eq!(
-            canon(r#"{"a":1.50,"b":1e2,"c":-5,"d":0.10,"e":-0}"#),
-            r#"{"a":1.5,"b":100.0,"c":-5,"d":0.1,"e":-0.0}"#
+            canon(r#"{"a":1.50,"b":1e2,"c":-5,"d":0.10,"e":-0,"f":-2.0,"g":1.5e-7,"h":1e300}"#),
+            r#"{"a":1.5,"b":100,"c":-5,"d":0.1,"e":0,"f":-2,"g":1.5e-7,"h":1e+300}"#
         );
         assert_eq!(canon(r#"{"a":1.0}"#), canon(r#"{"a":1.00}"#));
         assert_eq!(canon(r#"{"a":1.0}"#), canon(r#"{"a":1e0}"#));
-        assert_ne!(canon(r#"{"a":1.0}"#), canon(r#"{"a":1}"#));
+        assert_eq!(canon(r#"{"a":1.0}"#), canon(r#"{"a":1}"#));
+        assert_eq!(canon(r#"{"n":100}"#), canon(r#"{"n":1e2}"#));
+        assert_eq!(
+            canon(r#"{"n":12345678901234567890}"#),
+            r#"{"n":12345678901234567890}"#
+        );
+        assert_ne!(canon(r#"{"a":1.5}"#), canon(r#"{"a":1}"#));
         assert_eq!(
             canon(r#"{"a":18446744073709551615,"b":-9223372036854775808}"#),
             r#"{"a":18446744073709551615,"b":-9223372036854775808}"#

@@ -60,20 +60,57 @@ pub enum StoreKind {
 
 impl StoreArgs {
     /// The store configuration these arguments name.
+    /// Says on stderr when the embedded store's data directory does not exist yet (it is about to
+    /// be created), so a command run from the wrong folder does not silently start a new store.
     pub fn config(&self) -> Result<StoreConfig, Failure> {
         match self.store {
-            StoreKind::Sqlite => Ok(StoreConfig::Sqlite {
-                data_dir: self.data_dir.clone(),
-            }),
-            StoreKind::Dynamo => Ok(StoreConfig::Dynamo {
-                table: self.table.clone().ok_or_else(|| {
+            StoreKind::Sqlite => {
+                self.announce_new_data_dir("the embedded store");
+                Ok(StoreConfig::Sqlite {
+                    data_dir: self.data_dir.clone(),
+                })
+            }
+            StoreKind::Dynamo => {
+                let table = self.table.clone().ok_or_else(|| {
                     Failure::usage("--table (or PLUNK_TABLE) is required with --store dynamo")
-                })?,
-                endpoint: self.dynamodb_endpoint.clone(),
-                create_table: self.create_table,
-            }),
+                })?;
+                if let Some(problem) = table_name_problem(&table) {
+                    return Err(Failure::usage(format!(
+                        "--table '{table}' is not a DynamoDB table name: {problem}"
+                    )));
+                }
+                Ok(StoreConfig::Dynamo {
+                    table,
+                    endpoint: self.dynamodb_endpoint.clone(),
+                    create_table: self.create_table,
+                })
+            }
         }
     }
+
+    /// One line on stderr naming `what` and the data directory, when the directory is new.
+    pub fn announce_new_data_dir(&self, what: &str) {
+        if !self.data_dir.exists() {
+            eprintln!(
+                "plunk: creating {} for {what} (choose another with --data-dir or PLUNK_DATA_DIR)",
+                self.data_dir.display()
+            );
+        }
+    }
+}
+
+/// What is wrong with `name` as a DynamoDB table name (3 to 255 of `a-z A-Z 0-9 _ - .`), if
+/// anything.
+pub fn table_name_problem(name: &str) -> Option<String> {
+    if name.len() < 3 || name.len() > 255 {
+        return Some(format!(
+            "it must be 3 to 255 characters long, not {}",
+            name.len()
+        ));
+    }
+    name.chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        .map(|c| format!("'{c}' is not allowed (only letters, digits, '_', '-' and '.')"))
 }
 
 /// Top-level commands.

@@ -8,6 +8,7 @@ mod outbox_page;
 mod output;
 mod serve;
 mod simulate;
+mod stream_feed;
 
 use std::process::ExitCode;
 

@@ -3,8 +3,11 @@
 
 use crate::cli::{Cli, ServeArgs};
 use crate::output::Failure;
+use crate::stream_feed::DynamoStreamFeed;
 use plunk_domain::project::{Tracking, DEFAULT_RATE_LIMIT};
 use plunk_http_kit::{AppState, Settings};
+use plunk_store::backend::dynamo::DynamoTable;
+use plunk_store::config::StoreConfig;
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
@@ -15,7 +18,12 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let store = cli.store.config()?.open().await?;
+    let config = cli.store.config()?;
+    if matches!(config, StoreConfig::Dynamo { .. }) {
+        cli.store
+            .announce_new_data_dir("the local queues, outbox and stream checkpoints");
+    }
+    let store = with_stream_feed(config.open().await?, &config, &cli.store.data_dir).await?;
     // Secrets an earlier build kept in the shared SYSTEM partition move to their own.
     if store.migrate_legacy_secrets().await? > 0 {
         println!("Moved the server secrets to their own partitions");
@@ -121,4 +129,29 @@ async fn shutdown() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// On DynamoDB, the store with the table's stream as its change feed, so this process dispatches
+/// events as the event-dispatch function does when deployed (the stream is enabled if missing).
+async fn with_stream_feed(
+    store: plunk_store::Store,
+    config: &StoreConfig,
+    data_dir: &std::path::Path,
+) -> Result<plunk_store::Store, Failure> {
+    let StoreConfig::Dynamo {
+        table, endpoint, ..
+    } = config
+    else {
+        return Ok(store);
+    };
+    if store.change_feed().is_some() {
+        return Ok(store);
+    }
+    let stream = DynamoTable::from_env(table, endpoint.as_deref())
+        .await
+        .ensure_stream()
+        .await?;
+    let feed = DynamoStreamFeed::open(stream, endpoint.as_deref(), data_dir).await?;
+    println!("Dispatching events from the stream of table {table}");
+    Ok(store.with_change_feed(std::sync::Arc::new(feed)))
 }

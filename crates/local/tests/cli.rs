@@ -161,7 +161,7 @@ fn exit_codes_follow_the_spec() {
             "--store",
             "dynamo",
             "--table",
-            "t",
+            "plunk-t",
             "--dynamodb-endpoint",
             "http://127.0.0.1:9",
             "project",
@@ -375,4 +375,46 @@ async fn secrets_migrate_moves_page_token_secrets_out_of_the_shared_partition_an
     assert!(store.table().get(&legacy).await.unwrap().is_none());
     let keys = store.page_tokens().await.unwrap();
     assert_eq!(keys.verify(&link).unwrap().contact_id, contact);
+}
+
+#[test]
+fn a_bad_table_name_is_one_line_and_a_new_data_dir_is_announced() {
+    for (table, problem) in [
+        ("t1", "3 to 255 characters"),
+        ("my table", "' ' is not allowed"),
+    ] {
+        let out = plunk()
+            .args(["--store", "dynamo", "--table", table, "project", "list"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "a usage error");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(problem), "{stderr}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("fresh");
+    let out = plunk()
+        .args(["project", "list"])
+        .env("PLUNK_DATA_DIR", &data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("creating {}", data.display()))
+            && stderr.contains("embedded store"),
+        "{stderr}"
+    );
+    let again = plunk()
+        .args(["project", "list"])
+        .env("PLUNK_DATA_DIR", &data)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr),
+        "",
+        "said once, when created"
+    );
 }

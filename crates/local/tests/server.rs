@@ -125,8 +125,25 @@ fn two_servers_sharing_a_dynamodb_table_enforce_one_limit() {
     let (code, created) = common::parse(out);
     assert_eq!(code, 0, "{created}");
     let key = created["secretKey"].as_str().unwrap().to_owned();
-    let a = Server::start(&envs, &[], dir.path());
-    let b = Server::start(&envs, &[], dir.path());
+    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
+    let a = Server::start(
+        &[
+            envs.as_slice(),
+            &[("PLUNK_DATA_DIR", data_a.to_str().unwrap())],
+        ]
+        .concat(),
+        &[],
+        dir.path(),
+    );
+    let b = Server::start(
+        &[
+            envs.as_slice(),
+            &[("PLUNK_DATA_DIR", data_b.to_str().unwrap())],
+        ]
+        .concat(),
+        &[],
+        dir.path(),
+    );
 
     // Start early in a minute so the whole burst falls into one window.
     let second = chrono_second();
@@ -165,6 +182,73 @@ fn two_servers_sharing_a_dynamodb_table_enforce_one_limit() {
     assert_eq!(body(res)["error"]["code"], "RATE_LIMIT_EXCEEDED");
     let (status, _) = a.request("GET", "/contacts", Some(&key), None);
     assert_eq!(status, 429, "the other server refuses too");
+}
+
+/// On DynamoDB the server reads the table's stream itself, as the event-dispatch function does
+/// when deployed: tracked events reach `/events/names`, and after a restart the server goes on
+/// from its checkpoint instead of counting the old events again. Needs DynamoDB Local.
+#[test]
+fn on_dynamodb_the_server_dispatches_events_from_the_table_stream_once() {
+    let Ok(endpoint) = std::env::var("PLUNK_TEST_DYNAMODB_ENDPOINT") else {
+        eprintln!("skipped: PLUNK_TEST_DYNAMODB_ENDPOINT not set");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let table = format!("stream-{}", uuid::Uuid::now_v7());
+    let envs = [
+        ("PLUNK_STORE", "dynamo"),
+        ("PLUNK_TABLE", table.as_str()),
+        ("PLUNK_DYNAMODB_ENDPOINT", endpoint.as_str()),
+        ("PLUNK_DATA_DIR", data.to_str().unwrap()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ];
+    let track = |server: &Server, key: &str, email: &str| {
+        let (status, _) = server.request(
+            "POST",
+            "/v1/track",
+            Some(key),
+            Some(json!({"event": "signed-up", "email": email})),
+        );
+        assert_eq!(status, 200);
+    };
+    let count_within = |server: &Server, key: &str, expected: i64| -> i64 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let (_, res) = server.request("GET", "/events/names", Some(key), None);
+            let names = body(res)["data"]["names"].clone();
+            let count = names
+                .as_array()
+                .and_then(|n| n.iter().find(|n| n["name"] == "signed-up"))
+                .and_then(|n| n["count"].as_i64())
+                .unwrap_or(0);
+            if count >= expected || std::time::Instant::now() > deadline {
+                return count;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+
+    let server = Server::start(&envs, &["--create-table"], dir.path());
+    let key = server.printed_secret().unwrap();
+    for i in 0..3 {
+        track(&server, &key, &format!("user{i}@example.org"));
+    }
+    assert_eq!(count_within(&server, &key, 3), 3, "{}", server.log());
+    drop(server);
+
+    let server = Server::start(&envs, &[], dir.path());
+    track(&server, &key, "late@example.org");
+    assert_eq!(count_within(&server, &key, 4), 4);
+    // Nothing is read again later either.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(
+        count_within(&server, &key, 4),
+        4,
+        "the restart counted old events again"
+    );
 }
 
 fn chrono_second() -> u64 {
@@ -604,4 +688,84 @@ fn sent_mail_is_delivered_by_local_feedback_and_plunk_simulate_bounces_it() {
     let (code, out) = cli(&data, &["simulate", "open", &unknown]);
     assert_eq!(code, 2, "an unknown email is not found: {out}");
     assert_eq!(out["error"]["kind"], "not_found");
+}
+
+/// admin-cli.md's emergency stop, as a user would try it: 1,000 emails queued at 14 a second,
+/// then `plunk project disable`. Whatever the 60 s settings cache, no email reaches the outbox
+/// more than 5 seconds after the command returned, and the rest end `FAILED` with
+/// `PROJECT_DISABLED`.
+#[test]
+fn disabling_a_project_stops_its_queued_mail_within_five_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let envs = [
+        ("PLUNK_DATA_DIR", data.to_str().unwrap()),
+        ("PLUNK_SEND_RATE", "14"),
+        ("PLUNK_KEY_CACHE_SECONDS", "60"),
+    ];
+    let server = Server::start(&envs, &[], dir.path());
+    let key = server.printed_secret().unwrap();
+    let (_, res) = server.request(
+        "POST",
+        "/domains",
+        Some(&key),
+        Some(json!({"domain": "acme.io"})),
+    );
+    let domain_id = body(res)["data"]["id"].as_str().unwrap().to_owned();
+    let verify = format!("/domains/{domain_id}/verify");
+    assert_eq!(server.request("POST", &verify, Some(&key), None).0, 200);
+    for batch in 0..20 {
+        let to: Vec<String> = (0..50)
+            .map(|i| format!("r{batch}-{i}@example.org"))
+            .collect();
+        let (status, res) = server.request(
+            "POST",
+            "/v1/send",
+            Some(&key),
+            Some(json!({"to": to, "subject": "Hi", "body": "<p>Hi</p>", "from": "hi@acme.io"})),
+        );
+        assert_eq!(status, 200, "{}", body(res));
+    }
+    let outbox = data.join("outbox");
+    let sent = || {
+        std::fs::read_dir(&outbox)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".eml"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    // Let sending get going, so the settings are cached and mail is paced ahead.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sent() < 20 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (_, res) = server.request("GET", "/emails?limit=1", Some(&key), None);
+    assert_eq!(body(res)["success"], true);
+    let project = server.stdout.iter().find_map(|l| {
+        l.strip_prefix("Created project Local (")
+            .map(|rest| rest.trim_end_matches(')').to_owned())
+    });
+    let project = project.expect("the first start names its project");
+
+    let (code, out) = cli(&data, &["project", "disable", &project]);
+    assert_eq!(code, 0, "{out}");
+    let at_return = sent();
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let after_five = sent();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let later = sent();
+    assert_eq!(
+        later, after_five,
+        "mail still reached the outbox more than 5 s after the command returned"
+    );
+    assert!(
+        after_five - at_return <= 5 * 14,
+        "at most 5 seconds' worth after the command: {at_return} then {after_five}"
+    );
+    assert!(
+        later < 1000,
+        "the queue was stopped, not drained ({later} sent)"
+    );
 }

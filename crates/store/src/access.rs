@@ -99,6 +99,7 @@ const PROFILES: &[(&str, &[&[&str]])] = &[
                 "CONTACT#{id}",
                 "PROJECT#{id}#EVENTS",
                 "PROJECT#{id}#CONTACT#{id}#EVENTS",
+                "CONTACT_ERASURES",
                 "SECRET#CURSOR",
             ],
         ],
@@ -258,6 +259,9 @@ const PROFILES: &[(&str, &[&[&str]])] = &[
             "EVENT_DELETIONS",
             "PROJECT#{id}#EVENTS",
             "PROJECT#{id}#EVENT_SEEN#*",
+            "CONTACT_ERASURES",
+            "SYSTEM#CONTACT_ERASURE_TURN",
+            "PROJECT#{id}#CONTACT#{id}#EVENTS",
         ]],
     ),
     (

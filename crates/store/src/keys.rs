@@ -317,6 +317,20 @@ pub fn event_daily(project: Uuid, day: &str, name: &str) -> Key {
     Key::new(event_daily_partition(project), format!("{day}#{name}"))
 }
 
+/// Global partition of pending contact erasures (`DELETE /contacts/:id` removes the contact at
+/// once and its history in the background); sort key `<project>#<contact>`.
+pub const CONTACT_ERASURES_PARTITION: &str = "CONTACT_ERASURES";
+
+/// The erasure job of one deleted contact.
+pub fn contact_erasure(project: Uuid, contact: Uuid) -> Key {
+    Key::new(CONTACT_ERASURES_PARTITION, format!("{project}#{contact}"))
+}
+
+/// The project the last erasure pass served last: the next pass starts after it.
+pub fn contact_erasure_turn() -> Key {
+    Key::new("SYSTEM#CONTACT_ERASURE_TURN", "TURN")
+}
+
 /// Global partition of pending `DELETE /events/:name` jobs, worked through by the scheduler;
 /// sort key `<project>#<name>`.
 pub const EVENT_DELETIONS_PARTITION: &str = "EVENT_DELETIONS";

@@ -74,6 +74,13 @@ impl Store {
         store
     }
 
+    /// This store with a change feed this process reads itself (`plunk serve` on DynamoDB reads
+    /// the table's stream).
+    pub fn with_change_feed(mut self, feed: Arc<dyn ChangeFeed>) -> Self {
+        self.feed = Some(feed);
+        self
+    }
+
     /// This store with every table operation checked against `profile` (see [`access`]): the
     /// function's least privilege, enforced in every mode. Secret caches are the profile's own.
     pub fn with_access(&self, profile: access::AccessProfile) -> Self {
@@ -118,8 +125,8 @@ impl Store {
         Ok(moved)
     }
 
-    /// The change feed of new events, when this process reads it itself (the embedded backend;
-    /// on DynamoDB the stream is read by the event-dispatch function).
+    /// The change feed of new events, when this process reads it itself (the embedded backend,
+    /// or `plunk serve` on DynamoDB; deployed, the stream drives the event-dispatch function).
     pub fn change_feed(&self) -> Option<&Arc<dyn ChangeFeed>> {
         self.feed.as_ref()
     }
@@ -127,6 +134,11 @@ impl Store {
     /// The underlying table port.
     pub fn table(&self) -> &Arc<dyn Table> {
         &self.table
+    }
+
+    /// The background erasure of deleted contacts' history.
+    pub fn contact_erasure(&self) -> repo::contact_erasure::ContactErasure<'_> {
+        repo::contact_erasure::ContactErasure::new(self.table.as_ref())
     }
 
     /// Event counters (names, daily stats, unique contacts).

@@ -41,6 +41,15 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
             .map(|(_, v)| v.clone())
     }
 
+    /// The entry for `key`, when it is younger than both the time to live and `max_age`.
+    pub fn get_younger_than(&self, key: &K, max_age: Duration) -> Option<V> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl.min(max_age))
+            .map(|(_, v)| v.clone())
+    }
+
     /// Keeps `value` for `key` (nothing when the time to live is zero).
     pub fn put(&self, key: K, value: V) {
         if self.ttl.is_zero() {
@@ -89,6 +98,14 @@ mod tests {
         assert_eq!(cache.get(&"a"), Some(1));
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(cache.get(&"a"), None, "expired");
+        cache.put("c", 3);
+        assert_eq!(
+            cache.get_younger_than(&"c", Duration::from_millis(5)),
+            Some(3)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+        assert_eq!(cache.get_younger_than(&"c", Duration::from_millis(5)), None);
+        assert_eq!(cache.get(&"c"), Some(3), "still within the time to live");
         cache.put("b", 2);
         cache.remove(&"b");
         assert_eq!(cache.get(&"b"), None, "removed");

@@ -31,6 +31,8 @@ use crate::send::STALE_CLAIM_MS;
 const EXPIRY_MINUTES: i64 = 72 * 60;
 /// Most items one tick examines for event-name deletions (a few seconds of work at most).
 const EVENT_DELETION_BUDGET: usize = 20_000;
+/// Most items one tick examines for contact erasures (25 deletes in flight at a time).
+const CONTACT_ERASURE_BUDGET: usize = 5_000;
 /// Most minutes one tick catches up on after an outage.
 const MAX_CATCH_UP: i64 = 30;
 
@@ -42,6 +44,8 @@ pub struct TickReport {
     pub failed: u32,
     /// Events removed by pending `DELETE /events/:name` jobs.
     pub events_deleted: u32,
+    /// Events and email records of deleted contacts removed.
+    pub contact_history_erased: u32,
 }
 
 /// Runs ticks.
@@ -78,6 +82,12 @@ impl Scheduler {
             .events()
             .work_deletions(EVENT_DELETION_BUDGET)
             .await? as u32;
+        let erased = self
+            .store
+            .contact_erasure()
+            .work(now_ms, CONTACT_ERASURE_BUDGET)
+            .await?;
+        report.contact_history_erased = (erased.events + erased.emails) as u32;
         let version = state.as_ref().map_or(0, |i| i.version);
         let item = Item::new(state_key, json!({ "lastMinute": minute })).with_version(version + 1);
         let condition = if state.is_some() {

@@ -35,6 +35,10 @@ use std::time::Duration;
 pub const MAX_ATTEMPTS: u32 = 5;
 /// A claim without a provider answer for this long is given up.
 pub const STALE_CLAIM_MS: i64 = 15 * 60 * 1000;
+/// How old the project settings behind the `disabled` check may be: with the check just before
+/// the claim, no email of a project reaches the provider more than this (plus one provider call)
+/// after `plunk project disable` returns; admin-cli.md promises 5 s.
+pub const DISABLED_CHECK_MAX_AGE: Duration = Duration::from_secs(2);
 /// When a message finds its email claimed by another sender, it comes back after this long.
 /// Ten receives (the dead-letter threshold) then span more than the stale-claim window, so the
 /// message itself ends a claim whose sender died.
@@ -210,6 +214,24 @@ impl SendWorker {
         }
     }
 
+    /// Removes the record of an email whose contact was deleted (contacts.md: its email records
+    /// go with it), without an event. A record that changed meanwhile is left to its new owner.
+    async fn forget(&self, project: uuid::Uuid, v: Versioned) -> Result<Outcome, StoreError> {
+        match self
+            .store
+            .emails()
+            .delete(project, v.record.id, v.version)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(email_id = %v.record.id, "the contact was deleted; email removed unsent");
+                Ok(Outcome::Done)
+            }
+            Err(e) if e.is_condition_failed() => Ok(Outcome::Done),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The queued content of `record`, its body read back from blob storage when it was kept
     /// there. `Ok(Err(reason))` when it is no longer kept (the email fails with the reason); a
     /// blob store failure is `Err`, so the message is retried.
@@ -280,7 +302,11 @@ impl SendWorker {
             }
             _ => return Ok(Outcome::Done),
         }
-        let project = self.store.projects().get_cached(project_id).await?;
+        let project = self
+            .store
+            .projects()
+            .get_cached_within(project_id, DISABLED_CHECK_MAX_AGE)
+            .await?;
         let Some(project) = project.filter(|p| !p.disabled) else {
             return self.fail(project_id, v, "PROJECT_DISABLED".into()).await;
         };
@@ -305,6 +331,19 @@ impl SendWorker {
         // The pace next, so a claim is never held while waiting for a slot.
         let slot = self.pacer.take(job.class).await?;
         self.pacer.wait_for(slot).await;
+
+        // The emergency stop once more after the wait for the slot, so `plunk project disable`
+        // holds within seconds even for mail that was already paced (a read per project every
+        // DISABLED_CHECK_MAX_AGE, not per email).
+        let disabled = self
+            .store
+            .projects()
+            .get_cached_within(project_id, DISABLED_CHECK_MAX_AGE)
+            .await?
+            .is_none_or(|p| p.disabled);
+        if disabled {
+            return self.fail(project_id, v, "PROJECT_DISABLED".into()).await;
+        }
 
         // Claim: exactly one sender moves PENDING → SENDING.
         let mut record = v.record.clone();
@@ -356,6 +395,18 @@ impl SendWorker {
         let mut v = read.clone();
         let end = |outcome: Result<Outcome, StoreError>| outcome.map(Err);
 
+        // First: a deleted contact's email is removed with the rest of its history, and nothing
+        // new may name the contact (no `email.failed`, no `email.suppressed`).
+        let contact = match v.record.contact_id {
+            // Consistent: the request that queued this email may have just changed the contact's
+            // data, which the email renders.
+            Some(id) => match self.store.contacts().get(project_id, id).await? {
+                Some(c) => Some(c),
+                None => return end(self.forget(project_id, v).await),
+            },
+            None => None,
+        };
+
         // Re-checks at send time.
         let Ok(from) = EmailAddress::parse(&v.record.from) else {
             return end(self.fail(project_id, v, "DOMAIN_NOT_VERIFIED".into()).await);
@@ -390,15 +441,6 @@ impl SendWorker {
             .await?;
             return Ok(Err(Outcome::Done));
         }
-        let contact = match v.record.contact_id {
-            // Consistent: the request that queued this email may have just changed the contact's
-            // data, which the email renders.
-            Some(id) => match self.store.contacts().get(project_id, id).await? {
-                Some(c) => Some(c),
-                None => return end(self.fail(project_id, v, "CONTACT_DELETED".into()).await),
-            },
-            None => None,
-        };
         if v.record.marketing && !contact.as_ref().is_some_and(|c| c.subscribed) {
             return end(self
                 .fail(project_id, v, "CONTACT_UNSUBSCRIBED".into())

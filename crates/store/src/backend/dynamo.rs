@@ -36,8 +36,9 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
     IndexStatus, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
-    ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus,
-    TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem, Update,
+    ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, StreamSpecification,
+    StreamViewType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem,
+    Update,
 };
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
@@ -161,6 +162,7 @@ impl DynamoTable {
             .key_schema(key(SK, KeyType::Range)?)
             .global_secondary_indexes(gsi1)
             .billing_mode(BillingMode::PayPerRequest)
+            .stream_specification(new_image_stream()?)
             .send()
             .await;
         match result {
@@ -174,6 +176,43 @@ impl DynamoTable {
             }
             Err(e) => Err(sdk_error("CreateTable", e)),
         }
+    }
+
+    /// The ARN of the table's stream, enabling one (`NEW_IMAGE`, as the deployed template has)
+    /// when the table has none: `plunk serve` on DynamoDB reads it to dispatch events.
+    pub async fn ensure_stream(&self) -> Result<String, StoreError> {
+        for attempt in 0..60 {
+            let out = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(|e| sdk_error("DescribeTable", e))?;
+            let table = out.table();
+            let enabled = table
+                .and_then(|t| t.stream_specification())
+                .is_some_and(|s| s.stream_enabled());
+            if let Some(arn) = table.and_then(|t| t.latest_stream_arn()) {
+                if enabled {
+                    return Ok(arn.to_owned());
+                }
+            }
+            if !enabled && attempt == 0 {
+                self.client
+                    .update_table()
+                    .table_name(&self.table)
+                    .stream_specification(new_image_stream()?)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("UpdateTable (enable the stream)", e))?;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err(StoreError::Unavailable(format!(
+            "the stream of table {} did not become enabled",
+            self.table
+        )))
     }
 
     async fn wait_until_active(&self) -> Result<(), StoreError> {
@@ -895,6 +934,14 @@ fn decode_item(attrs: &Attrs) -> Result<Item, StoreError> {
         body,
         key,
     })
+}
+
+fn new_image_stream() -> Result<StreamSpecification, StoreError> {
+    StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::NewImage)
+        .build()
+        .map_err(build_error)
 }
 
 fn build_error(e: BuildError) -> StoreError {

@@ -549,6 +549,8 @@ impl<'a> Contacts<'a> {
                     condition: Condition::None,
                 },
                 counter_op(project, keys::CONTACTS_COUNTER, -1),
+                // Its history goes in the background (see `contact_erasure`).
+                crate::repo::contact_erasure::request_op(project, id),
             ];
             if contact.subscribed {
                 ops.push(counter_op(project, keys::SUBSCRIBED_COUNTER, -1));

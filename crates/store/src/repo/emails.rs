@@ -169,6 +169,14 @@ impl<'a> Emails<'a> {
         Ok(version + 1)
     }
 
+    /// Removes a record if it is still at `version` (an email of a deleted contact);
+    /// `ConditionFailed` when someone else changed it.
+    pub async fn delete(&self, project: Uuid, id: Uuid, version: u64) -> Result<(), StoreError> {
+        self.table
+            .delete(&keys::email(project, id), Condition::VersionEquals(version))
+            .await
+    }
+
     /// The queued content of a record, if still kept.
     pub async fn content(
         &self,

@@ -5,6 +5,7 @@
 
 use crate::keys;
 use crate::repo::scan::{self, ScanPage};
+use crate::repo::turns;
 use crate::table::{Condition, Index, Item, Key, Position, Query, StoreError, Table, WriteOp};
 use plunk_domain::event::Event;
 use serde_json::json;
@@ -230,25 +231,18 @@ impl<'a> Events<'a> {
     /// the one the previous call served last, so a project with a million events to delete never
     /// holds back another project's deletions.
     pub async fn work_deletions(&self, budget: usize) -> Result<usize, StoreError> {
-        let turn_key = keys::event_deletion_turn();
-        let last_served: Option<Uuid> = self
-            .table
-            .get(&turn_key)
-            .await?
-            .and_then(|i| i.body["lastProject"].as_str().and_then(|s| s.parse().ok()));
-        let jobs = self.pending_deletions(last_served).await?;
-        // In turn order: the projects after the last one served, then from the start.
-        let mut projects: Vec<(Uuid, Vec<(Key, DeletionJob)>)> = Vec::new();
-        for (key, job) in jobs {
-            match projects.last_mut() {
-                Some((project, list)) if *project == job.project => list.push((key, job)),
-                _ => projects.push((job.project, vec![(key, job)])),
-            }
-        }
+        let turn = keys::event_deletion_turn();
+        let projects = turns::pending_by_project(
+            self.table,
+            keys::EVENT_DELETIONS_PARTITION,
+            &turn,
+            DELETION_JOBS_READ,
+        )
+        .await?;
         if projects.is_empty() {
             return Ok(0);
         }
-        let share = (budget / projects.len()).max(DELETION_SHARE_MIN);
+        let share = turns::share(budget, projects.len(), DELETION_SHARE_MIN);
         let (mut examined, mut deleted) = (0, 0);
         let mut served = None;
         for (project, list) in projects {
@@ -256,11 +250,12 @@ impl<'a> Events<'a> {
                 break;
             }
             let mut left = share.min(budget - examined);
-            for (key, mut job) in list {
+            for item in list {
                 if left == 0 {
                     break;
                 }
-                let (e, d) = self.work_job(&key, &mut job, left).await?;
+                let mut job: DeletionJob = crate::decode(&item)?;
+                let (e, d) = self.work_job(&item.key, &mut job, left).await?;
                 left = left.saturating_sub(e);
                 examined += e;
                 deleted += d;
@@ -268,49 +263,9 @@ impl<'a> Events<'a> {
             served = Some(project);
         }
         if let Some(project) = served {
-            let item = Item::new(turn_key, json!({ "lastProject": project }));
-            self.table.put(item, Condition::None).await?;
+            turns::record_turn(self.table, turn, project).await?;
         }
         Ok(deleted)
-    }
-
-    /// Up to [`DELETION_JOBS_READ`] pending jobs, starting with the first project after
-    /// `last_served` and wrapping around to the start.
-    async fn pending_deletions(
-        &self,
-        last_served: Option<Uuid>,
-    ) -> Result<Vec<(Key, DeletionJob)>, StoreError> {
-        let mut out = Vec::new();
-        // Sort keys are `<project>#<name>`; '$' sorts after '#', so this starts at the next project.
-        let after = last_served.map(|p| Position {
-            key: Key::new(keys::EVENT_DELETIONS_PARTITION, format!("{p}$")),
-            gsi1: None,
-        });
-        for start in [after.clone(), None] {
-            let mut query = Query::new(Index::Primary, keys::EVENT_DELETIONS_PARTITION);
-            query.start_after = start.clone();
-            loop {
-                let page = self.table.query(query.clone()).await?;
-                for item in &page.items {
-                    // The wrap-around pass stops where the first pass began.
-                    if start.is_none() && after.as_ref().is_some_and(|a| item.key.sk >= a.key.sk) {
-                        return Ok(out);
-                    }
-                    out.push((item.key.clone(), crate::decode::<DeletionJob>(item)?));
-                    if out.len() >= DELETION_JOBS_READ {
-                        return Ok(out);
-                    }
-                }
-                match page.last {
-                    Some(last) => query.start_after = Some(last),
-                    None => break,
-                }
-            }
-            if after.is_none() {
-                break;
-            }
-        }
-        Ok(out)
     }
 
     /// Works one job for at most `budget` examined items (a page may go over by its size); returns

@@ -1,6 +1,7 @@
 //! Repositories: domain-level operations over the table port.
 
 pub mod campaign_counters;
+pub mod contact_erasure;
 pub mod contacts;
 pub mod domains;
 pub mod emails;
@@ -13,4 +14,5 @@ pub mod rate_limit;
 pub mod scan;
 pub mod suppressions;
 pub mod templates;
+pub mod turns;
 pub mod webhooks;

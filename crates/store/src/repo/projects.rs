@@ -125,6 +125,24 @@ impl<'a> Projects<'a> {
         Ok(project)
     }
 
+    /// Like [`Self::get_cached`], but never older than `max_age`: the send worker's check of
+    /// `disabled`, which must stop a project's mail within seconds (admin-cli.md's emergency stop)
+    /// while costing one read per project per `max_age` rather than one per email.
+    pub async fn get_cached_within(
+        &self,
+        id: Uuid,
+        max_age: std::time::Duration,
+    ) -> Result<Option<Project>, StoreError> {
+        if let Some(hit) = self.lookups.projects.get_younger_than(&id, max_age) {
+            return Ok(Some(hit));
+        }
+        let project = self.get(id).await?;
+        if let Some(p) = &project {
+            self.lookups.projects.put(id, p.clone());
+        }
+        Ok(project)
+    }
+
     /// Every project, oldest first.
     pub async fn list(&self) -> Result<Vec<Project>, StoreError> {
         let mut out = Vec::new();

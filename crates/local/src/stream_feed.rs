@@ -1,0 +1,437 @@
+//! The change feed of `plunk serve --store dynamo`: the table's DynamoDB stream, read by this
+//! process. Deployed, the stream drives the event-dispatch function; a server on DynamoDB (Local,
+//! or a real table from a VM or a container) reads the same stream itself, so new events reach
+//! the same dispatcher in every mode.
+//!
+//! Like the embedded feed it yields new event items (`INSERT`s into `…#EVENTS` partitions, the
+//! deployed event source's filter) at least once, in order within each partition. How far each
+//! shard was handled is kept in `stream-checkpoints.json` in the data dir, written after each
+//! acknowledged batch, so a restart goes on where the last run stopped; a shard never seen starts
+//! at its oldest record (`TRIM_HORIZON`, 24 hours back on AWS), so events stored while no server
+//! ran are dispatched too. Two servers sharing a table each read the whole stream: the dispatcher
+//! tolerates redelivery (deliveries are keyed by event and webhook; counters are documented as
+//! at-least-once).
+
+use async_trait::async_trait;
+use aws_sdk_dynamodbstreams::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodbstreams::types::{AttributeValue, OperationType, Record, ShardIteratorType};
+use aws_sdk_dynamodbstreams::Client;
+use plunk_store::feed::{ChangeFeed, FeedRecord};
+use plunk_store::keys::EVENT_PARTITION_SUFFIX;
+use plunk_store::table::{Item, StoreError};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// The checkpoint file's name in the data dir.
+pub const CHECKPOINT_FILE: &str = "stream-checkpoints.json";
+
+/// How often the shard list is read again (shards split and roll over every few hours).
+const DESCRIBE_EVERY: Duration = Duration::from_secs(10);
+/// The pause after a poll that found nothing: AWS allows five `GetRecords` per shard per second.
+const IDLE_PAUSE: Duration = Duration::from_millis(250);
+/// Records per `GetRecords` call (the service's maximum).
+const RECORDS_PER_CALL: i32 = 1000;
+
+/// The DynamoDB stream of one table as a [`ChangeFeed`].
+pub struct DynamoStreamFeed {
+    client: Client,
+    stream_arn: String,
+    checkpoint_path: PathBuf,
+    state: Mutex<State>,
+}
+
+/// What survives a restart.
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+struct Checkpoints {
+    stream_arn: String,
+    /// The last handled sequence number of each shard.
+    shards: BTreeMap<String, String>,
+    /// Shards read to their end and handled.
+    finished: BTreeSet<String>,
+}
+
+#[derive(Default)]
+struct ShardState {
+    parent: Option<String>,
+    iterator: Option<String>,
+    /// The last sequence number taken from the shard (buffered or skipped).
+    read_to: Option<String>,
+    /// The shard is closed and every record was taken.
+    drained: bool,
+}
+
+struct Pending {
+    seq: i64,
+    shard: String,
+    sequence_number: String,
+    item: Item,
+}
+
+struct State {
+    saved: Checkpoints,
+    shards: BTreeMap<String, ShardState>,
+    buffer: VecDeque<Pending>,
+    next_seq: i64,
+    described_at: Option<Instant>,
+    quiet_until: Option<Instant>,
+}
+
+impl DynamoStreamFeed {
+    /// The feed of the stream `stream_arn`, reached at `endpoint` (DynamoDB Local) or AWS's,
+    /// with its checkpoints in `data_dir`.
+    pub async fn open(
+        stream_arn: String,
+        endpoint: Option<&str>,
+        data_dir: &std::path::Path,
+    ) -> Result<Self, StoreError> {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(endpoint) = endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        let client = Client::new(&loader.load().await);
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", data_dir.display())))?;
+        let checkpoint_path = data_dir.join(CHECKPOINT_FILE);
+        let saved = match std::fs::read(&checkpoint_path) {
+            Ok(bytes) => serde_json::from_slice::<Checkpoints>(&bytes)
+                .map_err(|e| StoreError::Other(format!("{}: {e}", checkpoint_path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Checkpoints::default(),
+            Err(e) => {
+                return Err(StoreError::Other(format!(
+                    "{}: {e}",
+                    checkpoint_path.display()
+                )))
+            }
+        };
+        // Checkpoints of another stream (the table was recreated) mean nothing here.
+        let saved = if saved.stream_arn == stream_arn {
+            saved
+        } else {
+            Checkpoints {
+                stream_arn: stream_arn.clone(),
+                ..Checkpoints::default()
+            }
+        };
+        Ok(Self {
+            client,
+            stream_arn,
+            checkpoint_path,
+            state: Mutex::new(State {
+                saved,
+                shards: BTreeMap::new(),
+                buffer: VecDeque::new(),
+                next_seq: 1,
+                described_at: None,
+                quiet_until: None,
+            }),
+        })
+    }
+
+    /// Reads the shard list again: new shards join, vanished (trimmed) ones are forgotten.
+    async fn describe(&self, state: &mut State) -> Result<(), StoreError> {
+        let mut listed: BTreeMap<String, Option<String>> = BTreeMap::new();
+        let mut start: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .describe_stream()
+                .stream_arn(&self.stream_arn)
+                .set_exclusive_start_shard_id(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error("DescribeStream", e))?;
+            let Some(description) = out.stream_description() else {
+                break;
+            };
+            for shard in description.shards() {
+                if let Some(id) = shard.shard_id() {
+                    listed.insert(id.to_owned(), shard.parent_shard_id().map(str::to_owned));
+                }
+            }
+            match description.last_evaluated_shard_id() {
+                Some(last) => start = Some(last.to_owned()),
+                None => break,
+            }
+        }
+        state.shards.retain(|id, _| listed.contains_key(id));
+        state.saved.finished.retain(|id| listed.contains_key(id));
+        state.saved.shards.retain(|id, _| listed.contains_key(id));
+        for (id, parent) in listed {
+            state.shards.entry(id).or_insert_with(|| ShardState {
+                parent,
+                ..ShardState::default()
+            });
+        }
+        state.described_at = Some(Instant::now());
+        Ok(())
+    }
+
+    /// An iterator for `shard` after its last read (or handled) record, else at its start.
+    async fn iterator(&self, state: &State, shard: &str) -> Result<Option<String>, StoreError> {
+        let after = state
+            .shards
+            .get(shard)
+            .and_then(|s| s.read_to.clone())
+            .or_else(|| state.saved.shards.get(shard).cloned());
+        let request = |kind: ShardIteratorType, after: Option<String>| {
+            self.client
+                .get_shard_iterator()
+                .stream_arn(&self.stream_arn)
+                .shard_id(shard)
+                .shard_iterator_type(kind)
+                .set_sequence_number(after)
+                .send()
+        };
+        let out = match after {
+            Some(after) => match request(ShardIteratorType::AfterSequenceNumber, Some(after)).await
+            {
+                Err(e) if code(&e) == Some("TrimmedDataAccessException") => {
+                    tracing::warn!(shard, "the stream trimmed records this server never read; going on from the oldest kept");
+                    request(ShardIteratorType::TrimHorizon, None).await
+                }
+                other => other,
+            },
+            None => request(ShardIteratorType::TrimHorizon, None).await,
+        };
+        match out {
+            Ok(out) => Ok(out.shard_iterator().map(str::to_owned)),
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(None),
+            Err(e) => Err(sdk_error("GetShardIterator", e)),
+        }
+    }
+
+    /// Takes the next records of every readable shard into the buffer.
+    async fn poll(&self, state: &mut State) -> Result<(), StoreError> {
+        let stale = state
+            .described_at
+            .is_none_or(|at| at.elapsed() >= DESCRIBE_EVERY);
+        if stale {
+            self.describe(state).await?;
+        }
+        let ids: Vec<String> = state.shards.keys().cloned().collect();
+        let mut took = 0;
+        for id in ids {
+            if !readable(state, &id) {
+                continue;
+            }
+            if state.shards[&id].iterator.is_none() {
+                let iterator = self.iterator(state, &id).await?;
+                let shard = state.shards.entry(id.clone()).or_default();
+                match iterator {
+                    Some(iterator) => shard.iterator = Some(iterator),
+                    None => {
+                        shard.drained = true;
+                        continue;
+                    }
+                }
+            }
+            let iterator = state.shards[&id].iterator.clone().unwrap_or_default();
+            let out = match self
+                .client
+                .get_records()
+                .shard_iterator(iterator)
+                .limit(RECORDS_PER_CALL)
+                .send()
+                .await
+            {
+                Ok(out) => out,
+                Err(e) if code(&e) == Some("ExpiredIteratorException") => {
+                    // Read again after the last record taken.
+                    if let Some(shard) = state.shards.get_mut(&id) {
+                        shard.iterator = None;
+                    }
+                    continue;
+                }
+                Err(e) if code(&e) == Some("ResourceNotFoundException") => {
+                    state.shards.remove(&id);
+                    continue;
+                }
+                Err(e) => return Err(sdk_error("GetRecords", e)),
+            };
+            for record in out.records() {
+                took += 1;
+                let Some(sequence_number) = record
+                    .dynamodb()
+                    .and_then(|d| d.sequence_number())
+                    .map(str::to_owned)
+                else {
+                    continue;
+                };
+                if let Some(item) = new_event_item(record) {
+                    let seq = state.next_seq;
+                    state.next_seq += 1;
+                    state.buffer.push_back(Pending {
+                        seq,
+                        shard: id.clone(),
+                        sequence_number: sequence_number.clone(),
+                        item,
+                    });
+                }
+                if let Some(shard) = state.shards.get_mut(&id) {
+                    shard.read_to = Some(sequence_number);
+                }
+            }
+            if let Some(shard) = state.shards.get_mut(&id) {
+                shard.iterator = out.next_shard_iterator().map(str::to_owned);
+                shard.drained = shard.iterator.is_none();
+            }
+        }
+        if took == 0 {
+            state.quiet_until = Some(Instant::now() + IDLE_PAUSE);
+        }
+        // Drained shards with nothing left to hand out are finished for good.
+        if settle(state) {
+            self.save(&state.saved)?;
+        }
+        Ok(())
+    }
+
+    fn save(&self, saved: &Checkpoints) -> Result<(), StoreError> {
+        let bytes =
+            serde_json::to_vec_pretty(saved).map_err(|e| StoreError::Other(e.to_string()))?;
+        let temporary = self.checkpoint_path.with_extension("json.tmp");
+        std::fs::write(&temporary, bytes)
+            .and_then(|()| std::fs::rename(&temporary, &self.checkpoint_path))
+            .map_err(|e| StoreError::Other(format!("{}: {e}", self.checkpoint_path.display())))
+    }
+}
+
+/// A shard is read once its parent is finished (or gone), so a partition's records stay in order
+/// across a split.
+fn readable(state: &State, id: &str) -> bool {
+    let Some(shard) = state.shards.get(id) else {
+        return false;
+    };
+    if shard.drained || state.saved.finished.contains(id) {
+        return false;
+    }
+    match &shard.parent {
+        Some(parent) => state.saved.finished.contains(parent) || !state.shards.contains_key(parent),
+        None => true,
+    }
+}
+
+/// Moves each shard's checkpoint up to what was taken from it, where nothing of it is still
+/// waiting in the buffer; true when the checkpoints changed.
+fn settle(state: &mut State) -> bool {
+    let waiting: BTreeSet<&str> = state.buffer.iter().map(|p| p.shard.as_str()).collect();
+    let mut changed = false;
+    for (id, shard) in &state.shards {
+        if waiting.contains(id.as_str()) {
+            continue;
+        }
+        if let Some(read_to) = &shard.read_to {
+            if state.saved.shards.get(id) != Some(read_to) {
+                state.saved.shards.insert(id.clone(), read_to.clone());
+                changed = true;
+            }
+        }
+        if shard.drained && state.saved.finished.insert(id.clone()) {
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// The item of a record that inserted an event, else `None` (rewrites, removals, other
+/// partitions: the deployed event source's filter).
+fn new_event_item(record: &Record) -> Option<Item> {
+    if record.event_name() != Some(&OperationType::Insert) {
+        return None;
+    }
+    let image = record.dynamodb()?.new_image()?;
+    let is_event = matches!(image.get("pk"), Some(AttributeValue::S(pk)) if pk.starts_with("PROJECT#") && pk.ends_with(EVENT_PARTITION_SUFFIX));
+    if !is_event {
+        return None;
+    }
+    match plunk_store::backend::dynamo::item_from_stream_image(&image_json(image)) {
+        Ok(item) => Some(item),
+        Err(e) => {
+            tracing::warn!(error = %e, "skipping an undecodable stream record");
+            None
+        }
+    }
+}
+
+/// The image in the DynamoDB JSON the Lambda event source delivers (strings and numbers are all
+/// this store writes).
+fn image_json(image: &HashMap<String, AttributeValue>) -> serde_json::Value {
+    let object = image
+        .iter()
+        .filter_map(|(name, value)| {
+            let typed = match value {
+                AttributeValue::S(s) => serde_json::json!({ "S": s }),
+                AttributeValue::N(n) => serde_json::json!({ "N": n }),
+                _ => return None,
+            };
+            Some((name.clone(), typed))
+        })
+        .collect();
+    serde_json::Value::Object(object)
+}
+
+#[async_trait]
+impl ChangeFeed for DynamoStreamFeed {
+    async fn read(&self, limit: usize) -> Result<Vec<FeedRecord>, StoreError> {
+        let mut state = self.state.lock().await;
+        let quiet = state
+            .quiet_until
+            .is_some_and(|until| Instant::now() < until);
+        if state.buffer.len() < limit && !quiet {
+            self.poll(&mut state).await?;
+        }
+        Ok(state
+            .buffer
+            .iter()
+            .take(limit)
+            .map(|p| FeedRecord {
+                seq: p.seq,
+                item: p.item.clone(),
+            })
+            .collect())
+    }
+
+    async fn acknowledge(&self, seq: i64) -> Result<(), StoreError> {
+        let mut state = self.state.lock().await;
+        let mut handled: BTreeMap<String, String> = BTreeMap::new();
+        while state.buffer.front().is_some_and(|p| p.seq <= seq) {
+            if let Some(p) = state.buffer.pop_front() {
+                handled.insert(p.shard, p.sequence_number);
+            }
+        }
+        let mut changed = false;
+        for (shard, sequence_number) in handled {
+            if state.saved.shards.get(&shard) != Some(&sequence_number) {
+                state.saved.shards.insert(shard, sequence_number);
+                changed = true;
+            }
+        }
+        changed |= settle(&mut state);
+        if changed {
+            self.save(&state.saved)?;
+        }
+        Ok(())
+    }
+}
+
+fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
+    e.as_service_error().and_then(|s| s.code())
+}
+
+fn sdk_error<E, R>(operation: &str, e: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let message = format!("dynamodb streams {operation}: {}", DisplayErrorContext(&e));
+    match &e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
+            StoreError::Unavailable(message)
+        }
+        _ => StoreError::Other(message),
+    }
+}
