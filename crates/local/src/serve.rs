@@ -21,7 +21,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     let config = cli.store.config()?;
     if matches!(config, StoreConfig::Dynamo { .. }) {
         cli.store
-            .announce_new_data_dir("the local queues, outbox and stream checkpoints");
+            .announce_new_data_dir("the local queues, outbox and stream reader id");
     }
     let store = with_stream_feed(config.open().await?, &config, &cli.store.data_dir).await?;
     // Secrets an earlier build kept in the shared SYSTEM partition move to their own.
@@ -151,7 +151,8 @@ async fn with_stream_feed(
         .await
         .ensure_stream()
         .await?;
-    let feed = DynamoStreamFeed::open(stream, endpoint.as_deref(), data_dir).await?;
+    let feed = DynamoStreamFeed::open(stream, endpoint.as_deref(), store.table().clone(), data_dir)
+        .await?;
     println!("Dispatching events from the stream of table {table}");
     Ok(store.with_change_feed(std::sync::Arc::new(feed)))
 }

@@ -4,29 +4,43 @@
 //! the same dispatcher in every mode.
 //!
 //! Like the embedded feed it yields new event items (`INSERT`s into `…#EVENTS` partitions, the
-//! deployed event source's filter) at least once, in order within each partition. How far each
-//! shard was handled is kept in `stream-checkpoints.json` in the data dir, written after each
-//! acknowledged batch, so a restart goes on where the last run stopped; a shard never seen starts
-//! at its oldest record (`TRIM_HORIZON`, 24 hours back on AWS), so events stored while no server
-//! ran are dispatched too. Two servers sharing a table each read the whole stream: the dispatcher
-//! tolerates redelivery (deliveries are keyed by event and webhook; counters are documented as
-//! at-least-once).
+//! deployed event source's filter) at least once, in order within each partition.
+//!
+//! Servers sharing a table take turns: one item in the table (`SYSTEM#STREAM_READER`) names the
+//! server reading the stream, with a lease it renews while it reads, and how far each shard was
+//! handled (written after each acknowledged batch). The others wait; when the reader stops
+//! renewing, one of them takes over from those checkpoints within [`LEASE`], so every event is
+//! dispatched once by one server, not once per server (the counters would otherwise count it
+//! twice). A restarted server holds the same reader id (`stream-reader-id` in its data dir) and
+//! takes its own lease back at once. A shard never handled starts at its oldest record
+//! (`TRIM_HORIZON`, 24 hours back on AWS), so events stored while no server ran are dispatched
+//! too.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodbstreams::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodbstreams::types::{AttributeValue, OperationType, Record, ShardIteratorType};
 use aws_sdk_dynamodbstreams::Client;
 use plunk_store::feed::{ChangeFeed, FeedRecord};
-use plunk_store::keys::EVENT_PARTITION_SUFFIX;
-use plunk_store::table::{Item, StoreError};
+use plunk_store::keys::{self, EVENT_PARTITION_SUFFIX};
+use plunk_store::table::{Condition, Item, StoreError, Table};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
+use uuid::Uuid;
 
-/// The checkpoint file's name in the data dir.
-pub const CHECKPOINT_FILE: &str = "stream-checkpoints.json";
+/// The file in the data dir holding this server's reader id.
+pub const READER_ID_FILE: &str = "stream-reader-id";
+/// How long a reader's turn lasts without renewal: the longest another server waits to take
+/// over from one that died.
+pub const LEASE: Duration = Duration::from_secs(30);
+/// The lease is renewed when less than this is left of it.
+const RENEW_WHEN_LEFT: Duration = Duration::from_secs(20);
+/// How long a server that is not the reader waits before asking again.
+const NOT_READER_PAUSE: Duration = Duration::from_secs(2);
+/// Checkpoints that only skip records nobody waits for are written at most this often.
+const SKIP_SAVE_EVERY: Duration = Duration::from_secs(5);
 
 /// How often the shard list is read again (shards split and roll over every few hours).
 const DESCRIBE_EVERY: Duration = Duration::from_secs(10);
@@ -39,12 +53,15 @@ const RECORDS_PER_CALL: i32 = 1000;
 pub struct DynamoStreamFeed {
     client: Client,
     stream_arn: String,
-    checkpoint_path: PathBuf,
+    /// Where the reader's lease and checkpoints live (the table itself).
+    table: Arc<dyn Table>,
+    /// This server's reader id.
+    reader: Uuid,
     state: Mutex<State>,
 }
 
 /// What survives a restart.
-#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 struct Checkpoints {
     stream_arn: String,
@@ -78,14 +95,51 @@ struct State {
     next_seq: i64,
     described_at: Option<Instant>,
     quiet_until: Option<Instant>,
+    /// This server's turn as the reader, while it holds one.
+    lease: Option<Lease>,
+    saved_at: Option<Instant>,
+}
+
+/// The reader item's version this server last wrote, and until when its turn lasts.
+#[derive(Clone, Copy)]
+struct Lease {
+    version: u64,
+    until: Instant,
+}
+
+impl State {
+    fn new(stream_arn: &str) -> Self {
+        Self {
+            saved: Checkpoints {
+                stream_arn: stream_arn.to_owned(),
+                ..Checkpoints::default()
+            },
+            shards: BTreeMap::new(),
+            buffer: VecDeque::new(),
+            next_seq: 1,
+            described_at: None,
+            quiet_until: None,
+            lease: None,
+            saved_at: None,
+        }
+    }
+
+    /// Forgets everything read: after a lost turn, the next reader goes on from the checkpoints.
+    fn forget(&mut self, stream_arn: &str) {
+        let next_seq = self.next_seq;
+        *self = Self::new(stream_arn);
+        self.next_seq = next_seq;
+    }
 }
 
 impl DynamoStreamFeed {
     /// The feed of the stream `stream_arn`, reached at `endpoint` (DynamoDB Local) or AWS's,
-    /// with its checkpoints in `data_dir`.
+    /// taking turns with other servers through `table`; this server's reader id is kept in
+    /// `data_dir`.
     pub async fn open(
         stream_arn: String,
         endpoint: Option<&str>,
+        table: Arc<dyn Table>,
         data_dir: &std::path::Path,
     ) -> Result<Self, StoreError> {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
@@ -93,42 +147,94 @@ impl DynamoStreamFeed {
             loader = loader.endpoint_url(endpoint);
         }
         let client = Client::new(&loader.load().await);
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", data_dir.display())))?;
-        let checkpoint_path = data_dir.join(CHECKPOINT_FILE);
-        let saved = match std::fs::read(&checkpoint_path) {
-            Ok(bytes) => serde_json::from_slice::<Checkpoints>(&bytes)
-                .map_err(|e| StoreError::Other(format!("{}: {e}", checkpoint_path.display())))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Checkpoints::default(),
-            Err(e) => {
-                return Err(StoreError::Other(format!(
-                    "{}: {e}",
-                    checkpoint_path.display()
-                )))
-            }
-        };
-        // Checkpoints of another stream (the table was recreated) mean nothing here.
-        let saved = if saved.stream_arn == stream_arn {
-            saved
-        } else {
-            Checkpoints {
-                stream_arn: stream_arn.clone(),
-                ..Checkpoints::default()
-            }
-        };
+        let reader = reader_id(data_dir)?;
         Ok(Self {
             client,
+            state: Mutex::new(State::new(&stream_arn)),
             stream_arn,
-            checkpoint_path,
-            state: Mutex::new(State {
-                saved,
-                shards: BTreeMap::new(),
-                buffer: VecDeque::new(),
-                next_seq: 1,
-                described_at: None,
-                quiet_until: None,
-            }),
+            table,
+            reader,
         })
+    }
+
+    /// True while this server is the stream's reader: renews its turn when due, or takes the
+    /// turn (and the checkpoints) when nobody holds it.
+    async fn hold_turn(&self, state: &mut State) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        if let Some(lease) = state.lease {
+            if lease.until.saturating_duration_since(now) > RENEW_WHEN_LEFT {
+                return Ok(true);
+            }
+        }
+        let key = keys::stream_reader();
+        let current = self.table.get(&key).await?;
+        let now_ms = unix_ms();
+        let condition = match &current {
+            None => Condition::NotExists,
+            Some(item) => {
+                let holder = item.body["reader"].as_str();
+                let until_ms = item.body["leaseUntilMs"].as_i64().unwrap_or(0);
+                let mine = holder == Some(self.reader.to_string().as_str());
+                if !mine && until_ms > now_ms {
+                    if state.lease.take().is_some() {
+                        tracing::info!("another server reads the table's stream now");
+                    }
+                    state.forget(&self.stream_arn);
+                    return Ok(false);
+                }
+                let ours_in_memory = mine
+                    && state
+                        .lease
+                        .is_some_and(|lease| lease.version == item.version);
+                if !ours_in_memory {
+                    // A new turn starts from where the last reader (maybe this server before a
+                    // restart) acknowledged.
+                    state.forget(&self.stream_arn);
+                    let saved: Checkpoints =
+                        serde_json::from_value(item.body["checkpoints"].clone())
+                            .unwrap_or_default();
+                    if saved.stream_arn == self.stream_arn {
+                        state.saved = saved;
+                    }
+                }
+                Condition::VersionEquals(item.version)
+            }
+        };
+        let version = current.as_ref().map_or(0, |i| i.version) + 1;
+        match self.write_turn(&state.saved, version, condition).await {
+            Ok(()) => {
+                if state.lease.is_none() {
+                    tracing::info!("this server reads the table's stream");
+                }
+                state.lease = Some(Lease {
+                    version,
+                    until: now + LEASE,
+                });
+                Ok(true)
+            }
+            Err(e) if e.is_condition_failed() => {
+                state.lease = None;
+                state.forget(&self.stream_arn);
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes the reader item: this server, a fresh lease and `saved`.
+    async fn write_turn(
+        &self,
+        saved: &Checkpoints,
+        version: u64,
+        condition: Condition,
+    ) -> Result<(), StoreError> {
+        let body = serde_json::json!({
+            "reader": self.reader.to_string(),
+            "leaseUntilMs": unix_ms() + LEASE.as_millis() as i64,
+            "checkpoints": saved,
+        });
+        let item = Item::new(keys::stream_reader(), body).with_version(version);
+        self.table.put(item, condition).await
     }
 
     /// Reads the shard list again: new shards join, vanished (trimmed) ones are forgotten.
@@ -283,21 +389,73 @@ impl DynamoStreamFeed {
         if took == 0 {
             state.quiet_until = Some(Instant::now() + IDLE_PAUSE);
         }
-        // Drained shards with nothing left to hand out are finished for good.
-        if settle(state) {
-            self.save(&state.saved)?;
+        // Drained shards with nothing left to hand out are finished for good; records skipped
+        // (not events) move the checkpoints too, written now and then.
+        let due = state
+            .saved_at
+            .is_none_or(|at| at.elapsed() >= SKIP_SAVE_EVERY);
+        if settle(state) && due {
+            self.save(state).await?;
         }
         Ok(())
     }
 
-    fn save(&self, saved: &Checkpoints) -> Result<(), StoreError> {
-        let bytes =
-            serde_json::to_vec_pretty(saved).map_err(|e| StoreError::Other(e.to_string()))?;
-        let temporary = self.checkpoint_path.with_extension("json.tmp");
-        std::fs::write(&temporary, bytes)
-            .and_then(|()| std::fs::rename(&temporary, &self.checkpoint_path))
-            .map_err(|e| StoreError::Other(format!("{}: {e}", self.checkpoint_path.display())))
+    /// Stores the checkpoints (renewing the turn). A turn lost meanwhile forgets what was read:
+    /// the next reader goes on from the last checkpoints, so a batch may be dispatched again
+    /// (at least once), never skipped.
+    async fn save(&self, state: &mut State) -> Result<(), StoreError> {
+        let Some(lease) = state.lease else {
+            return Ok(());
+        };
+        let version = lease.version + 1;
+        match self
+            .write_turn(
+                &state.saved,
+                version,
+                Condition::VersionEquals(lease.version),
+            )
+            .await
+        {
+            Ok(()) => {
+                state.lease = Some(Lease {
+                    version,
+                    until: Instant::now() + LEASE,
+                });
+                state.saved_at = Some(Instant::now());
+                Ok(())
+            }
+            Err(e) if e.is_condition_failed() => {
+                tracing::info!("another server took over reading the table's stream");
+                state.lease = None;
+                state.forget(&self.stream_arn);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
+}
+
+/// This server's reader id, made on first use and kept in `data_dir`.
+fn reader_id(data_dir: &std::path::Path) -> Result<Uuid, StoreError> {
+    let path = data_dir.join(READER_ID_FILE);
+    let failed = |e: std::io::Error| StoreError::Other(format!("{}: {e}", path.display()));
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Uuid::try_parse(text.trim())
+            .map_err(|e| StoreError::Other(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir).map_err(failed)?;
+            let id = Uuid::now_v7();
+            std::fs::write(&path, id.to_string()).map_err(failed)?;
+            Ok(id)
+        }
+        Err(e) => Err(failed(e)),
+    }
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A shard is read once its parent is finished (or gone), so a partition's records stay in order
@@ -382,7 +540,11 @@ impl ChangeFeed for DynamoStreamFeed {
             .quiet_until
             .is_some_and(|until| Instant::now() < until);
         if state.buffer.len() < limit && !quiet {
-            self.poll(&mut state).await?;
+            if self.hold_turn(&mut state).await? {
+                self.poll(&mut state).await?;
+            } else {
+                state.quiet_until = Some(Instant::now() + NOT_READER_PAUSE);
+            }
         }
         Ok(state
             .buffer
@@ -412,7 +574,7 @@ impl ChangeFeed for DynamoStreamFeed {
         }
         changed |= settle(&mut state);
         if changed {
-            self.save(&state.saved)?;
+            self.save(&mut state).await?;
         }
         Ok(())
     }

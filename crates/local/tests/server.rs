@@ -251,6 +251,94 @@ fn on_dynamodb_the_server_dispatches_events_from_the_table_stream_once() {
     );
 }
 
+/// Two servers sharing a table take turns reading its stream: events tracked through either are
+/// counted once (not once per server), and when the reader dies the other takes over from its
+/// checkpoints. Needs DynamoDB Local.
+#[test]
+fn servers_sharing_a_table_dispatch_each_event_once_and_take_over() {
+    let Ok(endpoint) = std::env::var("PLUNK_TEST_DYNAMODB_ENDPOINT") else {
+        eprintln!("skipped: PLUNK_TEST_DYNAMODB_ENDPOINT not set");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let table = format!("turns-{}", uuid::Uuid::now_v7());
+    let data = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let (data_a, data_b) = (data("a"), data("b"));
+    let envs = |data_dir: &str| {
+        vec![
+            ("PLUNK_STORE", "dynamo".to_owned()),
+            ("PLUNK_TABLE", table.clone()),
+            ("PLUNK_DYNAMODB_ENDPOINT", endpoint.clone()),
+            ("PLUNK_DATA_DIR", data_dir.to_owned()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        ]
+    };
+    let start = |data_dir: &str, create: bool| {
+        let owned = envs(data_dir);
+        let pairs: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let global: &[&str] = if create { &["--create-table"] } else { &[] };
+        Server::start(&pairs, global, dir.path())
+    };
+    let track = |server: &Server, key: &str, email: &str| {
+        let (status, _) = server.request(
+            "POST",
+            "/v1/track",
+            Some(key),
+            Some(json!({"event": "signed-up", "email": email})),
+        );
+        assert_eq!(status, 200);
+    };
+    let count = |server: &Server, key: &str| -> i64 {
+        let (_, res) = server.request("GET", "/events/names", Some(key), None);
+        body(res)["data"]["names"]
+            .as_array()
+            .and_then(|n| n.iter().find(|n| n["name"] == "signed-up"))
+            .and_then(|n| n["count"].as_i64())
+            .unwrap_or(0)
+    };
+    let wait_for = |server: &Server, key: &str, expected: i64, within: u64| -> i64 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(within);
+        loop {
+            let seen = count(server, key);
+            if seen >= expected || std::time::Instant::now() > deadline {
+                return seen;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+
+    let a = start(&data_a, true);
+    let key = a.printed_secret().unwrap();
+    let b = start(&data_b, false);
+    for i in 0..3 {
+        track(&a, &key, &format!("a{i}@example.org"));
+        track(&b, &key, &format!("b{i}@example.org"));
+    }
+    assert_eq!(wait_for(&a, &key, 6, 20), 6, "{}", a.log());
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(count(&b, &key), 6, "an event was counted by both servers");
+
+    // The reader dies (whichever it is); the survivor takes over within the lease.
+    let a_reads = a.log().contains("this server reads the table's stream");
+    let survivor = if a_reads {
+        drop(a);
+        b
+    } else {
+        drop(b);
+        a
+    };
+    track(&survivor, &key, "late@example.org");
+    assert_eq!(wait_for(&survivor, &key, 7, 45), 7, "{}", survivor.log());
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(
+        count(&survivor, &key),
+        7,
+        "the takeover counted old events again"
+    );
+}
+
 fn chrono_second() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -767,5 +855,10 @@ fn disabling_a_project_stops_its_queued_mail_within_five_seconds() {
     assert!(
         later < 1000,
         "the queue was stopped, not drained ({later} sent)"
+    );
+    eprintln!(
+        "disable: {at_return} sent when the command returned, {} more after it, none after 5 s; {} of 1000 never sent",
+        after_five - at_return,
+        1000 - later
     );
 }

@@ -211,6 +211,12 @@ pub fn scheduler_state() -> Key {
     Key::new("SYSTEM#SCHEDULER", "SCHEDULER")
 }
 
+/// Which `plunk serve` reads the table's stream (servers sharing a DynamoDB table take turns),
+/// its lease and its checkpoints. Deployed, the Lambda event source keeps this state instead.
+pub fn stream_reader() -> Key {
+    Key::new("SYSTEM#STREAM_READER", "READER")
+}
+
 /// The record of one `Idempotency-Key` of a project, addressed by the key's SHA-256 (hex) so the
 /// raw key never appears in a key attribute.
 pub fn idempotency(project: Uuid, key_sha256_hex: &str) -> Key {
