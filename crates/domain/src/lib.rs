@@ -6,6 +6,7 @@ pub mod email;
 pub mod email_record;
 pub mod event;
 pub mod feedback;
+pub mod filter;
 pub mod id;
 pub mod language;
 pub mod list_unsubscribe;

@@ -1,0 +1,226 @@
+//! Evaluating a parsed condition for one contact at one instant.
+
+use super::parse::parse_date;
+use super::{Bound, Condition, EmailStep, Field, Filter, Group, Kind, Logic, Order, Test};
+use crate::contact::Contact;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// What a contact did, reduced to what conditions ask: for each event name the latest
+/// occurrence, and for each email step the latest time one of its emails reached it (Unix
+/// milliseconds). Kept up to date from the change feed, so evaluation never reads the history.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    #[serde(default)]
+    pub events: BTreeMap<String, i64>,
+    #[serde(default)]
+    pub emails: BTreeMap<EmailStep, i64>,
+}
+
+impl Activity {
+    /// Records an occurrence of `name` at `at_ms`; true when the summary changed.
+    pub fn record_event(&mut self, name: &str, at_ms: i64) -> bool {
+        match self.events.get(name) {
+            Some(&latest) if latest >= at_ms => false,
+            _ => {
+                self.events.insert(name.to_owned(), at_ms);
+                true
+            }
+        }
+    }
+
+    /// Records that an email reached `step` at `at_ms`; true when the summary changed.
+    pub fn record_email(&mut self, step: EmailStep, at_ms: i64) -> bool {
+        match self.emails.get(&step) {
+            Some(&latest) if latest >= at_ms => false,
+            _ => {
+                self.emails.insert(step, at_ms);
+                true
+            }
+        }
+    }
+}
+
+/// The contact a condition is evaluated for, with its activity.
+pub struct Subject<'a> {
+    pub contact: &'a Contact,
+    pub activity: &'a Activity,
+}
+
+/// Answers `memberOfSegment`: whether the contact under evaluation belongs to a segment (a
+/// DYNAMIC segment's live evaluation, a STATIC segment's member list).
+pub trait Memberships {
+    fn is_member(&self, segment: Uuid) -> bool;
+}
+
+impl<F: Fn(Uuid) -> bool> Memberships for F {
+    fn is_member(&self, segment: Uuid) -> bool {
+        self(segment)
+    }
+}
+
+impl Condition {
+    /// Whether the subject matches at `now_ms` (Unix milliseconds).
+    pub fn matches(&self, subject: &Subject, memberships: &dyn Memberships, now_ms: i64) -> bool {
+        let mut groups = self
+            .groups
+            .iter()
+            .map(|g| g.matches(subject, memberships, now_ms));
+        match self.logic {
+            Logic::And => groups.all(|m| m),
+            Logic::Or => groups.any(|m| m),
+        }
+    }
+}
+
+impl Group {
+    fn matches(&self, subject: &Subject, memberships: &dyn Memberships, now_ms: i64) -> bool {
+        self.filters
+            .iter()
+            .all(|f| f.matches(subject, memberships, now_ms))
+            && self
+                .conditions
+                .as_ref()
+                .is_none_or(|c| c.matches(subject, memberships, now_ms))
+    }
+}
+
+impl Filter {
+    /// Whether this one filter holds for the subject at `now_ms`.
+    pub fn matches(&self, subject: &Subject, memberships: &dyn Memberships, now_ms: i64) -> bool {
+        match &self.test {
+            Test::Triggered { negated } => self.latest(subject).is_some() != *negated,
+            Test::TriggeredWithin { span_ms, negated } => {
+                let recent = self.latest(subject).is_some_and(|at| at >= now_ms - span_ms);
+                recent != *negated
+            }
+            Test::TriggeredOlderThan { span_ms } => {
+                self.latest(subject).is_some_and(|at| at < now_ms - span_ms)
+            }
+            Test::MemberOf { segment, negated } => memberships.is_member(*segment) != *negated,
+            test => {
+                let value = self.value(subject.contact);
+                value_test(test, self.field.kind(), value.as_ref(), self.field == Field::Email, now_ms)
+            }
+        }
+    }
+
+    /// The latest occurrence an event field looks at.
+    fn latest(&self, subject: &Subject) -> Option<i64> {
+        match &self.field {
+            Field::Event(name) => subject.activity.events.get(name).copied(),
+            Field::EmailStep(step) => subject.activity.emails.get(step).copied(),
+            _ => None,
+        }
+    }
+
+    /// The contact's value of a value field; `None` when absent or null.
+    fn value(&self, contact: &Contact) -> Option<Value> {
+        let value = match &self.field {
+            Field::Email => Value::String(contact.email.as_str().to_owned()),
+            Field::Subscribed => Value::Bool(contact.subscribed),
+            Field::CreatedAt => Value::String(contact.created_at.to_string()),
+            Field::UpdatedAt => Value::String(contact.updated_at.to_string()),
+            Field::Data(path) => {
+                let (first, rest) = path.split_first()?;
+                let mut at = contact.data.get(first)?;
+                for key in rest {
+                    at = at.as_object()?.get(key)?;
+                }
+                at.clone()
+            }
+            Field::Event(_) | Field::EmailStep(_) | Field::Segment => return None,
+        };
+        (!value.is_null()).then_some(value)
+    }
+}
+
+/// A value operator on a field's value (`None`: absent or null). Missing values make the
+/// negative operators true and every other one false.
+fn value_test(test: &Test, kind: Kind, value: Option<&Value>, case_insensitive: bool, now_ms: i64) -> bool {
+    let Some(value) = value else {
+        return matches!(
+            test,
+            Test::Equals { negated: true, .. }
+                | Test::Contains { negated: true, .. }
+                | Test::Exists { negated: true }
+        );
+    };
+    match test {
+        Test::Equals { value: wanted, negated } => {
+            equal(value, wanted, kind, case_insensitive) != *negated
+        }
+        Test::Contains { value: wanted, negated } => contains(value, wanted, kind) != *negated,
+        Test::Compare { order, bound } => compare(value, *order, *bound),
+        Test::Exists { negated } => !negated,
+        Test::Within { span_ms } => {
+            date_of(value).is_some_and(|at| at >= now_ms - span_ms && at <= now_ms)
+        }
+        Test::OlderThan { span_ms } => date_of(value).is_some_and(|at| at < now_ms - span_ms),
+        _ => false,
+    }
+}
+
+/// Equality with the language's rules: JSON types must match, numbers compare numerically,
+/// dates (both sides in a date format) as instants, the address case-insensitively.
+fn equal(value: &Value, wanted: &Value, kind: Kind, case_insensitive: bool) -> bool {
+    match (value, wanted) {
+        (Value::String(a), Value::String(b)) => {
+            if case_insensitive {
+                return a.to_lowercase() == b.to_lowercase();
+            }
+            if matches!(kind, Kind::Date | Kind::Any) {
+                if let (Some(x), Some(y)) = (parse_date(a), parse_date(b)) {
+                    return x == y;
+                }
+            }
+            a == b
+        }
+        (Value::Number(a), Value::Number(b)) => match (a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => a == b,
+        },
+        (Value::Bool(a), Value::Bool(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// `contains`: a case-insensitive substring of a string, or an element of an array.
+fn contains(value: &Value, wanted: &Value, kind: Kind) -> bool {
+    match value {
+        Value::String(text) => {
+            let needle = match wanted {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            text.to_lowercase().contains(&needle.to_lowercase())
+        }
+        Value::Array(items) => items.iter().any(|item| equal(item, wanted, kind, false)),
+        _ => false,
+    }
+}
+
+/// Order comparisons: numbers with numbers, dates with dates; anything else is false.
+fn compare(value: &Value, order: Order, bound: Bound) -> bool {
+    let ordering = match (value, bound) {
+        (Value::Number(n), Bound::Number(b)) => n.as_f64().and_then(|x| x.partial_cmp(&b)),
+        (Value::String(s), Bound::Date(b)) => parse_date(s).map(|x| x.cmp(&b)),
+        _ => None,
+    };
+    let Some(ordering) = ordering else {
+        return false;
+    };
+    match order {
+        Order::GreaterThan => ordering.is_gt(),
+        Order::LessThan => ordering.is_lt(),
+        Order::GreaterThanOrEqual => ordering.is_ge(),
+        Order::LessThanOrEqual => ordering.is_le(),
+    }
+}
+
+/// A value in a date format, as Unix milliseconds.
+fn date_of(value: &Value) -> Option<i64> {
+    value.as_str().and_then(parse_date)
+}
