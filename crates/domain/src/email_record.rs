@@ -181,13 +181,194 @@ pub struct EmailContent {
     pub template_type: Option<crate::template::TemplateType>,
 }
 
+/// Which sender made an email, and what it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// `/v1/send`.
+    Transactional,
+    /// A campaign's fan-out (or its test send).
+    Campaign { campaign_id: Uuid },
+    /// A workflow's `SEND_EMAIL` step.
+    Workflow {
+        workflow_id: Uuid,
+        execution_id: Uuid,
+    },
+}
+
+/// What every sender supplies for a new email; the rest of the record follows from the status
+/// it starts in ([`EmailRecord::queued`], [`EmailRecord::suppressed`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEmail {
+    pub id: Uuid,
+    pub contact_id: Option<Uuid>,
+    pub to: String,
+    pub to_name: Option<String>,
+    pub from: String,
+    pub from_name: String,
+    pub reply_to: Option<String>,
+    /// The unrendered subject.
+    pub subject: String,
+    pub origin: Origin,
+    pub template_id: Option<Uuid>,
+    pub marketing: bool,
+    pub tracking: bool,
+    pub test: bool,
+}
+
 impl EmailRecord {
+    fn new(email: NewEmail, status: EmailStatus, now: Timestamp) -> Self {
+        let (source_type, campaign_id, workflow_id, workflow_execution_id) = match email.origin {
+            Origin::Transactional => (SourceType::Transactional, None, None, None),
+            Origin::Campaign { campaign_id } => {
+                (SourceType::Campaign, Some(campaign_id), None, None)
+            }
+            Origin::Workflow {
+                workflow_id,
+                execution_id,
+            } => (
+                SourceType::Workflow,
+                None,
+                Some(workflow_id),
+                Some(execution_id),
+            ),
+        };
+        Self {
+            id: email.id,
+            contact_id: email.contact_id,
+            to: email.to,
+            to_name: email.to_name,
+            from: email.from,
+            from_name: email.from_name,
+            reply_to: email.reply_to,
+            subject: email.subject,
+            source_type,
+            template_id: email.template_id,
+            campaign_id,
+            workflow_id,
+            workflow_execution_id,
+            marketing: email.marketing,
+            tracking: email.tracking,
+            test: email.test,
+            status,
+            error: None,
+            attempts: 0,
+            message_id: None,
+            opens: 0,
+            clicks: 0,
+            bounce_type: None,
+            bounce_sub_type: None,
+            queued_at: None,
+            sending_at: None,
+            sent_at: None,
+            delivered_at: None,
+            opened_at: None,
+            clicked_at: None,
+            bounced_at: None,
+            complained_at: None,
+            delayed_at: None,
+            failed_at: None,
+            suppressed_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// A new email waiting to be sent (`PENDING`).
+    pub fn queued(email: NewEmail, now: Timestamp) -> Self {
+        let mut record = Self::new(email, EmailStatus::Pending, now);
+        record.queued_at = Some(now);
+        record
+    }
+
+    /// A new email that will never be sent: its address is suppressed for `reason`.
+    pub fn suppressed(email: NewEmail, reason: &str, now: Timestamp) -> Self {
+        let mut record = Self::new(email, EmailStatus::Suppressed, now);
+        record.suppress(reason, now);
+        record
+    }
+
+    /// `PENDING` → `SENDING`: a sender claimed it.
+    pub fn claim(&mut self, now: Timestamp) {
+        self.status = EmailStatus::Sending;
+        self.sending_at = Some(now);
+        self.updated_at = now;
+    }
+
+    /// A claim handed back before the provider was called: `PENDING` again.
+    pub fn release_claim(&mut self, now: Timestamp) {
+        self.status = EmailStatus::Pending;
+        self.updated_at = now;
+    }
+
+    /// The provider accepted the message as `message_id`, with the rendered `subject`.
+    pub fn mark_sent(&mut self, message_id: String, subject: String, now: Timestamp) {
+        self.status = EmailStatus::Sent;
+        self.message_id = Some(message_id);
+        self.subject = subject;
+        self.sent_at = Some(now);
+        self.error = None;
+        self.updated_at = now;
+    }
+
+    /// Merges a send recorded by `sent` (a claimed record the provider accepted) into this
+    /// record, which changed since the claim (feedback arrived first, or a sweep ended it): the
+    /// rendered subject, the attempt count and the message id are kept, `sentAt` is set unless
+    /// feedback set it, and the status moves to `SENT` unless it is already further on or the
+    /// provider proved the message unsent. True when this set `sentAt`.
+    pub fn merge_send(&mut self, sent: &EmailRecord, now: Timestamp) -> bool {
+        let newly_sent = self.sent_at.is_none();
+        self.sent_at = self.sent_at.or(sent.sent_at);
+        self.message_id = self.message_id.clone().or(sent.message_id.clone());
+        self.subject = sent.subject.clone();
+        self.attempts = self.attempts.max(sent.attempts);
+        let proven_unsent = self.error.as_deref().is_some_and(|e| {
+            e.starts_with(crate::feedback::apply::REJECTED_PREFIX)
+                || e.starts_with(crate::feedback::apply::RENDER_FAILED_PREFIX)
+        });
+        if self.status.precedence() < EmailStatus::Sent.precedence() && !proven_unsent {
+            self.status = EmailStatus::Sent;
+            self.error = None;
+        }
+        self.updated_at = now;
+        newly_sent
+    }
+
+    /// The provider failed for now: `PENDING` with the reason, for a later attempt.
+    pub fn retry_later(&mut self, error: impl Into<String>, now: Timestamp) {
+        self.status = EmailStatus::Pending;
+        self.error = Some(error.into());
+        self.updated_at = now;
+    }
+
+    /// Ends the email `SUPPRESSED` for `reason` (the suppression's reason).
+    pub fn suppress(&mut self, reason: &str, now: Timestamp) {
+        self.status = EmailStatus::Suppressed;
+        self.error = Some(reason.to_owned());
+        self.suppressed_at = Some(now);
+        self.updated_at = now;
+    }
+
     /// Moves the record to `FAILED` with `error` (unless it already ended).
     pub fn fail(&mut self, error: impl Into<String>, now: Timestamp) {
         self.status = EmailStatus::Failed;
         self.error = Some(error.into());
         self.failed_at = Some(now);
         self.updated_at = now;
+    }
+
+    /// The `email.*` event `name` about this email at `at`: the base data of
+    /// events-and-emails.md §2 with the members of `extra`. Every email event is built here.
+    pub fn event(&self, name: &str, extra: Value, at: Timestamp) -> crate::event::Event {
+        crate::event::Event {
+            id: crate::id::new_id(),
+            name: name.to_owned(),
+            contact_id: self.contact_id,
+            contact_email: Some(self.to.clone()),
+            email_id: Some(self.id),
+            data: event_data(self, extra),
+            source: crate::event::EventSource::System,
+            created_at: at,
+        }
     }
 }
 

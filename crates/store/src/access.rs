@@ -238,6 +238,7 @@ const PROFILES: &[(&str, &[&[&str]])] = &[
             "PROJECT#{id}#EVENT_DAILY",
             "PROJECT#{id}#WEBHOOKS",
             "PROJECT#{id}#WEBHOOK#{id}#DELIVERIES",
+            "PROJECT#{id}#ACTIVITY",
         ]],
     ),
     (
@@ -262,6 +263,7 @@ const PROFILES: &[(&str, &[&[&str]])] = &[
             "CONTACT_ERASURES",
             "SYSTEM#CONTACT_ERASURE_TURN",
             "PROJECT#{id}#CONTACT#{id}#EVENTS",
+            "PROJECT#{id}#ACTIVITY",
         ]],
     ),
     (

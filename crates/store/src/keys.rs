@@ -61,6 +61,17 @@ pub fn contact(project: Uuid, contact: Uuid) -> Key {
     Key::new(contacts_partition(project), contact.to_string())
 }
 
+/// Partition of a project's contact activity summaries, sort key = contact id (as the contacts
+/// partition, so the two can be read side by side).
+pub fn activity_partition(project: Uuid) -> String {
+    format!("PROJECT#{project}#ACTIVITY")
+}
+
+/// A contact's activity summary.
+pub fn contact_activity(project: Uuid, contact: Uuid) -> Key {
+    Key::new(activity_partition(project), contact.to_string())
+}
+
 /// The global lookup of a contact's project by contact id (a hosted-page token names only the
 /// contact); body `{projectId}`. Written and removed with
 /// the contact.

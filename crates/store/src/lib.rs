@@ -141,6 +141,11 @@ impl Store {
         repo::contact_erasure::ContactErasure::new(self.table.as_ref())
     }
 
+    /// Contact activity summaries (what event and email conditions read).
+    pub fn activities(&self) -> repo::activity::Activities<'_> {
+        repo::activity::Activities::new(self.table.as_ref())
+    }
+
     /// Event counters (names, daily stats, unique contacts).
     pub fn event_stats(&self) -> repo::event_stats::EventStats<'_> {
         repo::event_stats::EventStats::new(self.table.as_ref())

@@ -3,6 +3,7 @@
 //! the DynamoDB stream through the event-dispatch function on AWS, the embedded backend's
 //! `item_stream` through [`run_feed`] locally. For each batch it
 //!
+//! - keeps each contact's activity summary (what event and email conditions read) up to date;
 //! - updates the incremental counters behind `/events/names`, `/events/stats` and usage;
 //! - fans the events out to the project's matching webhooks (see [`crate::webhooks`]).
 //!
@@ -66,6 +67,9 @@ impl Dispatcher {
         // Deliveries first: they are idempotent, while counters would count a retried batch
         // twice.
         crate::webhooks::fan_out(&self.store, self.webhook_queue.as_ref(), project, events).await?;
+        // Idempotent too: a summary keeps the latest time of each name, so a redelivery writes
+        // nothing.
+        self.store.activities().record(project, events).await?;
         self.store.event_stats().count(project, events).await?;
         Ok(())
     }

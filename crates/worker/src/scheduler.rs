@@ -14,7 +14,6 @@
 //! here, only expired.
 
 use plunk_domain::email_record::{EmailStatus, SendClass, SourceType};
-use plunk_domain::event::{Event, EventSource};
 use plunk_domain::Timestamp;
 use plunk_messaging::send_queues::{SendJob, SendQueues};
 use plunk_store::keys;
@@ -155,19 +154,11 @@ impl Scheduler {
                     match emails.save(found.project_id, &v.record, v.version).await {
                         Ok(_) => {
                             report.failed += 1;
-                            let event = Event {
-                                id: plunk_domain::id::new_id(),
-                                name: "email.failed".into(),
-                                contact_id: v.record.contact_id,
-                                contact_email: Some(v.record.to.clone()),
-                                email_id: Some(v.record.id),
-                                data: plunk_domain::email_record::event_data(
-                                    &v.record,
-                                    json!({ "error": error, "attempts": v.record.attempts }),
-                                ),
-                                source: EventSource::System,
-                                created_at: now,
-                            };
+                            let event = v.record.event(
+                                "email.failed",
+                                json!({ "error": error, "attempts": v.record.attempts }),
+                                now,
+                            );
                             self.store.events().record(found.project_id, &event).await?;
                         }
                         Err(e) if e.is_condition_failed() => {}

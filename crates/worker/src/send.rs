@@ -17,8 +17,6 @@ use bytes::Bytes;
 use plunk_domain::email_record::{
     clean_subject, EmailContent, EmailRecord, EmailStatus, SendClass,
 };
-use plunk_domain::event::{Event, EventSource};
-use plunk_domain::feedback;
 use plunk_domain::page_token::HostedUrls;
 use plunk_domain::{EmailAddress, Timestamp};
 use plunk_messaging::blob::BlobStore;
@@ -124,25 +122,14 @@ impl SendWorker {
         name: &str,
         extra: Value,
     ) -> Result<(), StoreError> {
-        let event = Event {
-            id: plunk_domain::id::new_id(),
-            name: name.to_owned(),
-            contact_id: record.contact_id,
-            contact_email: Some(record.to.clone()),
-            email_id: Some(record.id),
-            data: plunk_domain::email_record::event_data(record, extra),
-            source: EventSource::System,
-            created_at: now(),
-        };
+        let event = record.event(name, extra, now());
         self.store.events().record(project, &event).await
     }
 
     /// Saves `sent` (the claimed record, now accepted by the provider). When the record changed
     /// since the claim — provider feedback arrived first, or the stale-claim sweep ended it — the
-    /// send is merged into the current record instead: the rendered subject, the attempt count
-    /// and the message id are kept, `sentAt` is set unless feedback set it, and the status moves
-    /// to `SENT` unless it is already further on or the provider proved the message unsent.
-    /// Returns the saved record and whether this call set `sentAt`.
+    /// send is merged into the current record instead ([`EmailRecord::merge_send`]). Returns the
+    /// saved record and whether this call set `sentAt`.
     async fn record_sent(
         &self,
         project: uuid::Uuid,
@@ -158,21 +145,7 @@ impl SendWorker {
             let Some(mut current) = emails.get_versioned(project, sent.record.id).await? else {
                 return Ok((sent.record, false));
             };
-            let r = &mut current.record;
-            let newly_sent = r.sent_at.is_none();
-            r.sent_at = r.sent_at.or(sent.record.sent_at);
-            r.message_id = r.message_id.clone().or(sent.record.message_id.clone());
-            r.subject = sent.record.subject.clone();
-            r.attempts = r.attempts.max(sent.record.attempts);
-            let proven_unsent = r.error.as_deref().is_some_and(|e| {
-                e.starts_with(feedback::apply::REJECTED_PREFIX)
-                    || e.starts_with(feedback::apply::RENDER_FAILED_PREFIX)
-            });
-            if r.status.precedence() < EmailStatus::Sent.precedence() && !proven_unsent {
-                r.status = EmailStatus::Sent;
-                r.error = None;
-            }
-            r.updated_at = now();
+            let newly_sent = current.record.merge_send(&sent.record, now());
             match emails.save(project, &current.record, current.version).await {
                 Ok(_) => return Ok((current.record, newly_sent)),
                 Err(e) if e.is_condition_failed() => continue,
@@ -347,9 +320,7 @@ impl SendWorker {
 
         // Claim: exactly one sender moves PENDING → SENDING.
         let mut record = v.record.clone();
-        record.status = EmailStatus::Sending;
-        record.sending_at = Some(now());
-        record.updated_at = now();
+        record.claim(now());
         let version = match emails.save(project_id, &record, v.version).await {
             Ok(version) => version,
             // Another sender claimed it first (or the record changed since it was read); come
@@ -371,8 +342,7 @@ impl SendWorker {
             // SEND_OUTCOME_UNKNOWN. After the call, the claim stays for reconciliation.
             Err(e) if !provider_called => {
                 let mut back = claimed.record.clone();
-                back.status = EmailStatus::Pending;
-                back.updated_at = now();
+                back.release_claim(now());
                 if let Err(revert) = emails.save(project_id, &back, claimed.version).await {
                     tracing::warn!(email_id = %back.id, error = %revert, "could not hand the claim back");
                 }
@@ -427,10 +397,7 @@ impl SendWorker {
         };
         // Consistent: a suppressed address is never sent to.
         if let Some(s) = self.store.suppressions().get(project_id, &to).await? {
-            v.record.status = EmailStatus::Suppressed;
-            v.record.error = Some(s.reason.as_str().to_owned());
-            v.record.suppressed_at = Some(now());
-            v.record.updated_at = now();
+            v.record.suppress(s.reason.as_str(), now());
             emails.save(project_id, &v.record, v.version).await?;
             self.event(
                 project_id,
@@ -496,12 +463,8 @@ impl SendWorker {
         *provider_called = true;
         match self.mailer.send(&outgoing).await {
             Ok(message_id) => {
-                v.record.status = EmailStatus::Sent;
-                v.record.message_id = Some(message_id);
-                v.record.subject = outgoing.subject.clone();
-                v.record.sent_at = Some(now());
-                v.record.error = None;
-                v.record.updated_at = now();
+                v.record
+                    .mark_sent(message_id, outgoing.subject.clone(), now());
                 // A crash between the provider call and this write is reconciled from the
                 // provider's Send event, which carries the email id tag.
                 let (record, newly_sent) = self.record_sent(project_id, v).await?;
@@ -529,9 +492,8 @@ impl SendWorker {
                         .fail(project_id, v, format!("PROVIDER_ERROR: {message}"))
                         .await;
                 }
-                v.record.status = EmailStatus::Pending;
-                v.record.error = Some(format!("PROVIDER_ERROR: {message}"));
-                v.record.updated_at = now();
+                v.record
+                    .retry_later(format!("PROVIDER_ERROR: {message}"), now());
                 emails.save(project_id, &v.record, v.version).await?;
                 tracing::warn!(email_id = %v.record.id, attempts = v.record.attempts, "provider failed; will retry");
                 Ok(Outcome::RetryAfter(backoff(v.record.attempts)))

@@ -1,47 +1,11 @@
 //! Evaluating a parsed condition for one contact at one instant.
 
 use super::parse::parse_date;
-use super::{Bound, Condition, EmailStep, Field, Filter, Group, Kind, Logic, Order, Test};
+use super::Activity;
+use super::{Bound, Condition, Field, Filter, Group, Kind, Logic, Order, Test};
 use crate::contact::Contact;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use uuid::Uuid;
-
-/// What a contact did, reduced to what conditions ask: for each event name the latest
-/// occurrence, and for each email step the latest time one of its emails reached it (Unix
-/// milliseconds). Kept up to date from the change feed, so evaluation never reads the history.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Activity {
-    #[serde(default)]
-    pub events: BTreeMap<String, i64>,
-    #[serde(default)]
-    pub emails: BTreeMap<EmailStep, i64>,
-}
-
-impl Activity {
-    /// Records an occurrence of `name` at `at_ms`; true when the summary changed.
-    pub fn record_event(&mut self, name: &str, at_ms: i64) -> bool {
-        match self.events.get(name) {
-            Some(&latest) if latest >= at_ms => false,
-            _ => {
-                self.events.insert(name.to_owned(), at_ms);
-                true
-            }
-        }
-    }
-
-    /// Records that an email reached `step` at `at_ms`; true when the summary changed.
-    pub fn record_email(&mut self, step: EmailStep, at_ms: i64) -> bool {
-        match self.emails.get(&step) {
-            Some(&latest) if latest >= at_ms => false,
-            _ => {
-                self.emails.insert(step, at_ms);
-                true
-            }
-        }
-    }
-}
 
 /// The contact a condition is evaluated for, with its activity.
 pub struct Subject<'a> {
@@ -93,7 +57,9 @@ impl Filter {
         match &self.test {
             Test::Triggered { negated } => self.latest(subject).is_some() != *negated,
             Test::TriggeredWithin { span_ms, negated } => {
-                let recent = self.latest(subject).is_some_and(|at| at >= now_ms - span_ms);
+                let recent = self
+                    .latest(subject)
+                    .is_some_and(|at| at >= now_ms - span_ms);
                 recent != *negated
             }
             Test::TriggeredOlderThan { span_ms } => {
@@ -102,7 +68,13 @@ impl Filter {
             Test::MemberOf { segment, negated } => memberships.is_member(*segment) != *negated,
             test => {
                 let value = self.value(subject.contact);
-                value_test(test, self.field.kind(), value.as_ref(), self.field == Field::Email, now_ms)
+                value_test(
+                    test,
+                    self.field.kind(),
+                    value.as_ref(),
+                    self.field == Field::Email,
+                    now_ms,
+                )
             }
         }
     }
@@ -139,7 +111,13 @@ impl Filter {
 
 /// A value operator on a field's value (`None`: absent or null). Missing values make the
 /// negative operators true and every other one false.
-fn value_test(test: &Test, kind: Kind, value: Option<&Value>, case_insensitive: bool, now_ms: i64) -> bool {
+fn value_test(
+    test: &Test,
+    kind: Kind,
+    value: Option<&Value>,
+    case_insensitive: bool,
+    now_ms: i64,
+) -> bool {
     let Some(value) = value else {
         return matches!(
             test,
@@ -149,10 +127,14 @@ fn value_test(test: &Test, kind: Kind, value: Option<&Value>, case_insensitive: 
         );
     };
     match test {
-        Test::Equals { value: wanted, negated } => {
-            equal(value, wanted, kind, case_insensitive) != *negated
-        }
-        Test::Contains { value: wanted, negated } => contains(value, wanted, kind) != *negated,
+        Test::Equals {
+            value: wanted,
+            negated,
+        } => equal(value, wanted, kind, case_insensitive) != *negated,
+        Test::Contains {
+            value: wanted,
+            negated,
+        } => contains(value, wanted, kind) != *negated,
         Test::Compare { order, bound } => compare(value, *order, *bound),
         Test::Exists { negated } => !negated,
         Test::Within { span_ms } => {

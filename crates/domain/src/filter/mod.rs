@@ -8,11 +8,13 @@
 //! history) and a way to answer segment membership. [`references`] checks the segments a
 //! condition names: they exist, no cycle, chains at most three deep.
 
+mod activity;
 mod evaluate;
 mod parse;
 pub mod references;
 
-pub use evaluate::{Activity, Memberships, Subject};
+pub use activity::{Activity, MAX_EVENT_NAMES};
+pub use evaluate::{Memberships, Subject};
 pub use parse::{parse, MAX_DEPTH, MAX_FILTERS, MAX_FILTERS_PER_GROUP, MAX_GROUPS, MAX_SIZE_BYTES};
 
 use serde_json::Value;

@@ -209,6 +209,14 @@ impl<'a> ContactErasure<'a> {
                     job.markers_done += names.len();
                     examined += names.len().max(1);
                     if job.markers_done >= job.names.len() {
+                        // The summary goes on every pass (a lagging dispatcher may write it
+                        // again after the first).
+                        self.table
+                            .delete(
+                                &keys::contact_activity(job.project, job.contact),
+                                Condition::None,
+                            )
+                            .await?;
                         if job.pass >= 2 {
                             self.table.delete(&job_key, Condition::None).await?;
                             return Ok(examined);

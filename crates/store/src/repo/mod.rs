@@ -1,5 +1,6 @@
 //! Repositories: domain-level operations over the table port.
 
+pub mod activity;
 pub mod campaign_counters;
 pub mod contact_erasure;
 pub mod contacts;
