@@ -7,27 +7,20 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
-use bytes::Bytes;
 use plunk_domain::contact::DataChange;
-use plunk_domain::email_record::{
-    EmailContent, EmailRecord, EmailStatus, SendClass, SourceType, StoredAttachment,
-    INLINE_BODY_LIMIT,
-};
-use plunk_domain::event::{Event, EventSource, SubscriptionSource};
+use plunk_domain::email_record::{Origin, SendClass};
 use plunk_domain::project::{Project, Tracking};
 use plunk_domain::send_request::{parse_send, NamedAddress, SendRequest};
-use plunk_domain::template::{check_syntax, Template, TemplateType};
+use plunk_domain::template::{Template, TemplateType};
 use plunk_domain::{EmailAddress, FieldCode, FieldError, Timestamp};
 use plunk_http_kit::auth::guarded;
 use plunk_http_kit::idempotency::{self, ReservedIds};
 use plunk_http_kit::{Access, ApiError, AppState, AuthContext, ErrorCode, JsonObject};
-use plunk_messaging::send_queues::SendJob;
-use plunk_store::repo::contacts::ContactError;
 use plunk_store::repo::domains::SenderRejection;
+use plunk_worker::accept::{AcceptError, Acceptor, Message, Recipient, RecipientContact};
 use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 /// The routes of this group.
 pub fn router(state: AppState) -> Router {
@@ -262,29 +255,6 @@ async fn plan(
         .or_else(|| request.name.clone())
         .or_else(|| template.as_ref().and_then(|t| t.from_name.clone()))
         .unwrap_or_else(|| project.name.clone());
-    // 4. Liquid syntax of what will be rendered.
-    let mut syntax = Vec::new();
-    for (field, source) in [("subject", &subject), ("body", &html)] {
-        if let Err(e) = check_syntax(source) {
-            syntax.push(FieldError::new(
-                field,
-                FieldCode::TemplateSyntax,
-                format!("line {}, column {}: {}", e.line, e.column, e.message),
-            ));
-        }
-    }
-    if !syntax.is_empty() {
-        return Err(ApiError::validation(syntax));
-    }
-    // 5. The sender domain.
-    if let Err((domain, reason)) = state
-        .store
-        .domains()
-        .check_sender(project.id, &from)
-        .await?
-    {
-        return Err(sender_error(domain, reason));
-    }
     let marketing = template.as_ref().is_some_and(template_type_is_marketing);
     let tracking = request.tracking.unwrap_or(match project.tracking {
         Tracking::Enabled => true,
@@ -329,246 +299,86 @@ async fn accept(
     ids: ReservedIds,
 ) -> Result<SendResult, ApiError> {
     let plan = plan(state, project, body).await?;
-    let contacts = state.store.contacts();
-    let now = Timestamp::now();
-
-    // 6. Per recipient, read-only: subscription after this request, suppression.
-    // The contacts read here are what the upserts below start from (one read each, not two).
-    let mut suppressed = Vec::with_capacity(plan.request.to.len());
-    let mut current = Vec::with_capacity(plan.request.to.len());
-    let mut refused = Vec::new();
-    let mut merge_errors = Vec::new();
-    for (i, r) in plan.request.to.iter().enumerate() {
-        let existing = contacts.current(project.id, &r.email).await?;
-        // The data merge each upsert below will make, tried first: a recipient whose contact
-        // data would outgrow its limit refuses the whole request before anything is written.
-        let mut merged = existing
-            .contact()
-            .map(|c| c.data.clone())
-            .unwrap_or_default();
-        if recipient_change(&plan.request.data, r)
-            .apply(&mut merged)
-            .is_err()
-        {
-            merge_errors.push(FieldError::new(
-                "data",
-                FieldCode::TooBig,
-                format!(
-                    "Merged into the contact of to[{i}] ({}), the data would exceed {} bytes",
-                    r.email,
-                    plunk_domain::contact::MAX_DATA_BYTES
-                ),
-            ));
-        }
-        let subscribed_after = plan
-            .request
-            .subscribed
-            .or(existing.contact().map(|c| c.subscribed))
-            .unwrap_or(false);
-        if plan.marketing && !subscribed_after {
-            refused.push(r.email.to_string());
-        }
-        // Eventually consistent: the worker checks again, consistently, before sending.
-        suppressed.push(
-            state
-                .store
-                .suppressions()
-                .get_eventually(project.id, &r.email)
-                .await?,
-        );
-        current.push(existing);
-    }
-    if !merge_errors.is_empty() {
-        return Err(ApiError::validation(merge_errors));
-    }
-    if !refused.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::ContactUnsubscribed,
-            "A MARKETING template cannot be sent to unsubscribed contacts",
-        )
-        .with_details(json!({ "emails": refused })));
-    }
-
-    // 7. Side effects. Attachments are stored once per request and shared by its recipients.
-    let attachment_root = format!("attachments/{}/{}", project.id, ids.id(0));
-    let mut stored_attachments = Vec::with_capacity(plan.request.attachments.len());
-    for (i, a) in plan.request.attachments.iter().enumerate() {
-        let key = format!("{attachment_root}/{i}");
-        state
-            .blobs
-            .put(&key, Bytes::from(a.content.clone()))
-            .await
-            .map_err(|e| {
-                ApiError::new(
-                    ErrorCode::ServiceUnavailable,
-                    "Attachment storage is unavailable",
-                )
-                .with_retry_after(1)
-                .tap_log(&e)
-            })?;
-        stored_attachments.push(StoredAttachment {
-            filename: a.filename.clone(),
-            content_type: a.content_type.clone(),
-            disposition: a.disposition.as_str().to_owned(),
-            content_id: a.content_id.clone(),
-            blob_key: key,
-            size: a.content.len(),
-        });
-    }
-
-    // A body too large for a table item is stored once, like the attachments.
-    let (inline_body, body_blob) = if plan.body.len() > INLINE_BODY_LIMIT {
-        let key = format!("bodies/{}/{}", project.id, ids.id(0));
-        state
-            .blobs
-            .put(&key, Bytes::from(plan.body.clone().into_bytes()))
-            .await
-            .map_err(|e| {
-                ApiError::new(ErrorCode::ServiceUnavailable, "Body storage is unavailable")
-                    .with_retry_after(1)
-                    .tap_log(&e)
-            })?;
-        (String::new(), Some(key))
-    } else {
-        (plan.body.clone(), None)
+    let message = Message {
+        subject: plan.subject,
+        body: plan.body,
+        from: plan.from,
+        from_name: plan.from_name,
+        reply_to: plan.reply_to,
+        headers: plan.request.headers.clone(),
+        attachments: plan.request.attachments.clone(),
+        one_shot: plan.request.data.one_shot.clone(),
+        template: plan.template.as_ref().map(|t| (t.id, t.template_type)),
+        marketing: plan.marketing,
+        tracking: plan.tracking,
+        test: false,
+        origin: Origin::Transactional,
+        class: SendClass::Transactional,
+        content_root: ids.id(0),
     };
-
-    let mut accepted = Vec::with_capacity(plan.request.to.len());
-    let mut jobs = Vec::new();
-    let recipients = plan.request.to.iter().zip(suppressed).zip(current);
-    for (i, ((r, suppression), existing)) in recipients.enumerate() {
-        let change = recipient_change(&plan.request.data, r);
-        let outcome = contacts
-            .upsert_from(
-                project.id,
-                &r.email,
-                existing,
-                plan.request.subscribed,
-                false,
-                &change,
-                SubscriptionSource::Send,
-            )
-            .await
-            .map_err(|e| match e {
-                // Checked above; should a concurrent write have grown the contact since, the
-                // request is retryable (its Idempotency-Key keeps what was already written), never
-                // a 4xx that would release the key with part of the request done.
-                ContactError::Invalid(_) => ApiError::new(
-                    ErrorCode::ServiceUnavailable,
-                    "A contact changed while the request was written; retry it",
-                )
-                .with_retry_after(1),
-                other => crate::contacts::contact_error(other),
-            })?;
-        let email_id = ids.id(i + 1);
-        let status = if suppression.is_some() {
-            EmailStatus::Suppressed
-        } else {
-            EmailStatus::Pending
-        };
-        let record = EmailRecord {
-            id: email_id,
-            contact_id: Some(outcome.contact.id),
-            to: r.email.to_string(),
-            to_name: r.name.clone(),
-            from: plan.from.to_string(),
-            from_name: plan.from_name.clone(),
-            reply_to: plan.reply_to.clone(),
-            subject: plan.subject.clone(),
-            source_type: SourceType::Transactional,
-            template_id: plan.template.as_ref().map(|t| t.id),
-            campaign_id: None,
-            workflow_id: None,
-            workflow_execution_id: None,
-            marketing: plan.marketing,
-            tracking: plan.tracking,
-            test: false,
-            status,
-            error: suppression.as_ref().map(|s| s.reason.as_str().to_owned()),
-            attempts: 0,
-            message_id: None,
-            opens: 0,
-            clicks: 0,
-            bounce_type: None,
-            bounce_sub_type: None,
-            queued_at: (status == EmailStatus::Pending).then_some(now),
-            sending_at: None,
-            sent_at: None,
-            delivered_at: None,
-            opened_at: None,
-            clicked_at: None,
-            bounced_at: None,
-            complained_at: None,
-            delayed_at: None,
-            failed_at: None,
-            suppressed_at: (status == EmailStatus::Suppressed).then_some(now),
-            created_at: now,
-            updated_at: now,
-        };
-        let content = (status == EmailStatus::Pending).then(|| EmailContent {
-            subject: plan.subject.clone(),
-            body: inline_body.clone(),
-            body_blob: body_blob.clone(),
-            headers: plan.request.headers.clone(),
-            attachments: stored_attachments.clone(),
-            one_shot: plan.request.data.one_shot.clone(),
-            template_type: plan.template.as_ref().map(|t| t.template_type),
-        });
-        let created = state
-            .store
-            .emails()
-            .accept(project.id, &record, content.as_ref())
-            .await?;
-        if created && status == EmailStatus::Suppressed {
-            let event = Event {
-                id: Uuid::now_v7(),
-                name: "email.suppressed".into(),
-                contact_id: record.contact_id,
-                contact_email: Some(record.to.clone()),
-                email_id: Some(record.id),
-                data: plunk_domain::email_record::event_data(
-                    &record,
-                    json!({ "suppressionReason": record.error }),
-                ),
-                source: EventSource::System,
-                created_at: now,
-            };
-            state.store.events().record(project.id, &event).await?;
-        }
-        if status == EmailStatus::Pending {
-            jobs.push(SendJob {
-                project_id: project.id,
-                email_id,
-                class: SendClass::Transactional,
-            });
-        }
-        accepted.push(AcceptedEmail {
-            contact: ContactRef {
-                id: outcome.contact.id.to_string(),
-                email: outcome.contact.email.to_string(),
+    let recipients = plan
+        .request
+        .to
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Recipient {
+            email_id: ids.id(i + 1),
+            contact: RecipientContact::Upsert {
+                address: r.clone(),
+                change: recipient_change(&plan.request.data, r),
+                subscribed: plan.request.subscribed,
             },
-            email: email_id.to_string(),
-            status: status.as_str().to_owned(),
-        });
-    }
-    // A failure here leaves PENDING records that the scheduler's sweep queues again.
-    if let Err(e) = state.send_queues.enqueue(&jobs).await {
-        tracing::warn!(error = %e, "enqueue failed; the sweep will queue these emails");
-    }
+        })
+        .collect();
+    let acceptor = Acceptor {
+        store: state.store.clone(),
+        blobs: state.blobs.clone(),
+        queues: state.send_queues.clone(),
+    };
+    let accepted = acceptor
+        .accept(project.id, &message, recipients)
+        .await
+        .map_err(accept_error)?;
     Ok(SendResult {
-        emails: accepted,
-        timestamp: now.to_string(),
+        emails: accepted
+            .into_iter()
+            .map(|a| AcceptedEmail {
+                contact: ContactRef {
+                    id: a.contact_id.to_string(),
+                    email: a.contact_email,
+                },
+                email: a.email_id.to_string(),
+                status: a.status.as_str().to_owned(),
+            })
+            .collect(),
+        timestamp: Timestamp::now().to_string(),
     })
 }
 
-/// Logs the cause of an error that is mapped to a generic response.
-trait TapLog {
-    fn tap_log(self, cause: &dyn std::fmt::Display) -> Self;
-}
-
-impl TapLog for ApiError {
-    fn tap_log(self, cause: &dyn std::fmt::Display) -> Self {
-        tracing::warn!(error = %cause, code = ?self.code, "dependency failed");
-        self
+/// The envelope of an accept step error (the same codes `/v1/send` always answered with).
+pub fn accept_error(e: AcceptError) -> ApiError {
+    match e {
+        AcceptError::Invalid(errors) => ApiError::validation(errors),
+        AcceptError::SenderNotVerified { domain, reason } => sender_error(domain, reason),
+        AcceptError::Unsubscribed(emails) => ApiError::new(
+            ErrorCode::ContactUnsubscribed,
+            "A MARKETING template cannot be sent to unsubscribed contacts",
+        )
+        .with_details(json!({ "emails": emails })),
+        AcceptError::BlobUnavailable { what } => ApiError::new(
+            ErrorCode::ServiceUnavailable,
+            format!("{what} storage is unavailable"),
+        )
+        .with_retry_after(1),
+        // Checked before the first write; should a concurrent write have grown the contact
+        // since, the request is retryable (its Idempotency-Key keeps what was already written),
+        // never a 4xx that would release the key with part of the request done.
+        AcceptError::ContactChanged => ApiError::new(
+            ErrorCode::ServiceUnavailable,
+            "A contact changed while the request was written; retry it",
+        )
+        .with_retry_after(1),
+        AcceptError::Contact(e) => crate::contacts::contact_error(e),
+        AcceptError::Store(e) => e.into(),
     }
 }

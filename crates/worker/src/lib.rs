@@ -1,6 +1,7 @@
 //! Background work of the platform, written once and run by Lambda handlers (SQS events,
 //! EventBridge schedules) and by the local server's loops alike:
 //!
+//! - [`accept`]: the accept step every sender shares (checks, contacts, records, queueing).
 //! - [`pacing`]: the global send pace shared by every sender (the account's rate, with
 //!   transactional mail first).
 //! - [`send`]: turns one queued email into a sent (or visibly failed) one.
@@ -10,6 +11,7 @@
 //! - [`webhooks`]: webhook deliveries and their attempts.
 //! - [`feedback`]: applies provider notifications (delivery, bounces, opens …) to emails.
 
+pub mod accept;
 pub mod clock;
 pub mod consumer;
 pub mod dispatch;
