@@ -9,6 +9,7 @@ pub mod events;
 pub mod openapi;
 pub mod pages;
 pub mod paging;
+pub mod segments;
 pub mod send;
 pub mod suppressions;
 pub mod system;
@@ -43,6 +44,8 @@ pub enum Group {
     Suppressions,
     /// `/webhooks`.
     Webhooks,
+    /// `/segments`.
+    Segments,
     /// The hosted pages: `/unsubscribe/:token`, `/subscribe/:token`, `/manage/:token`.
     Pages,
 }
@@ -59,6 +62,7 @@ impl Group {
         Group::Events,
         Group::Suppressions,
         Group::Webhooks,
+        Group::Segments,
         Group::Pages,
     ];
 
@@ -75,6 +79,7 @@ impl Group {
             Group::Events => "events",
             Group::Suppressions => "suppressions",
             Group::Webhooks => "webhooks",
+            Group::Segments => "segments",
             Group::Pages => "pages",
         }
     }
@@ -97,6 +102,7 @@ impl Group {
             Group::Events => events::router(state.clone()),
             Group::Suppressions => suppressions::router(state.clone()),
             Group::Webhooks => webhooks::router(state.clone()),
+            Group::Segments => segments::router(state.clone()),
             Group::Pages => pages::router(state.clone()),
         }
     }

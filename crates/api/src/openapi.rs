@@ -55,9 +55,19 @@ use utoipa::OpenApi;
         crate::webhooks::deliveries,
         crate::webhooks::read_delivery,
         crate::webhooks::retry_delivery,
+        crate::segments::list,
+        crate::segments::create,
+        crate::segments::read,
+        crate::segments::update,
+        crate::segments::remove,
+        crate::segments::contacts,
+        crate::segments::add_members,
+        crate::segments::remove_members,
+        crate::segments::compute,
+        crate::segments::refresh,
     ),
     components(schemas(ErrorEnvelope, ErrorBody, FieldErrorDoc, ErrorCode)),
-    tags((name = "System"), (name = "Contacts"), (name = "Domains"), (name = "Public API"), (name = "Emails"), (name = "Templates"), (name = "Events"), (name = "Suppressions"), (name = "Webhooks"))
+    tags((name = "System"), (name = "Contacts"), (name = "Domains"), (name = "Public API"), (name = "Emails"), (name = "Templates"), (name = "Events"), (name = "Suppressions"), (name = "Webhooks"), (name = "Segments"))
 )]
 struct ApiDoc;
 
@@ -230,6 +240,55 @@ const LINKS: &[(&str, &str, &str, &[LinkSpec])] = &[
             (
                 "DeleteTemplate",
                 "templates.remove",
+                "id",
+                "$response.body#/data/id",
+            ),
+        ],
+    ),
+    (
+        "/segments",
+        "post",
+        "201",
+        &[
+            (
+                "GetSegment",
+                "segments.read",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "UpdateSegment",
+                "segments.update",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "SegmentContacts",
+                "segments.contacts",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "AddSegmentMembers",
+                "segments.addMembers",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "ComputeSegment",
+                "segments.compute",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "RefreshSegment",
+                "segments.refresh",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "DeleteSegment",
+                "segments.remove",
                 "id",
                 "$response.body#/data/id",
             ),

@@ -1,6 +1,7 @@
 //! Pure rules of the email platform: ids, parsed newtypes, timestamps, field validation, the
 //! contact `data` rules, projects and API keys. Nothing in this crate performs I/O.
 
+pub mod campaign;
 pub mod contact;
 pub mod email;
 pub mod email_record;
@@ -13,6 +14,7 @@ pub mod list_unsubscribe;
 pub mod page_token;
 pub mod panic;
 pub mod project;
+pub mod segment;
 pub mod send_request;
 pub mod sending_domain;
 pub mod template;

@@ -28,6 +28,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use plunk_api::Group;
 use plunk_http_kit::{AppState, Settings};
 use plunk_messaging::blob::folder::FolderBlobs;
+use plunk_messaging::blob::prefix::{BlobAccess, GuardedBlobs};
 use plunk_messaging::blob::s3::S3Blobs;
 use plunk_messaging::blob::BlobStore;
 use plunk_messaging::identity::local::LocalIdentities;
@@ -114,6 +115,8 @@ pub struct Environment {
     local_dir: Option<PathBuf>,
     endpoint: Option<String>,
     aws: OnceCell<SdkConfig>,
+    /// What this function may do in blob storage (as its role allows on AWS).
+    blob_access: BlobAccess,
 }
 
 impl Environment {
@@ -134,6 +137,7 @@ impl Environment {
             local_dir,
             endpoint: var("PLUNK_AWS_ENDPOINT"),
             aws: OnceCell::new(),
+            blob_access: BlobAccess::of(function),
         })
     }
 
@@ -231,8 +235,13 @@ impl Environment {
     }
 
     /// The blob store: S3 with `PLUNK_BLOB_BUCKET`, the `blobs` folder with the embedded store,
-    /// else `None`.
+    /// else `None`; held to this function's prefixes in every mode.
     pub async fn blobs(&self) -> Option<Arc<dyn BlobStore>> {
+        let blobs = self.unguarded_blobs().await?;
+        Some(Arc::new(GuardedBlobs::new(blobs, self.blob_access)))
+    }
+
+    async fn unguarded_blobs(&self) -> Option<Arc<dyn BlobStore>> {
         if let Some(bucket) = var("PLUNK_BLOB_BUCKET") {
             // Emulators rarely serve bucket subdomains: address them path-style.
             let config = aws_sdk_s3::config::Builder::from(self.aws().await)

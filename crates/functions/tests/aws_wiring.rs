@@ -1,7 +1,8 @@
 //! The functions wired to AWS services by their environment, against moto's server at
 //! `PLUNK_TEST_AWS_ENDPOINT` (skipped without it; `make test-rust` starts moto): the real
-//! `public-api` binary queues on SQS and stores attachments in S3, and the real `send-consumer`
-//! binary takes the SQS message and reads the attachment back from S3.
+//! `public-api` binary queues on SQS and stores attachments and large bodies in S3, and the real
+//! `send-consumer` binary takes the SQS message and reads them back from S3, each held to its
+//! blob prefixes as its role holds it on AWS.
 
 mod common;
 
@@ -73,14 +74,19 @@ async fn the_api_and_the_consumer_use_sqs_and_s3_named_by_their_environment() {
         ("AWS_SECRET_ACCESS_KEY", "test"),
     ];
 
-    // Act 1: the public API accepts an email with an attachment.
+    // Act 1: the public API accepts an email with an attachment and a body too large for a
+    // table item (both kept in S3, under the prefixes the functions' roles grant).
     let mut api =
         Function::start_with(env!("CARGO_BIN_EXE_public-api"), dir.path(), &aws_env).await;
+    let large_body = format!(
+        "<p>Attached.</p>{}",
+        "<p>Line of the report.</p>".repeat(600)
+    );
     let body = json!({
         "to": "ada@example.org",
         "from": format!("hello@{}", common::SENDER_DOMAIN),
         "subject": "Your report",
-        "body": "<p>Attached.</p>",
+        "body": large_body,
         "attachments": [{
             "filename": "report.txt",
             "content": "aGVsbG8=", // "hello"
@@ -124,6 +130,14 @@ async fn the_api_and_the_consumer_use_sqs_and_s3_named_by_their_environment() {
         blobs.get(key).await.unwrap().as_deref(),
         Some(&b"hello"[..])
     );
+    let body_key = content
+        .body_blob
+        .as_deref()
+        .expect("the large body is kept in S3");
+    assert_eq!(
+        blobs.get(body_key).await.unwrap().as_deref(),
+        Some(large_body.as_bytes())
+    );
 
     // Act 2: Lambda hands the message to the consumer.
     let queue_name = queues[0].url.rsplit('/').next().unwrap();
@@ -163,6 +177,14 @@ async fn the_api_and_the_consumer_use_sqs_and_s3_named_by_their_environment() {
     assert_eq!(
         message.attachments[0].filename.as_deref(),
         Some("report.txt")
+    );
+    assert!(
+        message
+            .html
+            .as_deref()
+            .unwrap_or_default()
+            .contains("Line of the report."),
+        "the body read back from S3 was sent"
     );
 }
 

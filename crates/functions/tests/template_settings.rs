@@ -2,6 +2,7 @@
 //! or that break the send pipeline's guarantees (ARCHITECTURE §5), checked on the parsed file.
 //! CloudFormation's short tags (`!Ref`, `!GetAtt`, `!Sub`) are kept as tagged values.
 
+use plunk_messaging::blob::prefix::{BlobAccess, BlobPrefix};
 use serde_yaml::Value;
 use std::collections::BTreeSet;
 
@@ -329,8 +330,9 @@ fn the_blob_bucket_is_private_and_expires_attachments() {
     }
     assert!(p["BucketEncryption"].is_mapping(), "encrypted");
     let rules = p["LifecycleConfiguration"]["Rules"].as_sequence().unwrap();
-    // Attachments and bodies over the inline limit both expire after the send's 72 h window.
-    for prefix in ["attachments/", "bodies/"] {
+    // Every blob prefix (attachments, bodies over the inline limit) expires after the send's 72 h
+    // window.
+    for prefix in BlobPrefix::ALL.map(BlobPrefix::as_str) {
         assert!(
             rules.iter().any(|r| {
                 r["Status"] == "Enabled"
@@ -765,4 +767,58 @@ fn every_table_grant_is_limited_to_the_partitions_the_functions_code_touches() {
         .map(|p| p.name.to_owned())
         .collect();
     assert_eq!(checked, expected);
+}
+
+/// The S3 object grants of every function equal the blob prefixes it writes and reads
+/// (crates/messaging/src/blob/prefix.rs): a key the code builds under a prefix the role lacks
+/// would fail with AccessDenied on AWS, which no emulator here enforces.
+#[test]
+fn s3_grants_are_exactly_the_blob_prefixes_each_function_uses() {
+    let t = template();
+    let bucket_arn = "${BlobBucket.Arn}/";
+    for (name, f) in functions(&t) {
+        let binary = f["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+        let access = BlobAccess::of(binary);
+        // A function's own policies, or those of the explicit role it runs as.
+        let role = target(&f["Properties"]["Role"]);
+        let mut granted: BTreeSet<(String, String)> = BTreeSet::new();
+        for (holder, statement) in statements(&t) {
+            if (holder != name && Some(holder) != role) || statement["Effect"] != "Allow" {
+                continue;
+            }
+            for action in strings(&statement["Action"]) {
+                if !action.starts_with("s3:") {
+                    continue;
+                }
+                for resource in strings(&statement["Resource"]) {
+                    let prefix = resource
+                        .strip_prefix(bucket_arn)
+                        .and_then(|r| r.strip_suffix('*'))
+                        .unwrap_or_else(|| {
+                            panic!("{name}: {action} on {resource}: grant objects by prefix")
+                        });
+                    granted.insert((action.clone(), prefix.to_owned()));
+                }
+            }
+        }
+        let expected: BTreeSet<(String, String)> = access
+            .writes
+            .iter()
+            .map(|p| ("s3:PutObject".to_owned(), p.as_str().to_owned()))
+            .chain(
+                access
+                    .reads
+                    .iter()
+                    .map(|p| ("s3:GetObject".to_owned(), p.as_str().to_owned())),
+            )
+            .collect();
+        assert_eq!(
+            granted, expected,
+            "{name} ({binary}): S3 grants vs its BlobAccess"
+        );
+    }
+    // Every listed function is deployed.
+    for access in BlobAccess::all() {
+        function_of(&t, access.function);
+    }
 }

@@ -72,6 +72,67 @@ pub fn contact_activity(project: Uuid, contact: Uuid) -> Key {
     Key::new(activity_partition(project), contact.to_string())
 }
 
+/// Partition of a project's segments, sort key = segment id (UUIDv7: newest last).
+pub fn segments_partition(project: Uuid) -> String {
+    format!("PROJECT#{project}#SEGMENTS")
+}
+
+/// A segment item.
+pub fn segment(project: Uuid, segment: Uuid) -> Key {
+    Key::new(segments_partition(project), segment.to_string())
+}
+
+/// `Gsi1` partition of a project's segments of one type (the `type` filter of the list).
+pub fn segments_by_type_index(project: Uuid, segment_type: &str) -> String {
+    format!("PROJECT#{project}#SEGMENTS#TYPE#{segment_type}")
+}
+
+/// The item that reserves a slug in a project (slugs are unique and immutable); body
+/// `{segmentId}`.
+pub fn segment_slug(project: Uuid, slug: &str) -> Key {
+    Key::new(format!("PROJECT#{project}#SEGMENT_SLUG#{slug}"), "SLUG")
+}
+
+/// Partition of a STATIC segment's member items, sort key = the add's UUIDv7 (so a descending
+/// query is most recently added first); body `{contactId, addedAt}`.
+pub fn segment_members_partition(project: Uuid, segment: Uuid) -> String {
+    format!("PROJECT#{project}#SEGMENT#{segment}#MEMBERS")
+}
+
+/// The marker saying `contact` is a member of STATIC `segment` (written with `NotExists`, so a
+/// contact is added once); body `{addId}` names its member item. Its `Gsi1` entry lists the
+/// contact's memberships ([`contact_segments_index`]).
+pub fn segment_member(project: Uuid, segment: Uuid, contact: Uuid) -> Key {
+    Key::new(
+        format!("PROJECT#{project}#SEGMENT#{segment}#MEMBER#{contact}"),
+        "MEMBER",
+    )
+}
+
+/// `Gsi1` partition of a contact's STATIC memberships, sort key = segment id.
+pub fn contact_segments_index(project: Uuid, contact: Uuid) -> String {
+    format!("PROJECT#{project}#CONTACT#{contact}#SEGMENTS")
+}
+
+/// The member counter of a STATIC segment, in the project's counters partition.
+pub fn segment_member_counter(project: Uuid, segment: Uuid) -> Key {
+    counter(project, &format!("segment#{segment}"))
+}
+
+/// The global partition of queued segment work (recounts, computations); sort key
+/// `<projectId>#<segmentId>`, so a segment has one job and projects take turns.
+pub const SEGMENT_JOBS_PARTITION: &str = "SEGMENT_JOBS";
+
+/// The queued work of one segment.
+pub fn segment_job(project: Uuid, segment: Uuid) -> Key {
+    Key::new(SEGMENT_JOBS_PARTITION, format!("{project}#{segment}"))
+}
+
+/// The project served last by a pass over the segment jobs.
+pub fn segment_job_turn() -> Key {
+    Key::new("SYSTEM#SEGMENT_JOB_TURN", "TURN")
+}
+
 /// The global lookup of a contact's project by contact id (a hosted-page token names only the
 /// contact); body `{projectId}`. Written and removed with
 /// the contact.
@@ -145,6 +206,73 @@ pub fn page_token_secrets() -> Key {
 /// 60). `source` is a hash of the client address, never the address itself.
 pub fn page_rate_counter(source: &str, minute: i64) -> Key {
     Key::new(format!("PAGES_RATE#{source}#{minute}"), "RATE")
+}
+
+/// Partition holding a project's campaigns, sort key = campaign id (so newest last).
+pub fn campaigns_partition(project: Uuid) -> String {
+    format!("PROJECT#{project}#CAMPAIGNS")
+}
+
+/// A campaign item.
+pub fn campaign(project: Uuid, campaign: Uuid) -> Key {
+    Key::new(campaigns_partition(project), campaign.to_string())
+}
+
+/// `Gsi1` partition of a project's campaigns in one status, e.g. `SENT` (sort key: campaign id).
+pub fn campaigns_by_status_index(project: Uuid, status: &str) -> String {
+    format!("PROJECT#{project}#CAMPAIGNS#STATUS#{status}")
+}
+
+/// The use of `domain` as the sender domain of a campaign in DRAFT, SCHEDULED or SENDING.
+pub fn campaign_sender_use(project: Uuid, domain: &str, campaign: Uuid) -> Key {
+    Key::new(
+        sender_uses_partition(project, domain),
+        format!("CAMPAIGN#{campaign}"),
+    )
+}
+
+/// Partition of what references one segment from outside the segments (campaign audiences in
+/// DRAFT, SCHEDULED or SENDING), so deleting it finds them without reading every campaign;
+/// body `{type, id, name}`.
+pub fn segment_uses_partition(project: Uuid, segment: Uuid) -> String {
+    format!("PROJECT#{project}#SEGMENT#{segment}#USES")
+}
+
+/// The use of `segment` by a campaign's audience.
+pub fn segment_campaign_use(project: Uuid, segment: Uuid, campaign: Uuid) -> Key {
+    Key::new(
+        segment_uses_partition(project, segment),
+        format!("CAMPAIGN#{campaign}"),
+    )
+}
+
+/// Partition of the campaigns scheduled to start in one UTC minute (Unix seconds / 60), read by
+/// that minute's scheduler tick; sort key `<project>#<campaign>`.
+pub fn campaign_due_partition(minute: i64) -> String {
+    format!("CAMPAIGN_DUE#{minute}")
+}
+
+/// A campaign's entry in the due index of the minute it is scheduled for.
+pub fn campaign_due(minute: i64, project: Uuid, campaign: Uuid) -> Key {
+    Key::new(
+        campaign_due_partition(minute),
+        format!("{project}#{campaign}"),
+    )
+}
+
+/// Global partition of the campaigns that are SENDING: one job per campaign holding the
+/// fan-out's checkpoint until the campaign ends; sort key `<project>#<campaign>`, so projects
+/// take turns.
+pub const CAMPAIGN_FANOUTS_PARTITION: &str = "CAMPAIGN_FANOUTS";
+
+/// The fan-out job of one campaign.
+pub fn campaign_fanout(project: Uuid, campaign: Uuid) -> Key {
+    Key::new(CAMPAIGN_FANOUTS_PARTITION, format!("{project}#{campaign}"))
+}
+
+/// The project the last fan-out pass served last: the next pass starts after it.
+pub fn campaign_fanout_turn() -> Key {
+    Key::new("SYSTEM#CAMPAIGN_FANOUT_TURN", "TURN")
 }
 
 /// Partition of one campaign's counters (`sentCount`, `unsubscribedCount`, …), sort key = name.

@@ -141,6 +141,16 @@ impl Store {
         repo::contact_erasure::ContactErasure::new(self.table.as_ref())
     }
 
+    /// Segments and the members of STATIC segments.
+    pub fn segments(&self) -> repo::segments::Segments<'_> {
+        repo::segments::Segments::new(self.table.as_ref())
+    }
+
+    /// Queued segment recounts and computations.
+    pub fn segment_jobs(&self) -> repo::segment_jobs::SegmentJobs<'_> {
+        repo::segment_jobs::SegmentJobs::new(self.table.as_ref())
+    }
+
     /// Contact activity summaries (what event and email conditions read).
     pub fn activities(&self) -> repo::activity::Activities<'_> {
         repo::activity::Activities::new(self.table.as_ref())
@@ -199,6 +209,16 @@ impl Store {
     /// Campaign counters (`unsubscribedCount`, …), each email counted at most once.
     pub fn campaign_counters(&self) -> repo::campaign_counters::CampaignCounters<'_> {
         repo::campaign_counters::CampaignCounters::new(self.table.as_ref())
+    }
+
+    /// Campaigns.
+    pub fn campaigns(&self) -> repo::campaigns::Campaigns<'_> {
+        repo::campaigns::Campaigns::new(self.table.as_ref())
+    }
+
+    /// The fan-out jobs of SENDING campaigns.
+    pub fn campaign_fanouts(&self) -> repo::campaign_fanouts::CampaignFanouts<'_> {
+        repo::campaign_fanouts::CampaignFanouts::new(self.table.as_ref())
     }
 
     /// The per-project request counter.

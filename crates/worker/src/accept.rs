@@ -25,7 +25,7 @@ use plunk_domain::event::SubscriptionSource;
 use plunk_domain::send_request::{AttachmentInput, NamedAddress};
 use plunk_domain::template::{check_syntax, TemplateType};
 use plunk_domain::{EmailAddress, FieldCode, FieldError, Timestamp};
-use plunk_messaging::blob::BlobStore;
+use plunk_messaging::blob::{prefix, BlobStore};
 use plunk_messaging::send_queues::{SendJob, SendQueues};
 use plunk_store::repo::contacts::{ContactError, CurrentContact};
 use plunk_store::repo::domains::SenderRejection;
@@ -302,7 +302,7 @@ impl Acceptor {
         let root = message.content_root;
         let mut attachments = Vec::with_capacity(message.attachments.len());
         for (i, a) in message.attachments.iter().enumerate() {
-            let key = format!("attachments/{project}/{root}/{i}");
+            let key = prefix::attachment_key(project, root, i);
             self.put_blob(&key, a.content.clone(), "Attachment").await?;
             attachments.push(StoredAttachment {
                 filename: a.filename.clone(),
@@ -314,7 +314,7 @@ impl Acceptor {
             });
         }
         let (body, body_blob) = if message.body.len() > INLINE_BODY_LIMIT {
-            let key = format!("bodies/{project}/{root}");
+            let key = prefix::body_key(project, root);
             self.put_blob(&key, message.body.clone().into_bytes(), "Body")
                 .await?;
             (String::new(), Some(key))

@@ -2,16 +2,19 @@
 //! EventBridge schedules) and by the local server's loops alike:
 //!
 //! - [`accept`]: the accept step every sender shares (checks, contacts, records, queueing).
+//! - [`audience`]: evaluating a filter condition over a project's contacts, page by page.
 //! - [`pacing`]: the global send pace shared by every sender (the account's rate, with
 //!   transactional mail first).
 //! - [`send`]: turns one queued email into a sent (or visibly failed) one.
 //! - [`scheduler`]: the every-minute tick that finds emails left behind.
+//! - [`segment_jobs`]: segment recounts and computations, worked in the tick.
 //! - [`consumer`]: the receive loop the local server runs over the embedded queues.
 //! - [`dispatch`]: counters and fan-out for every newly stored event.
 //! - [`webhooks`]: webhook deliveries and their attempts.
 //! - [`feedback`]: applies provider notifications (delivery, bounces, opens …) to emails.
 
 pub mod accept;
+pub mod audience;
 pub mod clock;
 pub mod consumer;
 pub mod dispatch;
@@ -19,5 +22,6 @@ pub mod feedback;
 pub mod pacing;
 pub mod render;
 pub mod scheduler;
+pub mod segment_jobs;
 pub mod send;
 pub mod webhooks;

@@ -32,6 +32,9 @@ const EXPIRY_MINUTES: i64 = 72 * 60;
 const EVENT_DELETION_BUDGET: usize = 20_000;
 /// Most items one tick examines for contact erasures (25 deletes in flight at a time).
 const CONTACT_ERASURE_BUDGET: usize = 5_000;
+/// Contacts evaluated per tick for segment recounts and computations (about two seconds of
+/// work at 100 contacts per page; a larger project's count goes on next tick).
+const SEGMENT_BUDGET: usize = 20_000;
 /// Most minutes one tick catches up on after an outage.
 const MAX_CATCH_UP: i64 = 30;
 
@@ -45,6 +48,10 @@ pub struct TickReport {
     pub events_deleted: u32,
     /// Events and email records of deleted contacts removed.
     pub contact_history_erased: u32,
+    /// Contacts evaluated for segment counts.
+    pub segment_contacts_evaluated: u32,
+    /// Segment counts finished and written.
+    pub segment_counts_written: u32,
 }
 
 /// Runs ticks.
@@ -87,6 +94,9 @@ impl Scheduler {
             .work(now_ms, CONTACT_ERASURE_BUDGET)
             .await?;
         report.contact_history_erased = (erased.events + erased.emails) as u32;
+        let segments = crate::segment_jobs::work(&self.store, now_ms, SEGMENT_BUDGET).await?;
+        report.segment_contacts_evaluated = segments.examined as u32;
+        report.segment_counts_written = segments.finished as u32;
         let version = state.as_ref().map_or(0, |i| i.version);
         let item = Item::new(state_key, json!({ "lastMinute": minute })).with_version(version + 1);
         let condition = if state.is_some() {
@@ -150,8 +160,12 @@ impl Scheduler {
                 };
                 if let Some(error) = failure {
                     let now = Timestamp::now();
+                    let before = v.record.clone();
                     v.record.fail(error, now);
-                    match emails.save(found.project_id, &v.record, v.version).await {
+                    match emails
+                        .save(found.project_id, &before, &v.record, v.version)
+                        .await
+                    {
                         Ok(_) => {
                             report.failed += 1;
                             let event = v.record.event(

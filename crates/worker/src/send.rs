@@ -133,10 +133,14 @@ impl SendWorker {
     async fn record_sent(
         &self,
         project: uuid::Uuid,
+        claimed: &EmailRecord,
         sent: Versioned,
     ) -> Result<(EmailRecord, bool), StoreError> {
         let emails = self.store.emails();
-        match emails.save(project, &sent.record, sent.version).await {
+        match emails
+            .save(project, claimed, &sent.record, sent.version)
+            .await
+        {
             Ok(_) => return Ok((sent.record, true)),
             Err(e) if !e.is_condition_failed() => return Err(e),
             Err(_) => {}
@@ -145,8 +149,12 @@ impl SendWorker {
             let Some(mut current) = emails.get_versioned(project, sent.record.id).await? else {
                 return Ok((sent.record, false));
             };
+            let before = current.record.clone();
             let newly_sent = current.record.merge_send(&sent.record, now());
-            match emails.save(project, &current.record, current.version).await {
+            match emails
+                .save(project, &before, &current.record, current.version)
+                .await
+            {
                 Ok(_) => return Ok((current.record, newly_sent)),
                 Err(e) if e.is_condition_failed() => continue,
                 Err(e) => return Err(e),
@@ -164,11 +172,12 @@ impl SendWorker {
         mut v: Versioned,
         error: String,
     ) -> Result<Outcome, StoreError> {
+        let before = v.record.clone();
         v.record.fail(error.clone(), now());
         match self
             .store
             .emails()
-            .save(project, &v.record, v.version)
+            .save(project, &before, &v.record, v.version)
             .await
         {
             Ok(_) => {
@@ -321,7 +330,7 @@ impl SendWorker {
         // Claim: exactly one sender moves PENDING → SENDING.
         let mut record = v.record.clone();
         record.claim(now());
-        let version = match emails.save(project_id, &record, v.version).await {
+        let version = match emails.save(project_id, &v.record, &record, v.version).await {
             Ok(version) => version,
             // Another sender claimed it first (or the record changed since it was read); come
             // back to see how that ended.
@@ -343,7 +352,10 @@ impl SendWorker {
             Err(e) if !provider_called => {
                 let mut back = claimed.record.clone();
                 back.release_claim(now());
-                if let Err(revert) = emails.save(project_id, &back, claimed.version).await {
+                if let Err(revert) = emails
+                    .save(project_id, &claimed.record, &back, claimed.version)
+                    .await
+                {
                     tracing::warn!(email_id = %back.id, error = %revert, "could not hand the claim back");
                 }
                 Err(e)
@@ -397,8 +409,11 @@ impl SendWorker {
         };
         // Consistent: a suppressed address is never sent to.
         if let Some(s) = self.store.suppressions().get(project_id, &to).await? {
+            let before = v.record.clone();
             v.record.suppress(s.reason.as_str(), now());
-            emails.save(project_id, &v.record, v.version).await?;
+            emails
+                .save(project_id, &before, &v.record, v.version)
+                .await?;
             self.event(
                 project_id,
                 &v.record,
@@ -459,6 +474,7 @@ impl SendWorker {
         provider_called: &mut bool,
     ) -> Result<Outcome, StoreError> {
         let emails = self.store.emails();
+        let claimed = v.record.clone();
         v.record.attempts += 1;
         *provider_called = true;
         match self.mailer.send(&outgoing).await {
@@ -467,7 +483,7 @@ impl SendWorker {
                     .mark_sent(message_id, outgoing.subject.clone(), now());
                 // A crash between the provider call and this write is reconciled from the
                 // provider's Send event, which carries the email id tag.
-                let (record, newly_sent) = self.record_sent(project_id, v).await?;
+                let (record, newly_sent) = self.record_sent(project_id, &claimed, v).await?;
                 // Feedback that recorded the send first has emitted `email.sent` itself.
                 if newly_sent {
                     let sent_at = record.sent_at;
@@ -492,9 +508,12 @@ impl SendWorker {
                         .fail(project_id, v, format!("PROVIDER_ERROR: {message}"))
                         .await;
                 }
+                let before = v.record.clone();
                 v.record
                     .retry_later(format!("PROVIDER_ERROR: {message}"), now());
-                emails.save(project_id, &v.record, v.version).await?;
+                emails
+                    .save(project_id, &before, &v.record, v.version)
+                    .await?;
                 tracing::warn!(email_id = %v.record.id, attempts = v.record.attempts, "provider failed; will retry");
                 Ok(Outcome::RetryAfter(backoff(v.record.attempts)))
             }

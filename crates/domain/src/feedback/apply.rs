@@ -78,7 +78,7 @@ pub struct ContactEffect {
     pub reason: SuppressionReason,
 }
 
-/// A campaign counter feedback moves (campaigns.md §5).
+/// A campaign counter that moves with its emails' states (campaigns.md §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CampaignCounter {
     Pending,
@@ -88,12 +88,13 @@ pub enum CampaignCounter {
     Clicked,
     Bounced,
     Complained,
+    Suppressed,
     Failed,
 }
 
 impl CampaignCounter {
-    /// Every counter feedback moves.
-    pub const ALL: [CampaignCounter; 8] = [
+    /// Every counter that moves with an email's state.
+    pub const ALL: [CampaignCounter; 9] = [
         Self::Pending,
         Self::Sent,
         Self::Delivered,
@@ -101,6 +102,7 @@ impl CampaignCounter {
         Self::Clicked,
         Self::Bounced,
         Self::Complained,
+        Self::Suppressed,
         Self::Failed,
     ];
 
@@ -114,6 +116,7 @@ impl CampaignCounter {
             Self::Clicked => "clickedCount",
             Self::Bounced => "bouncedCount",
             Self::Complained => "complainedCount",
+            Self::Suppressed => "suppressedCount",
             Self::Failed => "failedCount",
         }
     }
@@ -282,7 +285,7 @@ pub fn apply(email: &EmailRecord, event: &ProviderEvent) -> FeedbackOutcome {
         })
         .collect();
     FeedbackOutcome {
-        counters: counter_changes(email, &r),
+        counters: campaign_counter_changes(email, &r),
         record: r,
         events,
         contact,
@@ -370,8 +373,9 @@ fn keep_transient_bounce(r: &mut EmailRecord, bounce_type: BounceType, sub_type:
 }
 
 /// Counter changes between two states of a campaign email: each counter counts an email at
-/// most once (campaigns.md §5), so it moves when its condition starts (or stops) holding.
-fn counter_changes(before: &EmailRecord, after: &EmailRecord) -> Vec<CounterChange> {
+/// most once (campaigns.md §5), so it moves when its condition starts (or stops) holding. Empty
+/// for other emails and for test sends.
+pub fn campaign_counter_changes(before: &EmailRecord, after: &EmailRecord) -> Vec<CounterChange> {
     if before.campaign_id.is_none() || before.test {
         return Vec::new();
     }
@@ -399,6 +403,7 @@ fn counts(counter: CampaignCounter, r: &EmailRecord) -> bool {
         CampaignCounter::Clicked => r.clicked_at.is_some(),
         CampaignCounter::Bounced => r.bounced_at.is_some(),
         CampaignCounter::Complained => r.complained_at.is_some(),
+        CampaignCounter::Suppressed => r.status == EmailStatus::Suppressed,
         CampaignCounter::Failed => r.status == EmailStatus::Failed,
     }
 }

@@ -9,8 +9,8 @@ pub mod notification;
 pub mod ses;
 
 pub use apply::{
-    apply, CampaignCounter, ContactEffect, CounterChange, FeedbackOutcome, SuppressionReason,
-    SystemEvent,
+    apply, campaign_counter_changes, CampaignCounter, ContactEffect, CounterChange,
+    FeedbackOutcome, SuppressionReason, SystemEvent,
 };
 pub use event::{BounceType, FeedbackKind, ProviderEvent};
 

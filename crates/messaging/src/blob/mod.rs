@@ -1,6 +1,7 @@
 //! The blob port: bytes by key, for attachments and any content too large for a table item.
 
 pub mod folder;
+pub mod prefix;
 pub mod s3;
 
 use async_trait::async_trait;

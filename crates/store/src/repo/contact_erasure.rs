@@ -210,12 +210,15 @@ impl<'a> ContactErasure<'a> {
                     examined += names.len().max(1);
                     if job.markers_done >= job.names.len() {
                         // The summary goes on every pass (a lagging dispatcher may write it
-                        // again after the first).
+                        // again after the first), and so do STATIC segment memberships.
                         self.table
                             .delete(
                                 &keys::contact_activity(job.project, job.contact),
                                 Condition::None,
                             )
+                            .await?;
+                        crate::repo::segments::Segments::new(self.table)
+                            .leave_all(job.project, job.contact)
                             .await?;
                         if job.pass >= 2 {
                             self.table.delete(&job_key, Condition::None).await?;

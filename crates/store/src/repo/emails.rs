@@ -7,8 +7,9 @@
 
 use crate::keys;
 use crate::repo::scan::{self, ScanPage};
-use crate::table::{Condition, Index, Item, Position, Query, StoreError, Table};
+use crate::table::{Condition, Index, Item, Position, Query, StoreError, Table, WriteOp};
 use plunk_domain::email_record::{EmailContent, EmailRecord, EmailStatus};
+use plunk_domain::feedback::campaign_counter_changes;
 use plunk_domain::Timestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -153,19 +154,37 @@ impl<'a> Emails<'a> {
         Ok(self.get_versioned(project, id).await?.map(|v| v.record))
     }
 
-    /// Writes `record` if it is still at `version`; `ConditionFailed` when someone else changed it.
+    /// Writes `record` (changed from `before`) if it is still at `version`; `ConditionFailed`
+    /// when someone else changed it. A campaign email's change moves the campaign's counters
+    /// (campaigns.md §5) in the same transaction, so a counter never misses or doubles a
+    /// change that was written.
     pub async fn save(
         &self,
         project: Uuid,
+        before: &EmailRecord,
         record: &EmailRecord,
         version: u64,
     ) -> Result<u64, StoreError> {
-        self.table
-            .put(
-                record_item(project, record, version + 1),
-                Condition::VersionEquals(version),
-            )
-            .await?;
+        let item = record_item(project, record, version + 1);
+        let counters = campaign_counter_changes(before, record);
+        match record.campaign_id.filter(|_| !counters.is_empty()) {
+            None => {
+                self.table
+                    .put(item, Condition::VersionEquals(version))
+                    .await?
+            }
+            Some(campaign) => {
+                let mut ops = vec![WriteOp::Put {
+                    item,
+                    condition: Condition::VersionEquals(version),
+                }];
+                ops.extend(counters.iter().map(|c| WriteOp::Add {
+                    key: keys::campaign_counter(project, campaign, c.counter.as_str()),
+                    delta: c.delta,
+                }));
+                self.table.transact(ops).await?;
+            }
+        }
         Ok(version + 1)
     }
 

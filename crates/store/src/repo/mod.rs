@@ -2,6 +2,8 @@
 
 pub mod activity;
 pub mod campaign_counters;
+pub mod campaign_fanouts;
+pub mod campaigns;
 pub mod contact_erasure;
 pub mod contacts;
 pub mod domains;
@@ -13,6 +15,8 @@ pub mod idempotency;
 pub mod projects;
 pub mod rate_limit;
 pub mod scan;
+pub mod segment_jobs;
+pub mod segments;
 pub mod suppressions;
 pub mod templates;
 pub mod turns;

@@ -1,0 +1,150 @@
+//! Working the queued segment jobs (`plunk_store::repo::segment_jobs`) in the scheduler's tick:
+//! a DYNAMIC segment's members are counted by evaluating its condition over the project's
+//! contacts page by page ([`crate::audience`]), a STATIC segment's from its member counter. Each
+//! project gets a share of the tick's contact budget; a count that does not fit goes on next
+//! tick from its saved position, and is written to the segment (`memberCount`,
+//! `memberCountUpdatedAt`, and `lastComputedAt` for a computation) once the pass ends.
+
+use crate::audience::Prepared;
+use plunk_domain::segment::SegmentType;
+use plunk_domain::Timestamp;
+use plunk_store::repo::contacts::ContactFilter;
+use plunk_store::repo::segment_jobs::{JobKind, SegmentJob, SegmentJobs};
+use plunk_store::table::StoreError;
+use plunk_store::Store;
+
+/// Contacts read per page of a count.
+const PAGE: usize = 100;
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentWork {
+    /// Contacts evaluated.
+    pub examined: usize,
+    /// Jobs finished (counts written to their segments).
+    pub finished: usize,
+}
+
+/// Works the due segment jobs, evaluating about `budget` contacts in all.
+pub async fn work(store: &Store, now_ms: i64, budget: usize) -> Result<SegmentWork, StoreError> {
+    let jobs = store.segment_jobs();
+    let due = jobs.due().await?;
+    let mut report = SegmentWork::default();
+    if due.is_empty() {
+        return Ok(report);
+    }
+    let share = SegmentJobs::share(budget, due.len());
+    let mut served = None;
+    for (project, project_jobs) in due {
+        if report.examined >= budget {
+            break;
+        }
+        let mut left = share.min(budget - report.examined);
+        for (job, version) in project_jobs {
+            if left == 0 {
+                break;
+            }
+            let examined = work_job(store, job, version, now_ms, left, &mut report).await?;
+            left = left.saturating_sub(examined);
+            report.examined += examined;
+        }
+        served = Some(project);
+    }
+    if let Some(project) = served {
+        jobs.record_turn(project).await?;
+    }
+    Ok(report)
+}
+
+/// Advances one job by up to `budget` contacts; returns how many it examined.
+async fn work_job(
+    store: &Store,
+    mut job: SegmentJob,
+    mut version: u64,
+    now_ms: i64,
+    budget: usize,
+    report: &mut SegmentWork,
+) -> Result<usize, StoreError> {
+    let jobs = store.segment_jobs();
+    let Some((mut segment, segment_version)) = store
+        .segments()
+        .get_versioned(job.project, job.segment)
+        .await?
+    else {
+        jobs.forget(job.project, job.segment).await?;
+        return Ok(1);
+    };
+    let started = *job
+        .started_at
+        .get_or_insert_with(|| Timestamp::from_millis(now_ms).unwrap_or_else(Timestamp::now));
+    let mut examined = 0;
+    let finished = match (segment.segment_type, segment.parsed_condition()) {
+        (SegmentType::Static, _) => {
+            job.counted = store
+                .segments()
+                .member_count(job.project, job.segment)
+                .await?;
+            true
+        }
+        (SegmentType::Dynamic, None) => {
+            job.counted = 0;
+            true
+        }
+        (SegmentType::Dynamic, Some(condition)) => {
+            let prepared = Prepared::new(store, job.project, condition).await?;
+            loop {
+                if examined >= budget {
+                    break false;
+                }
+                let page = store
+                    .contacts()
+                    .list(
+                        job.project,
+                        &ContactFilter::default(),
+                        PAGE,
+                        job.position.clone(),
+                    )
+                    .await?;
+                let matched = prepared
+                    .matches(store, job.project, &page.items, started.unix_millis())
+                    .await?;
+                job.counted += matched.iter().filter(|m| **m).count() as u64;
+                examined += page.items.len().max(1);
+                let done = page.next.is_none();
+                job.position = page.next;
+                if done {
+                    break true;
+                }
+                // The position and the count move together: after a crash the pass goes on
+                // from the last saved pair, counting nothing twice.
+                if !jobs.save(&job, version).await? {
+                    // A new request changed the job: it starts over next tick.
+                    return Ok(examined);
+                }
+                version += 1;
+            }
+        }
+    };
+    if !finished {
+        return Ok(examined);
+    }
+    segment.member_count = job.counted;
+    segment.member_count_updated_at = Some(started);
+    if job.kind == JobKind::Compute {
+        segment.last_computed_at = Some(started);
+    }
+    match store
+        .segments()
+        .save(job.project, &segment, segment_version)
+        .await
+    {
+        // The segment changed meanwhile (renamed, or a new condition queued another count).
+        Err(plunk_store::repo::segments::SegmentError::Conflict) => return Ok(examined),
+        Err(plunk_store::repo::segments::SegmentError::Store(e)) => return Err(e),
+        Err(_) => return Ok(examined),
+        Ok(()) => {}
+    }
+    jobs.finish(&job, version).await?;
+    report.finished += 1;
+    Ok(examined.max(1))
+}
