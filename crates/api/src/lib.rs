@@ -2,6 +2,7 @@
 //! [`service`], which wraps routers in the shared pipeline. A Lambda mounts one group; the local
 //! server mounts them all.
 
+pub mod campaigns;
 pub mod contacts;
 pub mod domains;
 pub mod emails;
@@ -46,6 +47,8 @@ pub enum Group {
     Webhooks,
     /// `/segments`.
     Segments,
+    /// `/campaigns`.
+    Campaigns,
     /// The hosted pages: `/unsubscribe/:token`, `/subscribe/:token`, `/manage/:token`.
     Pages,
 }
@@ -63,6 +66,7 @@ impl Group {
         Group::Suppressions,
         Group::Webhooks,
         Group::Segments,
+        Group::Campaigns,
         Group::Pages,
     ];
 
@@ -80,6 +84,7 @@ impl Group {
             Group::Suppressions => "suppressions",
             Group::Webhooks => "webhooks",
             Group::Segments => "segments",
+            Group::Campaigns => "campaigns",
             Group::Pages => "pages",
         }
     }
@@ -103,6 +108,7 @@ impl Group {
             Group::Suppressions => suppressions::router(state.clone()),
             Group::Webhooks => webhooks::router(state.clone()),
             Group::Segments => segments::router(state.clone()),
+            Group::Campaigns => campaigns::router(state.clone()),
             Group::Pages => pages::router(state.clone()),
         }
     }

@@ -65,9 +65,20 @@ use utoipa::OpenApi;
         crate::segments::remove_members,
         crate::segments::compute,
         crate::segments::refresh,
+        crate::campaigns::list,
+        crate::campaigns::create,
+        crate::campaigns::read,
+        crate::campaigns::put,
+        crate::campaigns::update,
+        crate::campaigns::remove,
+        crate::campaigns::send,
+        crate::campaigns::cancel,
+        crate::campaigns::test,
+        crate::campaigns::duplicate,
+        crate::campaigns::stats,
     ),
     components(schemas(ErrorEnvelope, ErrorBody, FieldErrorDoc, ErrorCode)),
-    tags((name = "System"), (name = "Contacts"), (name = "Domains"), (name = "Public API"), (name = "Emails"), (name = "Templates"), (name = "Events"), (name = "Suppressions"), (name = "Webhooks"), (name = "Segments"))
+    tags((name = "System"), (name = "Contacts"), (name = "Domains"), (name = "Public API"), (name = "Emails"), (name = "Templates"), (name = "Events"), (name = "Suppressions"), (name = "Webhooks"), (name = "Segments"), (name = "Campaigns"))
 )]
 struct ApiDoc;
 
@@ -240,6 +251,61 @@ const LINKS: &[(&str, &str, &str, &[LinkSpec])] = &[
             (
                 "DeleteTemplate",
                 "templates.remove",
+                "id",
+                "$response.body#/data/id",
+            ),
+        ],
+    ),
+    (
+        "/campaigns",
+        "post",
+        "201",
+        &[
+            (
+                "GetCampaign",
+                "campaigns.read",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "UpdateCampaign",
+                "campaigns.update",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "SendCampaign",
+                "campaigns.send",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "CancelCampaign",
+                "campaigns.cancel",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "TestCampaign",
+                "campaigns.test",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "DuplicateCampaign",
+                "campaigns.duplicate",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "CampaignStats",
+                "campaigns.stats",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "DeleteCampaign",
+                "campaigns.remove",
                 "id",
                 "$response.body#/data/id",
             ),

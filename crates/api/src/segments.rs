@@ -178,7 +178,7 @@ async fn view(state: &AppState, project: Uuid, segment: &Segment) -> Result<Segm
 }
 
 /// The segments of the project with the segments each names, for the reference rules.
-async fn reference_graph(
+pub(crate) async fn reference_graph(
     state: &AppState,
     project: Uuid,
 ) -> Result<(Vec<Segment>, HashMap<Uuid, Vec<Uuid>>), ApiError> {
@@ -196,10 +196,12 @@ async fn reference_graph(
     Ok((all, graph))
 }
 
-/// 422 when `condition` names a missing segment, makes a cycle or a chain too deep.
-fn check_references(
+/// 422 when `condition` (the member `base` of the body) names a missing segment, makes a cycle
+/// or a chain too deep.
+pub(crate) fn check_references(
     me: Option<Uuid>,
     condition: &Condition,
+    base: &str,
     graph: &HashMap<Uuid, Vec<Uuid>>,
 ) -> Result<(), ApiError> {
     let Err(problem) = references::check(me, condition, graph) else {
@@ -223,10 +225,10 @@ fn check_references(
         ),
     };
     let path = condition
-        .segment_ref_paths("condition")
+        .segment_ref_paths(base)
         .into_iter()
         .find(|(id, _)| *id == target)
-        .map_or_else(|| "condition".to_owned(), |(_, path)| path);
+        .map_or_else(|| base.to_owned(), |(_, path)| path);
     Err(ApiError::field(FieldError::new(path, code, message)))
 }
 
@@ -305,7 +307,7 @@ pub async fn create(
     let new = segment::parse_create(&body).map_err(ApiError::validation)?;
     let (all, graph) = reference_graph(&state, project).await?;
     if let Some((_, condition)) = &new.condition {
-        check_references(None, condition, &graph)?;
+        check_references(None, condition, "condition", &graph)?;
     }
     if all.len() >= MAX_SEGMENTS {
         return Err(ApiError::field(FieldError::new(
@@ -404,7 +406,7 @@ pub async fn update(
     if segment.segment_type == SegmentType::Dynamic {
         if let Some((_, condition)) = &changes.condition {
             let (_, graph) = reference_graph(&state, project).await?;
-            check_references(Some(id), condition, &graph)?;
+            check_references(Some(id), condition, "condition", &graph)?;
         }
     }
     let (changed, condition_changed) = changes.apply(&mut segment);
@@ -455,15 +457,24 @@ pub async fn remove(
     let id = segment_id(path)?;
     let (segment, _) = load(&state, project, id).await?;
     let (all, graph) = reference_graph(&state, project).await?;
-    let used_by: Vec<Value> = all
-        .iter()
-        .filter(|s| s.id != id && graph.get(&s.id).is_some_and(|refs| refs.contains(&id)))
-        .map(|s| json!({ "type": "segment", "id": s.id, "name": s.name }))
+    // Campaigns in DRAFT, SCHEDULED or SENDING whose audience names it, then other segments.
+    let mut used_by: Vec<Value> = state
+        .store
+        .campaigns()
+        .using_segment(project, id)
+        .await?
+        .into_iter()
+        .map(|u| json!({ "type": "campaign", "id": u.id, "name": u.name }))
         .collect();
+    used_by.extend(
+        all.iter()
+            .filter(|s| s.id != id && graph.get(&s.id).is_some_and(|refs| refs.contains(&id)))
+            .map(|s| json!({ "type": "segment", "id": s.id, "name": s.name })),
+    );
     if !used_by.is_empty() {
         return Err(ApiError::new(
             ErrorCode::SegmentInUse,
-            "Other segments' conditions name this segment",
+            "Campaigns or other segments' conditions name this segment",
         )
         .with_details(json!({ "usedBy": used_by })));
     }

@@ -315,6 +315,7 @@ async fn accept(
         origin: Origin::Transactional,
         class: SendClass::Transactional,
         content_root: ids.id(0),
+        content_of_campaign: None,
     };
     let recipients = plan
         .request
@@ -344,7 +345,8 @@ async fn accept(
             .into_iter()
             .map(|a| AcceptedEmail {
                 contact: ContactRef {
-                    id: a.contact_id.to_string(),
+                    // /v1/send upserts a contact for every recipient.
+                    id: a.contact_id.map(|id| id.to_string()).unwrap_or_default(),
                     email: a.contact_email,
                 },
                 email: a.email_id.to_string(),

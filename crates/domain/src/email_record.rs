@@ -179,6 +179,11 @@ pub struct EmailContent {
     /// templates.md §4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_type: Option<crate::template::TemplateType>,
+    /// Campaign mail: `subject` and `body` are empty here and read from this campaign at send
+    /// time (a campaign cannot change while it sends), so a million recipients do not each store
+    /// a copy of the content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign_content: Option<Uuid>,
 }
 
 /// Which sender made an email, and what it belongs to.

@@ -45,6 +45,7 @@ use plunk_store::config::StoreConfig;
 use plunk_store::table::StoreError;
 use plunk_store::Store;
 use plunk_webhooks::{AttemptPolicy, SecretBox};
+use plunk_worker::campaigns::fanout::FanoutSettings;
 use plunk_worker::clock::SystemClock;
 use plunk_worker::dispatch::Dispatcher;
 use plunk_worker::feedback::FeedbackWorker;
@@ -344,7 +345,7 @@ impl Environment {
         let mut state = AppState::new(self.store.clone(), Settings::from_env());
         match self.send_queues().await? {
             Some(queues) => state = state.with_send_queues(queues),
-            None if matches!(group, Group::PublicApi) => {
+            None if matches!(group, Group::PublicApi | Group::Campaigns) => {
                 return Err(ConfigError::Missing {
                     var: SEND_QUEUE_URL_VARS[0],
                     why: "accepted emails are queued on SQS",
@@ -486,9 +487,14 @@ impl Environment {
             var: SEND_QUEUE_URL_VARS[0],
             why: "emails left behind are queued again on SQS",
         })?;
+        let rate = var("PLUNK_SEND_RATE")
+            .and_then(|r| r.trim().parse::<f64>().ok())
+            .filter(|r| r.is_finite() && *r > 0.0)
+            .unwrap_or(DEFAULT_RATE);
         Ok(Scheduler {
             store: self.store.clone(),
             queues,
+            fanout: FanoutSettings::for_rate(rate),
         })
     }
 }

@@ -19,6 +19,7 @@ use plunk_messaging::send_queues::SendQueues;
 use plunk_store::access::AccessProfile;
 use plunk_store::Store;
 use plunk_webhooks::{AttemptPolicy, SecretBox};
+use plunk_worker::campaigns::fanout::FanoutSettings;
 use plunk_worker::clock::SystemClock;
 use plunk_worker::pacing::{Pacer, TablePace, DEFAULT_RATE};
 use plunk_worker::scheduler::Scheduler;
@@ -30,6 +31,8 @@ use std::time::Duration;
 
 /// The key file of the webhook secrets' data key in the data directory.
 const WEBHOOK_KEY_FILE: &str = "webhook-secrets.key";
+/// How often the local server works campaign fan-outs.
+const FANOUT_INTERVAL: Duration = Duration::from_secs(2);
 
 /// What the HTTP side needs from the background side.
 pub struct Background {
@@ -131,7 +134,21 @@ pub async fn start(
     let scheduler = Scheduler {
         store: as_function("scheduler"),
         queues: queues.clone(),
+        fanout: FanoutSettings::for_rate(rate),
     };
+    // Campaign fan-outs every few seconds here (the minute tick does it on AWS), so a campaign
+    // sent from `make dev` starts at once.
+    let fanning = scheduler.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(FANOUT_INTERVAL);
+        loop {
+            every.tick().await;
+            let now_ms = plunk_worker::clock::Clock::now_ms(&SystemClock);
+            if let Err(e) = fanning.fan_out(now_ms).await {
+                tracing::warn!(error = %e, "campaign fan-out failed");
+            }
+        }
+    });
     tokio::spawn(async move {
         let mut every_minute = tokio::time::interval(Duration::from_secs(60));
         loop {

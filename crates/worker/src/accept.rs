@@ -69,6 +69,10 @@ pub struct Message {
     /// Names where shared content is stored (a request's or a campaign's id): content written
     /// again for the same root replaces itself.
     pub content_root: Uuid,
+    /// The campaign (and its type) whose stored subject and body the sender reads at send
+    /// time, instead of a copy per recipient (campaign mail: the campaign cannot change while
+    /// it sends).
+    pub content_of_campaign: Option<(Uuid, TemplateType)>,
 }
 
 /// One recipient with the email id the caller chose for it.
@@ -91,12 +95,16 @@ pub enum RecipientContact {
     /// A contact that exists already (a campaign's audience, a workflow's contact): nothing
     /// about it changes.
     Existing(Contact),
+    /// An address without a contact (a campaign's test send to someone not in the project):
+    /// no contact is created, the email renders with empty data.
+    Address(EmailAddress),
 }
 
 /// What happened to one recipient.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Accepted {
-    pub contact_id: Uuid,
+    /// `None` for a bare address.
+    pub contact_id: Option<Uuid>,
     pub contact_email: String,
     pub email_id: Uuid,
     pub status: EmailStatus,
@@ -132,8 +140,9 @@ pub enum AcceptError {
 }
 
 /// Who one email is addressed to.
-struct Addressee<'a> {
-    contact: &'a Contact,
+struct Addressee {
+    contact_id: Option<Uuid>,
+    email: String,
     name: Option<String>,
 }
 
@@ -154,18 +163,27 @@ impl Acceptor {
     ) -> Result<Vec<Accepted>, AcceptError> {
         self.check_message(project, message).await?;
         let checked = self.check_recipients(project, message, recipients).await?;
-        let content = self.store_shared(project, message).await?;
+        let content = match message.content_of_campaign {
+            Some((campaign, campaign_type)) => EmailContent {
+                subject: String::new(),
+                body: String::new(),
+                body_blob: None,
+                headers: message.headers.clone(),
+                attachments: Vec::new(),
+                one_shot: message.one_shot.clone(),
+                template_type: Some(campaign_type),
+                campaign_content: Some(campaign),
+            },
+            None => self.store_shared(project, message).await?,
+        };
         let now = Timestamp::now();
         let mut accepted = Vec::with_capacity(checked.len());
         let mut jobs = Vec::new();
         for c in checked {
-            let (contact, to_name) = self
+            let to = self
                 .contact_of(project, c.recipient.contact, c.current)
                 .await?;
-            let to = Addressee {
-                contact: &contact,
-                name: to_name,
-            };
+            let (contact_id, contact_email) = (to.contact_id, to.email.clone());
             let (record, status) = self
                 .write_email(
                     project,
@@ -185,8 +203,8 @@ impl Acceptor {
                 });
             }
             accepted.push(Accepted {
-                contact_id: contact.id,
-                contact_email: contact.email.to_string(),
+                contact_id,
+                contact_email,
                 email_id: record.id,
                 status,
             });
@@ -267,6 +285,7 @@ impl Acceptor {
                 RecipientContact::Existing(contact) => {
                     (contact.email.clone(), None, contact.subscribed)
                 }
+                RecipientContact::Address(address) => (address.clone(), None, false),
             };
             if message.marketing && !subscribed_after {
                 refused.push(address.to_string());
@@ -329,6 +348,7 @@ impl Acceptor {
             attachments,
             one_shot: message.one_shot.clone(),
             template_type: message.template.map(|(_, t)| t),
+            campaign_content: None,
         })
     }
 
@@ -344,24 +364,30 @@ impl Acceptor {
         })
     }
 
-    /// The recipient's contact, upserted from the state the checks read or the one given, and
-    /// the display name the email is addressed to (the request's for an address, the contact
-    /// data's `name` for an existing contact).
+    /// Who the recipient's email is addressed to: its contact, upserted from the state the
+    /// checks read or the one given, and the display name (the request's for an address, the
+    /// contact data's `name` for an existing contact); or a bare address.
     async fn contact_of(
         &self,
         project: Uuid,
         recipient: RecipientContact,
         current: Option<CurrentContact>,
-    ) -> Result<(Contact, Option<String>), AcceptError> {
+    ) -> Result<Addressee, AcceptError> {
         match (recipient, current) {
-            (RecipientContact::Existing(contact), _) => {
-                let name = contact
+            (RecipientContact::Existing(contact), _) => Ok(Addressee {
+                contact_id: Some(contact.id),
+                email: contact.email.to_string(),
+                name: contact
                     .data
                     .get("name")
                     .and_then(Value::as_str)
-                    .map(str::to_owned);
-                Ok((contact, name))
-            }
+                    .map(str::to_owned),
+            }),
+            (RecipientContact::Address(address), _) => Ok(Addressee {
+                contact_id: None,
+                email: address.to_string(),
+                name: None,
+            }),
             (
                 RecipientContact::Upsert {
                     address,
@@ -391,7 +417,11 @@ impl Acceptor {
                         ContactError::Invalid(_) => AcceptError::ContactChanged,
                         other => AcceptError::Contact(other),
                     })?;
-                Ok((outcome.contact, address.name))
+                Ok(Addressee {
+                    contact_id: Some(outcome.contact.id),
+                    email: outcome.contact.email.to_string(),
+                    name: address.name,
+                })
             }
         }
     }
@@ -403,15 +433,15 @@ impl Acceptor {
         project: Uuid,
         message: &Message,
         content: &EmailContent,
-        to: Addressee<'_>,
+        to: Addressee,
         email_id: Uuid,
         suppression: Option<Suppression>,
         now: Timestamp,
     ) -> Result<(EmailRecord, EmailStatus), AcceptError> {
         let new = NewEmail {
             id: email_id,
-            contact_id: Some(to.contact.id),
-            to: to.contact.email.to_string(),
+            contact_id: to.contact_id,
+            to: to.email,
             to_name: to.name,
             from: message.from.to_string(),
             from_name: message.from_name.clone(),

@@ -3,6 +3,7 @@
 //!
 //! - [`accept`]: the accept step every sender shares (checks, contacts, records, queueing).
 //! - [`audience`]: evaluating a filter condition over a project's contacts, page by page.
+//! - [`campaigns`]: campaign state changes, the fan-out and scheduled starts.
 //! - [`pacing`]: the global send pace shared by every sender (the account's rate, with
 //!   transactional mail first).
 //! - [`send`]: turns one queued email into a sent (or visibly failed) one.
@@ -15,6 +16,7 @@
 
 pub mod accept;
 pub mod audience;
+pub mod campaigns;
 pub mod clock;
 pub mod consumer;
 pub mod dispatch;

@@ -13,13 +13,17 @@
 //! Campaign mail is queued by its fan-out, which keeps its own checkpoint; it is not re-queued
 //! here, only expired.
 
+use crate::accept::Acceptor;
+use crate::campaigns::fanout::{FanoutReport, FanoutSettings};
 use plunk_domain::email_record::{EmailStatus, SendClass, SourceType};
 use plunk_domain::Timestamp;
+use plunk_messaging::blob::NoBlobs;
 use plunk_messaging::send_queues::{SendJob, SendQueues};
 use plunk_store::keys;
 use plunk_store::table::{Condition, Item, StoreError};
 use plunk_store::Store;
 use serde_json::json;
+use std::sync::Arc;
 
 /// Minutes after acceptance of the first re-queue check.
 const REQUEUE_AFTER_MINUTES: i64 = 2;
@@ -52,6 +56,12 @@ pub struct TickReport {
     pub segment_contacts_evaluated: u32,
     /// Segment counts finished and written.
     pub segment_counts_written: u32,
+    /// Scheduled campaigns started (or cancelled by their pre-checks) in their minute.
+    pub campaigns_started: u32,
+    /// Campaign emails written by the fan-out.
+    pub campaign_recipients: u32,
+    /// Campaigns that became SENT.
+    pub campaigns_completed: u32,
 }
 
 /// Runs ticks.
@@ -59,6 +69,8 @@ pub struct TickReport {
 pub struct Scheduler {
     pub store: Store,
     pub queues: SendQueues,
+    /// How far ahead of the send rate campaign fan-outs run.
+    pub fanout: FanoutSettings,
 }
 
 impl Scheduler {
@@ -80,6 +92,8 @@ impl Scheduler {
                 .await?;
             self.sweep(m - EXPIRY_MINUTES, now_ms, true, &mut report)
                 .await?;
+            let started = crate::campaigns::schedule::start_due(&self.store, m).await?;
+            report.campaigns_started += (started.started + started.cancelled) as u32;
             report.minutes_swept += 1;
         }
         // `DELETE /events/:name` completes here, a bounded slice per tick.
@@ -97,6 +111,9 @@ impl Scheduler {
         let segments = crate::segment_jobs::work(&self.store, now_ms, SEGMENT_BUDGET).await?;
         report.segment_contacts_evaluated = segments.examined as u32;
         report.segment_counts_written = segments.finished as u32;
+        let fanout = self.fan_out(now_ms).await?;
+        report.campaign_recipients = fanout.recipients as u32;
+        report.campaigns_completed = fanout.completed as u32;
         let version = state.as_ref().map_or(0, |i| i.version);
         let item = Item::new(state_key, json!({ "lastMinute": minute })).with_version(version + 1);
         let condition = if state.is_some() {
@@ -111,6 +128,17 @@ impl Scheduler {
             }
         }
         Ok(report)
+    }
+
+    /// One pass of the campaign fan-outs (the local server also runs it every few seconds).
+    pub async fn fan_out(&self, now_ms: i64) -> Result<FanoutReport, StoreError> {
+        let acceptor = Acceptor {
+            store: self.store.clone(),
+            // Campaign emails read their content from the campaign: nothing goes to blobs.
+            blobs: Arc::new(NoBlobs),
+            queues: self.queues.clone(),
+        };
+        crate::campaigns::fanout::work(&acceptor, &self.fanout, now_ms).await
     }
 
     async fn sweep(

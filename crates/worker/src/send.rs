@@ -83,6 +83,8 @@ pub struct SendWorker {
     pub config: SenderConfig,
     /// The renderer: the template engine, or a stand-in in tests.
     pub render: RenderFn,
+    /// The campaigns of campaign mail (content and status), each read at most every 2 s.
+    pub campaigns: Arc<crate::campaigns::cache::CampaignCache>,
 }
 
 impl SendWorker {
@@ -101,6 +103,7 @@ impl SendWorker {
             pacer,
             config,
             render: crate::render::render_email,
+            campaigns: Arc::default(),
         }
     }
 }
@@ -227,6 +230,19 @@ impl SendWorker {
                 "CONTENT_EXPIRED: the queued content is no longer kept".into()
             ));
         };
+        if let Some(campaign) = content.campaign_content {
+            match self
+                .campaigns
+                .get(&self.store, project_id, campaign)
+                .await?
+            {
+                Some(c) => {
+                    content.subject = c.subject.clone();
+                    content.body = c.body.clone();
+                }
+                None => return Ok(Err("CAMPAIGN_CANCELLED: the campaign was deleted".into())),
+            }
+        }
         if let Some(key) = content.body_blob.clone() {
             match self.blobs.get(&key).await {
                 Ok(Some(bytes)) => content.body = String::from_utf8_lossy(&bytes).into_owned(),
@@ -239,6 +255,23 @@ impl SendWorker {
             }
         }
         Ok(Ok(content))
+    }
+
+    /// Whether the campaign of a campaign email (not a test send) is still SENDING
+    /// (campaigns.md §4: the worker checks before each send), from a read at most 2 s old.
+    async fn campaign_still_sending(
+        &self,
+        project_id: uuid::Uuid,
+        record: &EmailRecord,
+    ) -> Result<bool, StoreError> {
+        let Some(campaign) = record.campaign_id.filter(|_| !record.test) else {
+            return Ok(true);
+        };
+        Ok(self
+            .campaigns
+            .get(&self.store, project_id, campaign)
+            .await?
+            .is_some_and(|c| c.status == plunk_domain::campaign::CampaignStatus::Sending))
     }
 
     /// Ends the email of `job` `FAILED` with `INTERNAL_ERROR: <reason>` after processing it
@@ -292,6 +325,9 @@ impl SendWorker {
         let Some(project) = project.filter(|p| !p.disabled) else {
             return self.fail(project_id, v, "PROJECT_DISABLED".into()).await;
         };
+        if !self.campaign_still_sending(project_id, &v.record).await? {
+            return self.fail(project_id, v, "CAMPAIGN_CANCELLED".into()).await;
+        }
 
         // The content before the slot: it never changes, and a body in blob storage takes a
         // round trip that would otherwise sit between the slot and the provider call, where
@@ -325,6 +361,9 @@ impl SendWorker {
             .is_none_or(|p| p.disabled);
         if disabled {
             return self.fail(project_id, v, "PROJECT_DISABLED".into()).await;
+        }
+        if !self.campaign_still_sending(project_id, &v.record).await? {
+            return self.fail(project_id, v, "CAMPAIGN_CANCELLED".into()).await;
         }
 
         // Claim: exactly one sender moves PENDING → SENDING.

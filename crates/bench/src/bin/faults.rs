@@ -1172,6 +1172,7 @@ async fn run_schedule(schedule: u64) -> Findings {
         scheduler: Scheduler {
             store: store.clone(),
             queues,
+            fanout: plunk_worker::campaigns::fanout::FanoutSettings::for_rate(14.0),
         },
         project: project.id,
         ids: ids.clone(),

@@ -439,6 +439,7 @@ async fn metered_run(
     let scheduler = Scheduler {
         store: store.clone(),
         queues: queues.clone(),
+        fanout: plunk_worker::campaigns::fanout::FanoutSettings::for_rate(14.0),
     };
     let last_minute = SystemClock.now_ms().div_euclid(60_000);
     let before_fixed = table.usage();

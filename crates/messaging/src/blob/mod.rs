@@ -26,3 +26,29 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Deletes `key` (deleting nothing is not an error).
     async fn delete(&self, key: &str) -> Result<(), BlobError>;
 }
+
+/// The blob store of a function that keeps no blobs (the scheduler's campaign fan-out, whose
+/// emails read their content from the campaign): every call fails, so a stray use shows at once.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoBlobs;
+
+#[async_trait]
+impl BlobStore for NoBlobs {
+    async fn put(&self, key: &str, _bytes: Bytes) -> Result<(), BlobError> {
+        Err(BlobError::Other(format!(
+            "no blob storage here (put {key})"
+        )))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, BlobError> {
+        Err(BlobError::Other(format!(
+            "no blob storage here (get {key})"
+        )))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        Err(BlobError::Other(format!(
+            "no blob storage here (delete {key})"
+        )))
+    }
+}

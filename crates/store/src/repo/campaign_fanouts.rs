@@ -6,7 +6,9 @@
 //! recipients are done. A worker takes a job with a short lease (a version-conditioned write),
 //! so two scheduler ticks never fan out the same campaign at once, and saves each page's
 //! checkpoint together with the page's counter additions in one transaction: a page is counted
-//! exactly when its checkpoint is written, however often it was attempted.
+//! exactly when its checkpoint is written, however often it was attempted. Before writing a
+//! page's emails the holder saves which contacts the page holds, so a page left unfinished is
+//! finished with exactly those contacts.
 
 use crate::keys;
 use crate::repo::turns;
@@ -33,10 +35,15 @@ pub struct FanoutJob {
     /// A worker holds the job until then (Unix ms).
     #[serde(default)]
     pub lease_until_ms: Option<i64>,
-    /// The page being written when the last holder stopped without a checkpoint: the next
-    /// holder reads back which of its emails exist before writing.
+    /// The contacts of the page being written, saved before its emails are: a holder that
+    /// stops before the checkpoint leaves the next one exactly this page to finish (the same
+    /// contacts, whatever changed in the audience meanwhile), and its email ids make the
+    /// writes it repeats change nothing.
     #[serde(default)]
-    pub page_in_doubt: bool,
+    pub page_contacts: Vec<Uuid>,
+    /// Where the audience read goes on after that page.
+    #[serde(default)]
+    pub page_next: Option<Position>,
 }
 
 impl FanoutJob {
@@ -50,7 +57,8 @@ impl FanoutJob {
             pages: 0,
             recipients: 0,
             lease_until_ms: None,
-            page_in_doubt: false,
+            page_contacts: Vec::new(),
+            page_next: None,
         }
     }
 
@@ -113,9 +121,8 @@ impl<'a> CampaignFanouts<'a> {
         }
     }
 
-    /// Takes `job` (read at `version`) until `lease_until_ms`. A job whose previous holder left
-    /// without releasing it has its current page marked in doubt. `None` when another worker
-    /// holds it or took it first.
+    /// Takes `job` (read at `version`) until `lease_until_ms`. `None` when another worker holds
+    /// it or took it first.
     pub async fn claim(
         &self,
         mut job: FanoutJob,
@@ -125,9 +132,6 @@ impl<'a> CampaignFanouts<'a> {
     ) -> Result<Option<(FanoutJob, u64)>, StoreError> {
         if job.lease_until_ms.is_some_and(|until| until > now_ms) {
             return Ok(None);
-        }
-        if job.lease_until_ms.is_some() {
-            job.page_in_doubt = true;
         }
         job.lease_until_ms = Some(lease_until_ms);
         match self
@@ -141,8 +145,9 @@ impl<'a> CampaignFanouts<'a> {
         }
     }
 
-    /// Saves `job` (held at `version`) and adds `counters` of its campaign, in one transaction.
-    /// `ConditionFailed` when the job changed (the lease was lost).
+    /// Saves `job` (held at `version`) and adds `counters` of its campaign, in one transaction
+    /// (a plain conditional write without counters). `ConditionFailed` when the job changed
+    /// (the lease was lost).
     pub async fn checkpoint(
         &self,
         job: &FanoutJob,

@@ -16,6 +16,7 @@ use crate::repo::domains::{UsedBy, UsedByType};
 use crate::repo::scan;
 use crate::table::{Condition, Index, Item, Key, Position, Query, StoreError, Table, WriteOp};
 use plunk_domain::campaign::{AudienceType, Campaign, CampaignStatus};
+use plunk_domain::event::Event;
 use plunk_domain::Timestamp;
 use serde_json::json;
 use std::collections::{BTreeSet, HashSet};
@@ -204,8 +205,9 @@ impl<'a> Campaigns<'a> {
             .map_err(CampaignError::from_write)
     }
 
-    /// Replaces `before` (read at `version`) with `after`, keeping the reference items in step;
-    /// a campaign entering SENDING gets its fan-out job (`job`, written only if none exists).
+    /// Replaces `before` (read at `version`) with `after`, keeping the reference items in step,
+    /// and records `events` (`campaign.sent`, `campaign.cancelled`) in the same transaction; a
+    /// campaign entering SENDING gets its fan-out job (`job`, written only if none exists).
     /// `Conflict` when the campaign changed since it was read. Returns the new version.
     pub async fn save(
         &self,
@@ -214,6 +216,7 @@ impl<'a> Campaigns<'a> {
         after: &Campaign,
         version: u64,
         job: Option<Item>,
+        events: &[Event],
     ) -> Result<u64, CampaignError> {
         check_size(after)?;
         let mut ops = vec![WriteOp::Put {
@@ -227,6 +230,10 @@ impl<'a> Campaigns<'a> {
                 condition: Condition::NotExists,
             });
         }
+        ops.extend(events.iter().map(|e| WriteOp::Put {
+            item: crate::repo::events::event_item(project, e),
+            condition: Condition::NotExists,
+        }));
         self.table
             .transact(ops)
             .await

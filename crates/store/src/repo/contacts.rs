@@ -597,6 +597,26 @@ impl<'a> Contacts<'a> {
         })
     }
 
+    /// The contacts with `ids`, in the order asked (`None` where deleted), read eventually
+    /// consistently, 100 at a time.
+    pub async fn get_many(
+        &self,
+        project: Uuid,
+        ids: &[Uuid],
+    ) -> Result<Vec<Option<Contact>>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(100) {
+            let keys: Vec<Key> = chunk.iter().map(|id| keys::contact(project, *id)).collect();
+            for item in self.table.batch_get_eventually(&keys).await? {
+                out.push(match item {
+                    Some(item) => Some(crate::decode(&item)?),
+                    None => None,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// Which of `emails` (normalised) have a contact.
     pub async fn existing(
         &self,

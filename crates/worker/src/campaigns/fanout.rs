@@ -1,0 +1,523 @@
+//! The campaign fan-out (campaigns.md §4): the audience read page by page from the moment
+//! sending started, one email per contact through the shared accept step, a checkpoint after
+//! every page.
+//!
+//! A pass works the fan-out jobs of every SENDING campaign, projects taking turns, and writes
+//! at most [`FanoutSettings::ahead`] emails a campaign may have waiting: the fan-out stays a
+//! bounded time ahead of the send rate instead of queueing a million emails at once. That
+//! keeps each project's email partition at about the send rate's writes (far under DynamoDB's
+//! 1,000 write units a second per partition), lets the campaigns of every project progress side
+//! by side in the campaign queue, and keeps each pass (a scheduler tick on AWS) short.
+//!
+//! Per page: the page's contacts are saved in the job (so a holder that dies leaves exactly
+//! that page to finish), their emails are accepted (ids derived from campaign and contact, so a
+//! repeated page writes nothing twice and its queue messages find their emails claimed or
+//! sent), and the checkpoint moves on with the page's counters in one transaction.
+//! Unsubscribed contacts are left out of MARKETING and HEADLESS campaigns; suppressed addresses
+//! get a `SUPPRESSED` record. A job whose campaign is no longer SENDING is dropped; a disabled
+//! project's campaign is cancelled; a campaign whose audience was read whole becomes SENT once
+//! none of its emails is `PENDING` or `SENDING`.
+
+use super::lifecycle;
+use crate::accept::{AcceptError, Acceptor, Message, Recipient, RecipientContact};
+use crate::audience::Prepared;
+use plunk_domain::campaign::{
+    AudienceType, Campaign, CampaignStatus, CancelReason, SUPPRESSED_COUNT, TOTAL_RECIPIENTS,
+};
+use plunk_domain::contact::Contact;
+use plunk_domain::email_record::{EmailStatus, Origin, SendClass};
+use plunk_domain::project::{Project, Tracking};
+use plunk_domain::segment::SegmentType;
+use plunk_domain::template::TemplateType;
+use plunk_domain::Timestamp;
+use plunk_store::repo::campaign_fanouts::FanoutJob;
+use plunk_store::repo::campaigns::CampaignError;
+use plunk_store::repo::contacts::ContactFilter;
+use plunk_store::table::{Key, Position, StoreError};
+use plunk_store::{keys, Store};
+use serde_json::Map;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// How one pass fans out.
+#[derive(Debug, Clone, Copy)]
+pub struct FanoutSettings {
+    /// Most emails of one campaign that may be waiting (`PENDING` or `SENDING`) before its
+    /// fan-out waits for the sends: the send rate times the lead wanted.
+    pub ahead: i64,
+    /// Contacts per page (one checkpoint each).
+    pub page: usize,
+    /// Most recipients one pass writes, over all campaigns (projects share it).
+    pub budget: usize,
+    /// Wall-clock limit of one pass (a Lambda invocation stays far from its timeout).
+    pub time_budget: Duration,
+    /// How long a pass holds a job.
+    pub lease: Duration,
+}
+
+impl FanoutSettings {
+    /// Settings for an account sending `rate` emails a second: two minutes of sends ahead.
+    pub fn for_rate(rate: f64) -> Self {
+        let ahead = (rate.max(1.0) * 120.0).ceil() as i64;
+        Self {
+            ahead: ahead.max(100),
+            page: 100,
+            budget: 50_000,
+            time_budget: Duration::from_secs(40),
+            lease: Duration::from_secs(120),
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FanoutReport {
+    pub pages: usize,
+    pub recipients: usize,
+    /// Campaigns that became SENT.
+    pub completed: usize,
+    /// Campaigns cancelled (project disabled, segment or domain gone).
+    pub cancelled: usize,
+}
+
+/// Whom a campaign goes to, ready to read page by page.
+enum Audience {
+    All,
+    Matching(Box<Prepared>),
+    Static(Uuid),
+}
+
+/// Works the fan-out jobs once (see the module documentation).
+pub async fn work(
+    acceptor: &Acceptor,
+    settings: &FanoutSettings,
+    now_ms: i64,
+) -> Result<FanoutReport, StoreError> {
+    let store = &acceptor.store;
+    let fanouts = store.campaign_fanouts();
+    let due = fanouts.due().await?;
+    let mut report = FanoutReport::default();
+    if due.is_empty() {
+        return Ok(report);
+    }
+    let started = Instant::now();
+    let share = (settings.budget / due.len()).max(settings.page);
+    let mut served = None;
+    for (project, jobs) in due {
+        if report.recipients >= settings.budget || started.elapsed() >= settings.time_budget {
+            break;
+        }
+        let mut left = share.min(settings.budget - report.recipients);
+        for (job, version) in jobs {
+            let lease_until = now_ms + settings.lease.as_millis() as i64;
+            let Some((job, version)) = fanouts.claim(job, version, now_ms, lease_until).await?
+            else {
+                continue;
+            };
+            let written =
+                work_job(acceptor, settings, job, version, left, started, &mut report).await?;
+            left = left.saturating_sub(written);
+            if left == 0 {
+                break;
+            }
+        }
+        served = Some(project);
+    }
+    if let Some(project) = served {
+        fanouts.record_turn(project).await?;
+    }
+    Ok(report)
+}
+
+/// Advances one claimed job by at most `allowance` recipients; returns how many it wrote.
+async fn work_job(
+    acceptor: &Acceptor,
+    settings: &FanoutSettings,
+    mut job: FanoutJob,
+    mut version: u64,
+    allowance: usize,
+    started: Instant,
+    report: &mut FanoutReport,
+) -> Result<usize, StoreError> {
+    let store = &acceptor.store;
+    let (project_id, campaign_id) = (job.project, job.campaign);
+    let Some((campaign, campaign_version)) = store
+        .campaigns()
+        .get_versioned(project_id, campaign_id)
+        .await?
+    else {
+        store
+            .campaign_fanouts()
+            .finish(project_id, campaign_id)
+            .await?;
+        return Ok(0);
+    };
+    if campaign.status != CampaignStatus::Sending {
+        store
+            .campaign_fanouts()
+            .finish(project_id, campaign_id)
+            .await?;
+        return Ok(0);
+    }
+    let now = Timestamp::now();
+    let project = match store.projects().get(project_id).await? {
+        Some(p) if !p.disabled => p,
+        _ => {
+            end(
+                store,
+                project_id,
+                &campaign,
+                campaign_version,
+                CancelReason::ProjectDisabled,
+                report,
+            )
+            .await?;
+            return Ok(0);
+        }
+    };
+    if !job.fanned_out {
+        let stats = lifecycle::stats(store, project_id, campaign_id).await?;
+        let room = (settings.ahead - stats.pending_count).max(0) as usize;
+        let mut allowance = allowance.min(room);
+        let audience = match audience(store, project_id, &campaign).await? {
+            Some(audience) => audience,
+            None => {
+                end(
+                    store,
+                    project_id,
+                    &campaign,
+                    campaign_version,
+                    CancelReason::SegmentNotFound,
+                    report,
+                )
+                .await?;
+                return Ok(0);
+            }
+        };
+        let message = message(&campaign, &project);
+        let mut written = 0;
+        while allowance > 0 && !job.fanned_out && started.elapsed() < settings.time_budget {
+            let page = match page_of(
+                store,
+                &campaign,
+                &audience,
+                &mut job,
+                &mut version,
+                settings,
+            )
+            .await?
+            {
+                Some(page) => page,
+                None => break,
+            };
+            let counts = match accept_page(acceptor, project_id, &campaign, &message, page).await {
+                Ok(counts) => counts,
+                Err(AcceptError::SenderNotVerified { .. }) => {
+                    end(
+                        store,
+                        project_id,
+                        &campaign,
+                        campaign_version,
+                        CancelReason::DomainNotVerified,
+                        report,
+                    )
+                    .await?;
+                    return Ok(written);
+                }
+                Err(AcceptError::Store(e)) => return Err(e),
+                Err(e) => {
+                    // Retried with the same page once the lease ends.
+                    tracing::warn!(campaign_id = %campaign_id, error = %e, "a fan-out page failed");
+                    return Ok(written);
+                }
+            };
+            job.position = job.page_next.take();
+            job.fanned_out = job.position.is_none();
+            job.page_contacts.clear();
+            job.pages += 1;
+            job.recipients += counts.total as u64;
+            version = store
+                .campaign_fanouts()
+                .checkpoint(
+                    &job,
+                    version,
+                    &[
+                        (TOTAL_RECIPIENTS, counts.total as i64),
+                        ("pendingCount", counts.pending as i64),
+                        (SUPPRESSED_COUNT, counts.suppressed as i64),
+                    ],
+                )
+                .await?;
+            report.pages += 1;
+            report.recipients += counts.total;
+            written += counts.total;
+            allowance = allowance.saturating_sub(counts.total.max(1));
+        }
+        if !job.fanned_out {
+            release(store, &mut job, version).await?;
+            return Ok(written);
+        }
+    }
+    // The audience is read whole: SENT once nothing is waiting.
+    let stats = lifecycle::stats(store, project_id, campaign_id).await?;
+    if stats.pending_count <= 0 {
+        match lifecycle::complete(
+            store,
+            project_id,
+            &campaign,
+            campaign_version,
+            &stats,
+            Timestamp::now().max(now),
+        )
+        .await
+        {
+            Ok(_) | Err(CampaignError::Conflict) => {}
+            Err(CampaignError::Store(e)) => return Err(e),
+            Err(e) => tracing::warn!(campaign_id = %campaign_id, error = %e, "could not complete"),
+        }
+        store
+            .campaign_fanouts()
+            .finish(project_id, campaign_id)
+            .await?;
+        report.completed += 1;
+    } else {
+        release(store, &mut job, version).await?;
+    }
+    Ok(0)
+}
+
+/// Cancels a campaign the fan-out cannot go on with (its job goes with it).
+async fn end(
+    store: &Store,
+    project: Uuid,
+    campaign: &Campaign,
+    version: u64,
+    reason: CancelReason,
+    report: &mut FanoutReport,
+) -> Result<(), StoreError> {
+    match lifecycle::cancel(store, project, campaign, version, reason, Timestamp::now()).await {
+        Ok(_) => report.cancelled += 1,
+        // Changed meanwhile (cancelled by its user): the next pass sees it.
+        Err(CampaignError::Conflict) => {}
+        Err(CampaignError::Store(e)) => return Err(e),
+        Err(e) => tracing::warn!(campaign_id = %campaign.id, error = %e, "could not cancel"),
+    }
+    Ok(())
+}
+
+/// Lets other passes take the job now.
+async fn release(store: &Store, job: &mut FanoutJob, version: u64) -> Result<(), StoreError> {
+    job.lease_until_ms = None;
+    match store.campaign_fanouts().checkpoint(job, version, &[]).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_condition_failed() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The campaign's audience, `None` when its segment is gone.
+async fn audience(
+    store: &Store,
+    project: Uuid,
+    campaign: &Campaign,
+) -> Result<Option<Audience>, StoreError> {
+    Ok(Some(match campaign.audience_type {
+        AudienceType::All => Audience::All,
+        AudienceType::Filtered => match campaign.parsed_condition() {
+            Some(condition) => {
+                Audience::Matching(Box::new(Prepared::new(store, project, condition).await?))
+            }
+            // A stored condition that no longer parses matches nobody.
+            None => return Ok(Some(Audience::Static(Uuid::nil()))),
+        },
+        AudienceType::Segment => {
+            let Some(segment) = campaign.segment_id else {
+                return Ok(None);
+            };
+            let Some(segment) = store.segments().get(project, segment).await? else {
+                return Ok(None);
+            };
+            match segment.segment_type {
+                SegmentType::Static => Audience::Static(segment.id),
+                SegmentType::Dynamic => match segment.parsed_condition() {
+                    Some(condition) => Audience::Matching(Box::new(
+                        Prepared::new(store, project, condition).await?,
+                    )),
+                    None => Audience::Static(Uuid::nil()),
+                },
+            }
+        }
+    }))
+}
+
+/// Where the audience read of a campaign starts: just after everything that existed when
+/// sending began (ids are UUIDv7 and pages go newest first), so contacts created or added
+/// afterwards are not included.
+fn start_bound(partition: String, campaign: &Campaign) -> Position {
+    let at = campaign
+        .sent_at
+        .unwrap_or(campaign.created_at)
+        .unix_millis()
+        + 1;
+    let bound = uuid::Builder::from_unix_timestamp_millis(at.max(0) as u64, &[0; 10]).into_uuid();
+    Position {
+        key: Key::new(partition, bound.to_string()),
+        gsi1: None,
+    }
+}
+
+/// The contacts of the next page: the page left unfinished by an earlier holder, or a new one
+/// read from the audience and saved in the job before any of its emails is written. `None`
+/// when the job was lost to another pass.
+async fn page_of(
+    store: &Store,
+    campaign: &Campaign,
+    audience: &Audience,
+    job: &mut FanoutJob,
+    version: &mut u64,
+    settings: &FanoutSettings,
+) -> Result<Option<Vec<Contact>>, StoreError> {
+    let project = job.project;
+    if !job.page_contacts.is_empty() {
+        let found = store
+            .contacts()
+            .get_many(project, &job.page_contacts)
+            .await?;
+        return Ok(Some(found.into_iter().flatten().collect()));
+    }
+    let now_ms = Timestamp::now().unix_millis();
+    let (contacts, next) = match audience {
+        Audience::All => {
+            let start = job
+                .position
+                .clone()
+                .unwrap_or_else(|| start_bound(keys::contacts_partition(project), campaign));
+            let page = store
+                .contacts()
+                .list(
+                    project,
+                    &ContactFilter::default(),
+                    settings.page,
+                    Some(start),
+                )
+                .await?;
+            (page.items, page.next)
+        }
+        Audience::Matching(prepared) => {
+            let start = job
+                .position
+                .clone()
+                .unwrap_or_else(|| start_bound(keys::contacts_partition(project), campaign));
+            prepared
+                .page(store, project, settings.page, Some(start), now_ms)
+                .await?
+        }
+        Audience::Static(segment) if segment.is_nil() => (Vec::new(), None),
+        Audience::Static(segment) => {
+            let start = job.position.clone().unwrap_or_else(|| {
+                start_bound(keys::segment_members_partition(project, *segment), campaign)
+            });
+            let page = store
+                .segments()
+                .members(project, *segment, settings.page, Some(start))
+                .await?;
+            let ids: Vec<Uuid> = page.items.iter().map(|m| m.contact_id).collect();
+            let found = store.contacts().get_many(project, &ids).await?;
+            (found.into_iter().flatten().collect(), page.next)
+        }
+    };
+    job.page_contacts = contacts.iter().map(|c| c.id).collect();
+    job.page_next = next;
+    if job.page_contacts.is_empty() {
+        // Nothing to write: the checkpoint alone moves on.
+        return Ok(Some(contacts));
+    }
+    match store
+        .campaign_fanouts()
+        .checkpoint(job, *version, &[])
+        .await
+    {
+        Ok(v) => {
+            *version = v;
+            Ok(Some(contacts))
+        }
+        Err(e) if e.is_condition_failed() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// How one page's emails ended up.
+#[derive(Debug, Default, Clone, Copy)]
+struct PageCounts {
+    total: usize,
+    pending: usize,
+    suppressed: usize,
+}
+
+/// Accepts one email per contact of the page (unsubscribed contacts left out of MARKETING and
+/// HEADLESS campaigns).
+async fn accept_page(
+    acceptor: &Acceptor,
+    project: Uuid,
+    campaign: &Campaign,
+    message: &Message,
+    contacts: Vec<Contact>,
+) -> Result<PageCounts, AcceptError> {
+    let recipients: Vec<Recipient> = contacts
+        .into_iter()
+        .filter(|c| c.subscribed || !campaign.skips_unsubscribed())
+        .map(|c| Recipient {
+            email_id: campaign.email_id_for(c.id),
+            contact: RecipientContact::Existing(c),
+        })
+        .collect();
+    if recipients.is_empty() {
+        return Ok(PageCounts::default());
+    }
+    let accepted = acceptor.accept(project, message, recipients).await?;
+    let mut counts = PageCounts {
+        total: accepted.len(),
+        ..PageCounts::default()
+    };
+    for a in &accepted {
+        match a.status {
+            EmailStatus::Pending => counts.pending += 1,
+            EmailStatus::Suppressed => counts.suppressed += 1,
+            _ => {}
+        }
+    }
+    Ok(counts)
+}
+
+/// The campaign as the accept step's message: its content read by reference at send time,
+/// sent at campaign priority.
+pub fn message(campaign: &Campaign, project: &Project) -> Message {
+    let marketing = campaign.campaign_type == TemplateType::Marketing;
+    Message {
+        subject: campaign.subject.clone(),
+        body: campaign.body.clone(),
+        from: campaign.from.clone(),
+        from_name: campaign
+            .from_name
+            .clone()
+            .unwrap_or_else(|| project.name.clone()),
+        reply_to: campaign.reply_to.as_ref().map(|r| r.to_string()),
+        headers: Vec::new(),
+        attachments: Vec::new(),
+        one_shot: Map::new(),
+        template: None,
+        marketing,
+        tracking: match project.tracking {
+            Tracking::Enabled => true,
+            Tracking::Disabled => false,
+            Tracking::MarketingOnly => marketing,
+        },
+        test: false,
+        origin: Origin::Campaign {
+            campaign_id: campaign.id,
+        },
+        class: SendClass::Campaign,
+        content_root: campaign.id,
+        content_of_campaign: Some((campaign.id, campaign.campaign_type)),
+    }
+}
