@@ -168,14 +168,26 @@ on_both_backends! {
         let res = app.call(Method::GET, "/campaigns?search=spring", None).await;
         let names: Vec<&str> = res.data()["items"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
         assert_eq!(names, vec!["Spring sale"]);
+        // Pages of one, by cursor: newest first.
+        let res = app.call(Method::GET, "/campaigns?limit=1", None).await;
+        assert_eq!(res.data()["items"][0]["name"], "Spring sale");
+        let cursor = res.data()["nextCursor"].as_str().unwrap().to_owned();
+        let res = app.call(Method::GET, &format!("/campaigns?limit=1&cursor={cursor}"), None).await;
+        assert_eq!(res.data()["items"][0]["id"], id.as_str());
         let res = app.call(Method::GET, "/campaigns?status=SENT", None).await;
         assert_eq!(res.data()["items"], json!([]));
         let res = app.call(Method::GET, "/campaigns?status=sent", None).await;
         assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
 
-        // Sending now: SENDING; then no edits, no delete, no second send.
-        let res = app.call(Method::POST, &format!("/campaigns/{id}/send"), Some(json!({}))).await;
+        // Sending now: SENDING (a retry with the same Idempotency-Key replays the answer); then
+        // no edits, no delete, no second send.
+        let path = format!("/campaigns/{id}/send");
+        let headers = [("content-type", "application/json"), ("idempotency-key", "launch-1")];
+        let res = app.raw(Method::POST, &path, Some(&app.secret), Some("{}".into()), &headers).await;
         assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        let replay = app.raw(Method::POST, &path, Some(&app.secret), Some("{}".into()), &headers).await;
+        assert_eq!(replay.status, StatusCode::OK, "{}", replay.body);
+        assert_eq!(replay.data()["campaign"]["sentAt"], res.data()["campaign"]["sentAt"]);
         assert_eq!(res.data()["campaign"]["status"], "SENDING");
         assert_eq!(res.data()["message"], "Campaign is being sent");
         let res = app.call(Method::PATCH, &format!("/campaigns/{id}"), Some(json!({"subject": "x"}))).await;

@@ -125,6 +125,10 @@ on_both_backends! {
         let email = plunk_domain::EmailAddress::parse("new@x.io").unwrap();
         let created = app.store.contacts().get_by_email(app.project.id, &email).await.unwrap().unwrap();
         assert!(!created.subscribed, "created with the subscription asked for");
+        let res = app.call(Method::POST, &members, Some(json!({"emails": ["sub@x.io"], "createMissing": true, "subscribed": true}))).await;
+        assert_eq!(res.data()["created"], json!(["sub@x.io"]));
+        let res = app.call(Method::DELETE, &members, Some(json!({"emails": ["sub@x.io"]}))).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
 
         let res = app.call(Method::GET, &format!("/segments/{id}/contacts?limit=2"), None).await;
         assert_eq!(res.data()["total"], 3);

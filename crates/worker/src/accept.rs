@@ -254,6 +254,7 @@ impl Acceptor {
         let mut checked = Vec::with_capacity(recipients.len());
         let mut refused = Vec::new();
         let mut merge_errors = Vec::new();
+        let mut addresses = Vec::with_capacity(recipients.len());
         for (i, recipient) in recipients.into_iter().enumerate() {
             let (address, current, subscribed_after) = match &recipient.contact {
                 RecipientContact::Upsert {
@@ -290,17 +291,22 @@ impl Acceptor {
             if message.marketing && !subscribed_after {
                 refused.push(address.to_string());
             }
-            // Eventually consistent: the worker checks again, consistently, before sending.
-            let suppression = self
-                .store
-                .suppressions()
-                .get_eventually(project, &address)
-                .await?;
+            addresses.push(address);
             checked.push(Checked {
                 recipient,
                 current,
-                suppression,
+                suppression: None,
             });
+        }
+        // Eventually consistent, one batched read per 100: the worker checks again,
+        // consistently, before sending.
+        let suppressions = self
+            .store
+            .suppressions()
+            .get_many_eventually(project, &addresses)
+            .await?;
+        for (c, suppression) in checked.iter_mut().zip(suppressions) {
+            c.suppression = suppression;
         }
         if !merge_errors.is_empty() {
             return Err(AcceptError::Invalid(merge_errors));

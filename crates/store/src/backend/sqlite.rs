@@ -153,11 +153,11 @@ fn other(e: impl std::fmt::Display) -> StoreError {
 
 /// The live (unexpired) item state at `key`: `(version)`.
 fn live_version(tx: &Connection, key: &Key, now: i64) -> Result<Option<u64>, StoreError> {
-    tx.query_row(
+    tx.prepare_cached(
         "SELECT version FROM items WHERE pk = ?1 AND sk = ?2 AND (ttl IS NULL OR ttl >= ?3)",
-        params![key.pk, key.sk, now],
-        |r| r.get::<_, i64>(0),
     )
+    .map_err(other)?
+    .query_row(params![key.pk, key.sk, now], |r| r.get::<_, i64>(0))
     .optional()
     .map(|v| v.map(|v| v as u64))
     .map_err(other)
@@ -177,20 +177,21 @@ fn write_item(tx: &Connection, item: &Item) -> Result<(), StoreError> {
         Some((p, s)) => (Some(p.as_str()), Some(s.as_str())),
         None => (None, None),
     };
-    tx.execute(
+    tx.prepare_cached(
         "INSERT OR REPLACE INTO items (pk, sk, g1pk, g1sk, ttl, version, counter, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            item.key.pk,
-            item.key.sk,
-            g1pk,
-            g1sk,
-            item.ttl,
-            item.version as i64,
-            item.counter,
-            item.body.to_string()
-        ],
     )
+    .map_err(other)?
+    .execute(params![
+        item.key.pk,
+        item.key.sk,
+        g1pk,
+        g1sk,
+        item.ttl,
+        item.version as i64,
+        item.counter,
+        item.body.to_string()
+    ])
     .map_err(other)?;
     Ok(())
 }
@@ -204,21 +205,18 @@ fn add_counter(
     now: i64,
 ) -> Result<i64, StoreError> {
     let current: Option<(Option<i64>, Option<i64>)> = tx
-        .query_row(
-            "SELECT counter, ttl FROM items WHERE pk = ?1 AND sk = ?2",
-            params![key.pk, key.sk],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT counter, ttl FROM items WHERE pk = ?1 AND sk = ?2")
+        .map_err(other)?
+        .query_row(params![key.pk, key.sk], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
         .map_err(other)?;
     match current {
         Some((counter, old_ttl)) if old_ttl.is_none_or(|t| t >= now) => {
             let value = counter.unwrap_or(0) + delta;
-            tx.execute(
-                "UPDATE items SET counter = ?3 WHERE pk = ?1 AND sk = ?2",
-                params![key.pk, key.sk, value],
-            )
-            .map_err(other)?;
+            tx.prepare_cached("UPDATE items SET counter = ?3 WHERE pk = ?1 AND sk = ?2")
+                .map_err(other)?
+                .execute(params![key.pk, key.sk, value])
+                .map_err(other)?;
             Ok(value)
         }
         _ => {
@@ -257,12 +255,12 @@ impl Table for SqliteTable {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         let key = key.clone();
         self.with(move |c| {
-            c.query_row(
+            c.prepare_cached(
                 "SELECT pk, sk, g1pk, g1sk, ttl, version, counter, body FROM items
                  WHERE pk = ?1 AND sk = ?2 AND (ttl IS NULL OR ttl >= ?3)",
-                params![key.pk, key.sk, unix_now()],
-                read_item,
             )
+            .map_err(other)?
+            .query_row(params![key.pk, key.sk, unix_now()], read_item)
             .optional()
             .map_err(other)
         })
@@ -416,11 +414,10 @@ impl Table for SqliteTable {
                 match op {
                     WriteOp::Put { item, .. } => write_item(&tx, item)?,
                     WriteOp::Delete { key, .. } => {
-                        tx.execute(
-                            "DELETE FROM items WHERE pk = ?1 AND sk = ?2",
-                            params![key.pk, key.sk],
-                        )
-                        .map_err(other)?;
+                        tx.prepare_cached("DELETE FROM items WHERE pk = ?1 AND sk = ?2")
+                            .map_err(other)?
+                            .execute(params![key.pk, key.sk])
+                            .map_err(other)?;
                     }
                     WriteOp::Check { .. } => {}
                     WriteOp::Add { key, delta } => {

@@ -85,6 +85,28 @@ impl<'a> Suppressions<'a> {
         }
     }
 
+    /// [`Self::get_eventually`] for many addresses, in the order asked, 100 to a batched read.
+    pub async fn get_many_eventually(
+        &self,
+        project: Uuid,
+        emails: &[EmailAddress],
+    ) -> Result<Vec<Option<Suppression>>, StoreError> {
+        let mut out = Vec::with_capacity(emails.len());
+        for chunk in emails.chunks(100) {
+            let keys: Vec<_> = chunk
+                .iter()
+                .map(|e| keys::suppression(project, e.as_str()))
+                .collect();
+            for item in self.table.batch_get_eventually(&keys).await? {
+                out.push(match item {
+                    Some(item) => Some(crate::decode(&item)?),
+                    None => None,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// Suppresses `email`. An existing entry stays as it is and is returned with `false`.
     pub async fn add(
         &self,
