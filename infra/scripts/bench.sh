@@ -22,6 +22,10 @@
 #  11. webhook-isolation: one project's healthy webhook receiver alone, then beside another
 #      project's receiver that hangs (BENCH_WEBHOOK_SECONDS each, 60): the healthy deliveries'
 #      latency p50/p99 in both runs and the hanging receiver's attempts in flight.
+#  12. campaign-fanout: a campaign fanned out to BENCH_FANOUT_RECIPIENTS (1,000,000) contacts:
+#      CPU seconds, queue requests and table units per recipient, the busiest partition at the
+#      send rate; then BENCH_FANOUT_CRASHES (1,000) fan-outs crashed at random operations and
+#      resumed: fails on a recipient missing or sent twice.
 #
 # Load is spread over 16 projects (a project allows at most 30,000 requests a minute); the
 # summary reports non-2xx responses so 429s (or anything else) would show.
@@ -53,6 +57,8 @@ FEEDBACK_EMAILS="${BENCH_FEEDBACK_EMAILS:-10000}"
 FUZZ_CASES="${BENCH_FUZZ_CASES:-100000}"
 HOSTILE_SECONDS="${BENCH_HOSTILE_SECONDS:-600}"
 WEBHOOK_SECONDS="${BENCH_WEBHOOK_SECONDS:-60}"
+FANOUT_RECIPIENTS="${BENCH_FANOUT_RECIPIENTS:-1000000}"
+FANOUT_CRASHES="${BENCH_FANOUT_CRASHES:-1000}"
 IDS_PER_PROJECT=125
 
 START_SECONDS=$SECONDS
@@ -88,7 +94,7 @@ apt_install() {
 log "building (profile bench)"
 (cd "$ROOT" && cargo build --profile bench -p plunk-bench -p plunk-local)
 mkdir -p "$WORK/bin"
-for b in upsert-hot-path send-accept track-accept track-load pacing faults send-cost feedback-order template-fuzz hostile-traffic webhook-isolation plunk; do
+for b in upsert-hot-path send-accept track-accept track-load pacing faults send-cost feedback-order template-fuzz hostile-traffic webhook-isolation campaign-fanout plunk; do
     cp "$CARGO_TARGET_DIR/release/$b" "$WORK/bin/"
 done
 PLUNK="$WORK/bin/plunk"
@@ -117,6 +123,8 @@ run_check pacing
 run_check feedback-order "$FEEDBACK_N" "$FEEDBACK_EMAILS"
 run_check template-fuzz "$FUZZ_CASES"
 run_check webhook-isolation "$WEBHOOK_SECONDS"
+log "campaign-fanout: $FANOUT_RECIPIENTS recipients, $FANOUT_CRASHES crash runs"
+BENCH_FANOUT_RECIPIENTS="$FANOUT_RECIPIENTS" BENCH_FANOUT_CRASHES="$FANOUT_CRASHES" run_check campaign-fanout
 if [[ "$HOSTILE_SECONDS" -gt 0 ]]; then
     log "hostile-traffic: two runs of $HOSTILE_SECONDS s"
     run_check hostile-traffic "$PLUNK" "$HOSTILE_SECONDS"
@@ -259,6 +267,9 @@ $(if [[ -f "$WORK/hostile-traffic.txt" ]]; then sed -n '/^  alone/,$p' "$WORK/ho
 
 10. Webhook deliveries of one project beside another project's hanging receiver ($WEBHOOK_SECONDS s a run)
 $(sed -n '/^  alone/,$p' "$WORK/webhook-isolation.txt")
+
+11. Campaign fan-out (in process, embedded store) and crash/resume
+$(sed -n '/^fan-out:/,$p' "$WORK/campaign-fanout.txt")
 
 failed checks:${FAILED_CHECKS:- none}
 total time: $((SECONDS - START_SECONDS)) s (including the build)

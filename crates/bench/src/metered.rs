@@ -427,6 +427,38 @@ impl Table for MeteredTable {
         Ok(page)
     }
 
+    async fn batch_put(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        // BatchWriteItem: 25 items a request, each item at its put's units.
+        let requests = items.len().div_ceil(25).max(1);
+        let mut table = 0.0;
+        let mut index = 0.0;
+        for item in &items {
+            let (t, i) =
+                Self::put_units(self.known(&item.key).as_ref(), item_size(item), &item.gsi1);
+            self.charge(
+                &item.key,
+                requests as f64 / items.len().max(1) as f64,
+                0.0,
+                t + i,
+            );
+            table += t;
+            index += i;
+        }
+        let result = self.inner.batch_put(items.clone()).await;
+        if result.is_ok() {
+            for item in &items {
+                self.remember(item);
+            }
+        }
+        let mut u = self.usage.lock().expect("usage");
+        u.calls += requests as u64;
+        u.puts += items.len() as u64;
+        u.wru += table;
+        u.gsi_wru += index;
+        drop(u);
+        result
+    }
+
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         let mut table = 0.0;
         let mut index = 0.0;

@@ -484,6 +484,11 @@ impl Table for GuardedTable {
         self.inner.batch_get_eventually(keys).await
     }
 
+    async fn batch_put(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        items.iter().try_for_each(|i| self.check_key(&i.key))?;
+        self.inner.batch_put(items).await
+    }
+
     async fn query(&self, query: Query) -> Result<Page, StoreError> {
         // On an index, IAM's LeadingKeys is the index's partition key: the same check.
         self.check(&query.partition)?;

@@ -227,6 +227,15 @@ pub trait Table: Send + Sync + 'static {
     }
     /// Reads one page of a partition.
     async fn query(&self, query: Query) -> Result<Page, StoreError>;
+    /// Writes `items` unconditionally, each replacing what was there (DynamoDB's
+    /// `BatchWriteItem`, 25 a request, at the same write units as single puts; not atomic: on an
+    /// error some may be written). For writers that know the items are theirs alone.
+    async fn batch_put(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        for item in items {
+            self.put(item, Condition::None).await?;
+        }
+        Ok(())
+    }
     /// Applies up to 100 operations atomically. As in DynamoDB, no two operations may name the
     /// same item.
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;

@@ -161,6 +161,28 @@ impl Acceptor {
         message: &Message,
         recipients: Vec<Recipient>,
     ) -> Result<Vec<Accepted>, AcceptError> {
+        self.accept_with(project, message, recipients, false).await
+    }
+
+    /// [`Self::accept`] for email ids that no earlier attempt can have written (a campaign page
+    /// read for the first time by the one holder of its fan-out): records and their content are
+    /// written in batches (`BatchWriteItem`) instead of one conditional write each.
+    pub async fn accept_new(
+        &self,
+        project: Uuid,
+        message: &Message,
+        recipients: Vec<Recipient>,
+    ) -> Result<Vec<Accepted>, AcceptError> {
+        self.accept_with(project, message, recipients, true).await
+    }
+
+    async fn accept_with(
+        &self,
+        project: Uuid,
+        message: &Message,
+        recipients: Vec<Recipient>,
+        batched: bool,
+    ) -> Result<Vec<Accepted>, AcceptError> {
         self.check_message(project, message).await?;
         let checked = self.check_recipients(project, message, recipients).await?;
         let content = match message.content_of_campaign {
@@ -179,22 +201,19 @@ impl Acceptor {
         let now = Timestamp::now();
         let mut accepted = Vec::with_capacity(checked.len());
         let mut jobs = Vec::new();
+        let mut batch = Vec::new();
         for c in checked {
             let to = self
                 .contact_of(project, c.recipient.contact, c.current)
                 .await?;
             let (contact_id, contact_email) = (to.contact_id, to.email.clone());
-            let (record, status) = self
-                .write_email(
-                    project,
-                    message,
-                    &content,
-                    to,
-                    c.recipient.email_id,
-                    c.suppression,
-                    now,
-                )
-                .await?;
+            let record = record_of(message, to, c.recipient.email_id, c.suppression, now);
+            let status = record.status;
+            if batched {
+                batch.push(record.clone());
+            } else {
+                self.write_email(project, &content, &record, now).await?;
+            }
             if status == EmailStatus::Pending {
                 jobs.push(SendJob {
                     project_id: project,
@@ -208,6 +227,16 @@ impl Acceptor {
                 email_id: record.id,
                 status,
             });
+        }
+        if !batch.is_empty() {
+            let entries: Vec<(&EmailRecord, Option<&EmailContent>)> = batch
+                .iter()
+                .map(|r| (r, (r.status == EmailStatus::Pending).then_some(&content)))
+                .collect();
+            self.store.emails().accept_new(project, &entries).await?;
+            for record in batch.iter().filter(|r| r.status == EmailStatus::Suppressed) {
+                self.record_suppressed(project, record, now).await?;
+            }
         }
         // A failure here leaves PENDING records that the scheduler's sweep queues again.
         if let Err(e) = self.queues.enqueue(&jobs).await {
@@ -432,48 +461,65 @@ impl Acceptor {
         }
     }
 
-    /// Writes one recipient's record (and content, or `email.suppressed`).
-    #[allow(clippy::too_many_arguments)]
+    /// Writes one recipient's record (and content, or `email.suppressed`) unless an earlier
+    /// attempt did.
     async fn write_email(
         &self,
         project: Uuid,
-        message: &Message,
         content: &EmailContent,
-        to: Addressee,
-        email_id: Uuid,
-        suppression: Option<Suppression>,
+        record: &EmailRecord,
         now: Timestamp,
-    ) -> Result<(EmailRecord, EmailStatus), AcceptError> {
-        let new = NewEmail {
-            id: email_id,
-            contact_id: to.contact_id,
-            to: to.email,
-            to_name: to.name,
-            from: message.from.to_string(),
-            from_name: message.from_name.clone(),
-            reply_to: message.reply_to.clone(),
-            subject: message.subject.clone(),
-            origin: message.origin,
-            template_id: message.template.map(|(id, _)| id),
-            marketing: message.marketing,
-            tracking: message.tracking,
-            test: message.test,
-        };
-        let record = match &suppression {
-            Some(s) => EmailRecord::suppressed(new, s.reason.as_str(), now),
-            None => EmailRecord::queued(new, now),
-        };
-        let status = record.status;
-        let queued = (status == EmailStatus::Pending).then_some(content);
-        let created = self.store.emails().accept(project, &record, queued).await?;
-        if created && status == EmailStatus::Suppressed {
-            let event = record.event(
-                "email.suppressed",
-                json!({ "suppressionReason": record.error }),
-                now,
-            );
-            self.store.events().record(project, &event).await?;
+    ) -> Result<(), AcceptError> {
+        let queued = (record.status == EmailStatus::Pending).then_some(content);
+        let created = self.store.emails().accept(project, record, queued).await?;
+        if created && record.status == EmailStatus::Suppressed {
+            self.record_suppressed(project, record, now).await?;
         }
-        Ok((record, status))
+        Ok(())
+    }
+
+    /// `email.suppressed` of a record created `SUPPRESSED`.
+    async fn record_suppressed(
+        &self,
+        project: Uuid,
+        record: &EmailRecord,
+        now: Timestamp,
+    ) -> Result<(), AcceptError> {
+        let event = record.event(
+            "email.suppressed",
+            json!({ "suppressionReason": record.error }),
+            now,
+        );
+        self.store.events().record(project, &event).await?;
+        Ok(())
+    }
+}
+
+/// One recipient's new record: `PENDING`, or `SUPPRESSED` when the address is.
+fn record_of(
+    message: &Message,
+    to: Addressee,
+    email_id: Uuid,
+    suppression: Option<Suppression>,
+    now: Timestamp,
+) -> EmailRecord {
+    let new = NewEmail {
+        id: email_id,
+        contact_id: to.contact_id,
+        to: to.email,
+        to_name: to.name,
+        from: message.from.to_string(),
+        from_name: message.from_name.clone(),
+        reply_to: message.reply_to.clone(),
+        subject: message.subject.clone(),
+        origin: message.origin,
+        template_id: message.template.map(|(id, _)| id),
+        marketing: message.marketing,
+        tracking: message.tracking,
+        test: message.test,
+    };
+    match &suppression {
+        Some(s) => EmailRecord::suppressed(new, s.reason.as_str(), now),
+        None => EmailRecord::queued(new, now),
     }
 }

@@ -36,9 +36,9 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
     IndexStatus, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
-    ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, StreamSpecification,
-    StreamViewType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem,
-    Update,
+    PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
+    StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
+    TransactWriteItem, Update, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
@@ -58,6 +58,8 @@ const BODY: &str = "b";
 
 /// How many keys one BatchGetItem call may carry.
 const BATCH_GET_MAX: usize = 100;
+/// Most items one `BatchWriteItem` takes.
+const BATCH_WRITE_MAX: usize = 25;
 /// Attempts for loops that retry after clearing an expired item or after unprocessed keys.
 const ATTEMPTS: u32 = 8;
 
@@ -613,6 +615,46 @@ impl Table for DynamoTable {
 
     async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
         self.batch_get_items(keys, true).await
+    }
+
+    async fn batch_put(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        for chunk in items.chunks(BATCH_WRITE_MAX) {
+            let mut pending: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|item| {
+                    let put = PutRequest::builder()
+                        .set_item(Some(item_attrs(item)))
+                        .build()
+                        .map_err(build_error)?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<_, StoreError>>()?;
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                if attempt > 0 {
+                    if attempt >= ATTEMPTS {
+                        return Err(StoreError::Unavailable(format!(
+                            "dynamodb BatchWriteItem: {} items still unprocessed after {ATTEMPTS} attempts",
+                            pending.len()
+                        )));
+                    }
+                    tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
+                }
+                attempt += 1;
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, std::mem::take(&mut pending))
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("BatchWriteItem", e))?;
+                if let Some(unprocessed) = out.unprocessed_items().and_then(|u| u.get(&self.table))
+                {
+                    pending = unprocessed.to_vec();
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn batch_get_eventually(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {

@@ -395,6 +395,18 @@ impl Table for SqliteTable {
         .await
     }
 
+    async fn batch_put(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        self.with(move |c| {
+            let tx = begin(c)?;
+            for item in &items {
+                write_item(&tx, item)?;
+            }
+            tx.commit().map_err(other)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         self.with(move |c| {
             let now = unix_now();

@@ -112,6 +112,43 @@ impl<'a> Emails<'a> {
         }
     }
 
+    /// Stores new accepted emails whose ids no one else writes: every content item in batched
+    /// writes first (so a record never exists without its content), then every record. Unlike
+    /// [`Self::accept`] nothing is conditional, so a record already there would be replaced:
+    /// only for ids the caller knows are new.
+    pub async fn accept_new(
+        &self,
+        project: Uuid,
+        entries: &[(&EmailRecord, Option<&EmailContent>)],
+    ) -> Result<(), StoreError> {
+        let contents: Vec<Item> = entries
+            .iter()
+            .filter_map(|(record, content)| {
+                let content = (*content)?;
+                let queued = record.queued_at.unwrap_or(record.created_at);
+                Some(
+                    Item::new(
+                        keys::email_content(minute_of(queued), project, record.id),
+                        crate::encode(&ContentItem {
+                            project_id: project,
+                            email_id: record.id,
+                            content: content.clone(),
+                        }),
+                    )
+                    .with_ttl(queued.unix_seconds() + CONTENT_TTL_SECONDS),
+                )
+            })
+            .collect();
+        if !contents.is_empty() {
+            self.table.batch_put(contents).await?;
+        }
+        let records: Vec<Item> = entries
+            .iter()
+            .map(|(record, _)| record_item(project, record, 1))
+            .collect();
+        self.table.batch_put(records).await
+    }
+
     /// One record with its version.
     pub async fn get_versioned(
         &self,

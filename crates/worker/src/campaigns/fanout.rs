@@ -197,7 +197,7 @@ async fn work_job(
         let message = message(&campaign, &project);
         let mut written = 0;
         while allowance > 0 && !job.fanned_out && started.elapsed() < settings.time_budget {
-            let page = match page_of(
+            let (page, fresh) = match page_of(
                 store,
                 &campaign,
                 &audience,
@@ -210,7 +210,9 @@ async fn work_job(
                 Some(page) => page,
                 None => break,
             };
-            let counts = match accept_page(acceptor, project_id, &campaign, &message, page).await {
+            let counts = match accept_page(acceptor, project_id, &campaign, &message, page, fresh)
+                .await
+            {
                 Ok(counts) => counts,
                 Err(AcceptError::SenderNotVerified { .. }) => {
                     end(
@@ -366,9 +368,10 @@ fn start_bound(partition: String, campaign: &Campaign) -> Position {
     }
 }
 
-/// The contacts of the next page: the page left unfinished by an earlier holder, or a new one
-/// read from the audience and saved in the job before any of its emails is written. `None`
-/// when the job was lost to another pass.
+/// The contacts of the next page, and whether none of its emails can exist yet: the page left
+/// unfinished by an earlier holder (whose emails may be partly written), or a new one read from
+/// the audience and saved in the job before any of its emails is written. `None` when the job
+/// was lost to another pass.
 async fn page_of(
     store: &Store,
     campaign: &Campaign,
@@ -376,14 +379,14 @@ async fn page_of(
     job: &mut FanoutJob,
     version: &mut u64,
     settings: &FanoutSettings,
-) -> Result<Option<Vec<Contact>>, StoreError> {
+) -> Result<Option<(Vec<Contact>, bool)>, StoreError> {
     let project = job.project;
     if !job.page_contacts.is_empty() {
         let found = store
             .contacts()
             .get_many(project, &job.page_contacts)
             .await?;
-        return Ok(Some(found.into_iter().flatten().collect()));
+        return Ok(Some((found.into_iter().flatten().collect(), false)));
     }
     let now_ms = Timestamp::now().unix_millis();
     let (contacts, next) = match audience {
@@ -430,7 +433,7 @@ async fn page_of(
     job.page_next = next;
     if job.page_contacts.is_empty() {
         // Nothing to write: the checkpoint alone moves on.
-        return Ok(Some(contacts));
+        return Ok(Some((contacts, true)));
     }
     match store
         .campaign_fanouts()
@@ -439,7 +442,7 @@ async fn page_of(
     {
         Ok(v) => {
             *version = v;
-            Ok(Some(contacts))
+            Ok(Some((contacts, true)))
         }
         Err(e) if e.is_condition_failed() => Ok(None),
         Err(e) => Err(e),
@@ -455,13 +458,14 @@ struct PageCounts {
 }
 
 /// Accepts one email per contact of the page (unsubscribed contacts left out of MARKETING and
-/// HEADLESS campaigns).
+/// HEADLESS campaigns); `fresh` when no email of the page can exist yet.
 async fn accept_page(
     acceptor: &Acceptor,
     project: Uuid,
     campaign: &Campaign,
     message: &Message,
     contacts: Vec<Contact>,
+    fresh: bool,
 ) -> Result<PageCounts, AcceptError> {
     let recipients: Vec<Recipient> = contacts
         .into_iter()
@@ -474,7 +478,13 @@ async fn accept_page(
     if recipients.is_empty() {
         return Ok(PageCounts::default());
     }
-    let accepted = acceptor.accept(project, message, recipients).await?;
+    // A page read for the first time has no emails yet (its holder alone writes them): batched
+    // writes. A page an earlier holder left unfinished: conditional writes keep what it wrote.
+    let accepted = if fresh {
+        acceptor.accept_new(project, message, recipients).await?
+    } else {
+        acceptor.accept(project, message, recipients).await?
+    };
     let mut counts = PageCounts {
         total: accepted.len(),
         ..PageCounts::default()
