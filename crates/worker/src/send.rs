@@ -267,11 +267,23 @@ impl SendWorker {
         let Some(campaign) = record.campaign_id.filter(|_| !record.test) else {
             return Ok(true);
         };
-        Ok(self
+        use plunk_domain::campaign::CampaignStatus;
+        let mut current = self
             .campaigns
             .get(&self.store, project_id, campaign)
-            .await?
-            .is_some_and(|c| c.status == plunk_domain::campaign::CampaignStatus::Sending))
+            .await?;
+        // A campaign email exists only once its campaign is SENDING: a DRAFT or SCHEDULED copy
+        // (kept when a test send read the campaign moments before it started) is out of date.
+        if current
+            .as_ref()
+            .is_some_and(|c| matches!(c.status, CampaignStatus::Draft | CampaignStatus::Scheduled))
+        {
+            current = self
+                .campaigns
+                .read(&self.store, project_id, campaign)
+                .await?;
+        }
+        Ok(current.is_some_and(|c| c.status == CampaignStatus::Sending))
     }
 
     /// Ends the email of `job` `FAILED` with `INTERNAL_ERROR: <reason>` after processing it

@@ -40,6 +40,17 @@ impl CampaignCache {
                 }
             }
         }
+        self.read(store, project, id).await
+    }
+
+    /// The campaign as stored now (kept for the next [`Self::get`]): for a copy that cannot be
+    /// current, such as a DRAFT kept by a test send while the campaign's own emails arrive.
+    pub async fn read(
+        &self,
+        store: &Store,
+        project: Uuid,
+        id: Uuid,
+    ) -> Result<Option<Arc<Campaign>>, StoreError> {
         let campaign = store.campaigns().get(project, id).await?.map(Arc::new);
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= CAPACITY {
