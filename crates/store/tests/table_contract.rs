@@ -117,6 +117,7 @@ contract!(
     transact_of_nothing_succeeds,
     batch_get_answers_in_the_order_asked_with_none_for_missing_keys,
     batch_get_reads_more_than_a_hundred_keys,
+    batch_put_writes_more_than_a_request_holds_and_replaces_what_was_there,
     query_reads_one_partition_ascending_and_descending,
     query_orders_sort_keys_by_utf8_bytes,
     query_filters_by_sort_prefix_on_both_indexes,
@@ -776,6 +777,34 @@ mod cases {
             ]
         );
         assert!(table.batch_get(&[]).await.unwrap().is_empty());
+    }
+
+    pub async fn batch_put_writes_more_than_a_request_holds_and_replaces_what_was_there(
+        table: &dyn Table,
+    ) {
+        // 60 items: more than one BatchWriteItem request (25) and an existing one replaced.
+        table.put(item("b", "0007"), Condition::None).await.unwrap();
+        let items: Vec<Item> = (0..60)
+            .map(|i| {
+                let mut it = item("b", &format!("{i:04}")).with_gsi1("bg", format!("{i:04}"));
+                it.body = json!({ "n": i });
+                it
+            })
+            .collect();
+        table.batch_put(items.clone()).await.unwrap();
+        let keys: Vec<Key> = items.iter().map(|i| i.key.clone()).collect();
+        let got = table.batch_get(&keys).await.unwrap();
+        for (i, found) in got.iter().enumerate() {
+            assert_eq!(
+                found.as_ref().map(|f| f.body.clone()),
+                Some(json!({ "n": i }))
+            );
+        }
+        let mut query = Query::new(Index::Gsi1, "bg");
+        query.limit = 100;
+        let page = table.query(query).await.unwrap();
+        assert_eq!(page.items.len(), 60, "index entries written too");
+        table.batch_put(Vec::new()).await.unwrap();
     }
 
     pub async fn batch_get_reads_more_than_a_hundred_keys(table: &dyn Table) {
