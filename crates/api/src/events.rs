@@ -8,11 +8,13 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::Router;
 use chrono::{Duration, TimeZone, Utc};
+use plunk_domain::campaign::CampaignStatus;
 use plunk_domain::event::{is_reserved_event_name, Event};
 use plunk_domain::{FieldCode, FieldError, Timestamp};
 use plunk_http_kit::auth::guarded;
 use plunk_http_kit::{Access, ApiError, AppState, AuthContext, Envelope, ErrorCode, QueryParams};
 use plunk_store::cursor::CursorBinding;
+use plunk_store::repo::campaigns::CampaignFilter;
 use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
@@ -280,8 +282,9 @@ async fn usage_of(
     name: String,
 ) -> Result<UsageResult, ApiError> {
     let (total_count, unique_contacts) = state.store.event_stats().totals(project, &name).await?;
-    // Segments, campaigns and workflows arrive with their issues; until then nothing uses a name.
-    let (used_in_segments, used_in_workflows) = (Vec::new(), Vec::new());
+    let used_in_segments = conditions_using(state, project, &name).await?;
+    // Workflows arrive with their issue; until then no workflow uses a name.
+    let used_in_workflows = Vec::new();
     Ok(UsageResult {
         can_delete: !is_reserved_event_name(&name)
             && used_in_segments.is_empty()
@@ -292,6 +295,56 @@ async fn usage_of(
         total_count,
         unique_contacts,
     })
+}
+
+/// The segments (at most 1,000 a project) and the campaigns still to send or sending (FILTERED
+/// audiences) whose conditions read `event.<name>`: `{id, name, type}`.
+async fn conditions_using(
+    state: &AppState,
+    project: uuid::Uuid,
+    name: &str,
+) -> Result<Vec<Value>, ApiError> {
+    let reads = |condition: Option<plunk_domain::filter::Condition>| {
+        condition.is_some_and(|c| c.event_names().contains(&name))
+    };
+    let mut out: Vec<Value> = state
+        .store
+        .segments()
+        .all(project)
+        .await?
+        .iter()
+        .filter(|s| reads(s.parsed_condition()))
+        .map(|s| serde_json::json!({"id": s.id, "name": s.name, "type": "segment"}))
+        .collect();
+    for status in [
+        CampaignStatus::Draft,
+        CampaignStatus::Scheduled,
+        CampaignStatus::Sending,
+    ] {
+        let filter = CampaignFilter {
+            status: Some(status),
+            search: None,
+        };
+        let mut start = None;
+        loop {
+            let page = state
+                .store
+                .campaigns()
+                .list(project, &filter, 100, start)
+                .await?;
+            out.extend(
+                page.items
+                    .iter()
+                    .filter(|c| reads(c.parsed_condition()))
+                    .map(|c| serde_json::json!({"id": c.id, "name": c.name, "type": "campaign"})),
+            );
+            match page.next {
+                Some(next) => start = Some(next),
+                None => break,
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Where a name is used, and its counts.

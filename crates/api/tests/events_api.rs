@@ -208,6 +208,28 @@ on_both_backends! {
         let usage = app.call(Method::GET, "/events/signed_up/usage", None).await;
         assert_eq!(usage.data()["totalCount"], json!(3));
 
+        // A segment and a FILTERED campaign reading `event.paid`: in use, not deletable.
+        let condition = json!({"logic": "AND", "groups": [{"filters": [
+            {"field": "event.paid", "operator": "triggered"}]}]});
+        let segment = app.call(Method::POST, "/segments", Some(json!({"name": "Payers", "condition": condition.clone()}))).await;
+        assert_eq!(segment.status, StatusCode::CREATED, "{}", segment.body);
+        let domain = app.call(Method::POST, "/domains", Some(json!({"domain": "acme.io"}))).await;
+        let domain_id = domain.data()["id"].as_str().unwrap().to_owned();
+        app.call(Method::POST, &format!("/domains/{domain_id}/verify"), None).await;
+        let campaign = app.call(Method::POST, "/campaigns", Some(json!({"name": "Thanks", "subject": "Thanks",
+            "body": "<p>Thanks</p>", "from": "hi@acme.io", "audienceType": "FILTERED", "audienceCondition": condition}))).await;
+        assert_eq!(campaign.status, StatusCode::CREATED, "{}", campaign.body);
+        let usage = app.call(Method::GET, "/events/paid/usage", None).await;
+        assert_eq!(usage.data()["usedInSegments"], json!([
+            {"id": segment.data()["id"], "name": "Payers", "type": "segment"},
+            {"id": campaign.data()["id"], "name": "Thanks", "type": "campaign"}]));
+        assert_eq!(usage.data()["canDelete"], json!(false));
+        let res = app.call(Method::DELETE, "/events/paid", None).await;
+        assert_eq!((res.status, res.code()), (StatusCode::CONFLICT, "EVENT_IN_USE"));
+        assert_eq!(res.body["error"]["details"]["usedInSegments"].as_array().unwrap().len(), 2);
+        let usage = app.call(Method::GET, "/events/signed_up/usage", None).await;
+        assert_eq!(usage.data()["usedInSegments"], json!([]));
+
         let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
         let stats = app.call(Method::GET, &format!("/events/stats?startDate={today}"), None).await;
         assert_eq!(stats.status, StatusCode::OK, "{}", stats.body);

@@ -218,6 +218,9 @@ const PROFILES: &[(&str, &[&[&str]])] = &[
                 "PROJECT#{id}#COUNTERS",
                 "EVENT_DELETIONS",
                 "SECRET#CURSOR",
+                // Usage: the segments and campaigns whose conditions read a name.
+                "PROJECT#{id}#SEGMENTS",
+                "PROJECT#{id}#CAMPAIGNS#STATUS#*",
             ],
         ],
     ),
