@@ -263,6 +263,13 @@ async fn fan_out_bench(recipients: usize) {
         used.rru / n,
         used.calls as f64 / n
     );
+    // Priced at AWS us-east-1 on-demand: DynamoDB $0.625 per million write units and $0.125 per
+    // million read units, SQS $0.40 per million requests (the send itself is send-cost's).
+    let queue_per = queue.requests() as f64 / written.max(1) as f64;
+    let dollars = (used.all_wru() / n) * 0.625 + (used.rru / n) * 0.125 + queue_per * 0.40;
+    println!(
+        "fan-out cost per million campaign emails: ${dollars:.2} (DynamoDB and SQS; the sends themselves as in send-cost)"
+    );
     // The busiest partition key when the fan-out runs bounded at the send rate, as deployed:
     // each kind below is one partition key per project (or one global one).
     let kinds = kinds_since(&table.by_kind(), &kinds_before);
