@@ -384,8 +384,14 @@ fn script(run: &mut Run, hook_url: &str, hooks: &mpsc::Receiver<Value>) {
     );
 
     // Events: the change feed has to have dispatched them all.
+    // Counts and last-seen times are separate items the dispatcher writes one after the other:
+    // settled when both are there for every name.
     let names = run.settle("event names", "/events/names", |v| {
-        count_of(v, "signed-up") == 2 && count_of(v, "email.delivery") == 2
+        count_of(v, "signed-up") == 2
+            && count_of(v, "email.delivery") == 2
+            && v["data"]["names"]
+                .as_array()
+                .is_some_and(|names| names.iter().all(|n| n["lastSeenAt"].is_string()))
     });
     assert_eq!(
         count_of(&names, "signed-up"),
