@@ -26,6 +26,9 @@
 #      CPU seconds, queue requests and table units per recipient, the busiest partition at the
 #      send rate; then BENCH_FANOUT_CRASHES (1,000) fan-outs crashed at random operations and
 #      resumed: fails on a recipient missing or sent twice.
+#  13. segment-cost: a full segment pass over BENCH_SEGMENT_CONTACTS (100,000) contacts (10 filters),
+#      then a simulated day of upkeep of 10 DYNAMIC segments, priced for a 1,000,000-contact
+#      project with 100,000 contact changes and 1,000,000 events a day, with how stale counts get.
 #
 # Load is spread over 16 projects (a project allows at most 30,000 requests a minute); the
 # summary reports non-2xx responses so 429s (or anything else) would show.
@@ -94,7 +97,7 @@ apt_install() {
 log "building (profile bench)"
 (cd "$ROOT" && cargo build --profile bench -p plunk-bench -p plunk-local)
 mkdir -p "$WORK/bin"
-for b in upsert-hot-path send-accept track-accept track-load pacing faults send-cost feedback-order template-fuzz hostile-traffic webhook-isolation campaign-fanout plunk; do
+for b in upsert-hot-path send-accept track-accept track-load pacing faults send-cost feedback-order template-fuzz hostile-traffic webhook-isolation campaign-fanout segment-cost plunk; do
     cp "$CARGO_TARGET_DIR/release/$b" "$WORK/bin/"
 done
 PLUNK="$WORK/bin/plunk"
@@ -125,6 +128,7 @@ run_check template-fuzz "$FUZZ_CASES"
 run_check webhook-isolation "$WEBHOOK_SECONDS"
 log "campaign-fanout: $FANOUT_RECIPIENTS recipients, $FANOUT_CRASHES crash runs"
 BENCH_FANOUT_RECIPIENTS="$FANOUT_RECIPIENTS" BENCH_FANOUT_CRASHES="$FANOUT_CRASHES" run_check campaign-fanout
+run_check segment-cost
 if [[ "$HOSTILE_SECONDS" -gt 0 ]]; then
     log "hostile-traffic: two runs of $HOSTILE_SECONDS s"
     run_check hostile-traffic "$PLUNK" "$HOSTILE_SECONDS"
@@ -270,6 +274,9 @@ $(sed -n '/^  alone/,$p' "$WORK/webhook-isolation.txt")
 
 11. Campaign fan-out (in process, embedded store) and crash/resume
 $(sed -n '/^fan-out:/,$p' "$WORK/campaign-fanout.txt")
+
+12. Segments: a full pass, and a day of upkeep priced (in process, embedded store, metered)
+$(grep -v '^setup:' "$WORK/segment-cost.txt")
 
 failed checks:${FAILED_CHECKS:- none}
 total time: $((SECONDS - START_SECONDS)) s (including the build)

@@ -126,8 +126,17 @@ pub struct SegmentView {
 }
 
 impl SegmentView {
-    /// The view of `segment`; STATIC segments show their live member counter.
-    fn of(segment: &Segment, static_count: Option<u64>) -> Self {
+    /// The view of `segment`. A STATIC segment shows its member counter; so does a DYNAMIC one
+    /// once its membership is materialised, as of `kept_through` (how far the segment timers
+    /// have been worked; contact changes reach the counter within seconds).
+    fn of(segment: &Segment, live_count: Option<u64>, kept_through: Option<Timestamp>) -> Self {
+        let (member_count, member_count_updated_at) = match (segment.segment_type, live_count) {
+            (SegmentType::Static, Some(count)) => (count, Some(segment.updated_at)),
+            (SegmentType::Dynamic, Some(count)) => {
+                (count, segment.member_count_updated_at.max(kept_through))
+            }
+            (_, None) => (segment.member_count, segment.member_count_updated_at),
+        };
         Self {
             id: segment.id.to_string(),
             name: segment.name.clone(),
@@ -136,12 +145,8 @@ impl SegmentView {
             segment_type: segment.segment_type.as_str(),
             condition: segment.condition.clone(),
             track_membership: segment.track_membership,
-            member_count: static_count.unwrap_or(segment.member_count),
-            member_count_updated_at: if static_count.is_some() {
-                Some(segment.updated_at)
-            } else {
-                segment.member_count_updated_at
-            },
+            member_count,
+            member_count_updated_at,
             last_computed_at: segment.last_computed_at,
             created_at: segment.created_at,
             updated_at: segment.updated_at,
@@ -149,25 +154,31 @@ impl SegmentView {
     }
 }
 
-/// Views of `segments`, STATIC member counts read in one batch.
+/// Whether a segment's count is its live member counter.
+fn counted_live(segment: &Segment) -> bool {
+    segment.segment_type == SegmentType::Static || segment.membership_since.is_some()
+}
+
+/// Views of `segments`, live member counts read in one batch.
 async fn views(
     state: &AppState,
     project: Uuid,
     segments: &[Segment],
 ) -> Result<Vec<SegmentView>, ApiError> {
-    let statics: Vec<Uuid> = segments
+    let live: Vec<Uuid> = segments
         .iter()
-        .filter(|s| s.segment_type == SegmentType::Static)
+        .filter(|s| counted_live(s))
         .map(|s| s.id)
         .collect();
-    let counts = state
-        .store
-        .segments()
-        .member_counts(project, &statics)
-        .await?;
+    let counts = state.store.segments().member_counts(project, &live).await?;
+    let kept_through = if segments.iter().any(|s| s.membership_since.is_some()) {
+        state.store.memberships().timers_through().await?
+    } else {
+        None
+    };
     Ok(segments
         .iter()
-        .map(|s| SegmentView::of(s, counts.get(&s.id).copied()))
+        .map(|s| SegmentView::of(s, counts.get(&s.id).copied(), kept_through))
         .collect())
 }
 
@@ -419,10 +430,43 @@ pub async fn update(
             .await
             .map_err(segment_error)?;
         if condition_changed {
-            queue(&state, project, &segment, JobKind::Refresh).await?;
+            // A full pass re-decides every contact: for this segment and for each DYNAMIC
+            // segment whose condition names it, directly or through others.
+            let (all, graph) = reference_graph(&state, project).await?;
+            for dependent in dependents(id, &graph) {
+                if let Some(other) = all.iter().find(|s| s.id == dependent) {
+                    queue(&state, project, other, pass_kind(other)).await?;
+                }
+            }
+            queue(&state, project, &segment, pass_kind(&segment)).await?;
         }
     }
     Ok(Envelope::ok(view(&state, project, &segment).await?))
+}
+
+/// The pass a changed condition needs: a computation (with entry and exit events) for a
+/// tracked segment, a silent recount otherwise.
+fn pass_kind(segment: &Segment) -> JobKind {
+    if segment.track_membership {
+        JobKind::Compute
+    } else {
+        JobKind::Refresh
+    }
+}
+
+/// The segments whose conditions name `id`, directly or through others.
+fn dependents(id: Uuid, graph: &HashMap<Uuid, Vec<Uuid>>) -> Vec<Uuid> {
+    let mut found: Vec<Uuid> = Vec::new();
+    let mut frontier = vec![id];
+    while let Some(current) = frontier.pop() {
+        for (segment, refs) in graph {
+            if refs.contains(&current) && *segment != id && !found.contains(segment) {
+                found.push(*segment);
+                frontier.push(*segment);
+            }
+        }
+    }
+    found
 }
 
 /// `data` of a deletion.

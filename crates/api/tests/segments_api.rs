@@ -1,12 +1,53 @@
 //! `/segments` (segments.md) in process on both backends: the create and update rules, STATIC
 //! members, the contacts of DYNAMIC segments evaluated with nested groups, event conditions and
-//! segment references, queued recounts worked by the scheduler, and tenant isolation.
+//! segment references, queued recounts worked by the scheduler, and tenant isolation; and
+//! materialised membership: counts that follow every contact change through the change feed,
+//! entry and exit events of tracked segments (to `GET /events` and a webhook receiver), STATIC
+//! memberships moving the DYNAMIC segments that name them, and timers for time-relative
+//! conditions.
 
 mod common;
 
-use common::TestApp;
+use common::webhook_receiver::{deliver, receiver};
+use common::{test_settings, TestApp};
 use http::{Method, StatusCode};
+use plunk_domain::Timestamp;
 use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// One pass of the scheduler's segment jobs at `now_ms`.
+async fn work_jobs(app: &TestApp, now_ms: i64) {
+    plunk_worker::segments::jobs::work(&app.as_function("scheduler"), now_ms, 10_000)
+        .await
+        .unwrap();
+}
+
+/// `(contact id, data)` of the stored events named `name`.
+async fn events_named(app: &TestApp, name: &str) -> Vec<(String, Value)> {
+    let res = app
+        .call(Method::GET, &format!("/events?name={name}&limit=100"), None)
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    res.data()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["contactId"].as_str().unwrap_or_default().to_owned(),
+                e["data"].clone(),
+            )
+        })
+        .collect()
+}
+
+async fn member_count(app: &TestApp, id: &str) -> Value {
+    let res = app
+        .call(Method::GET, &format!("/segments/{id}"), None)
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    res.data()["memberCount"].clone()
+}
 
 fn pro_condition() -> Value {
     json!({"logic": "AND", "groups": [{"filters": [
@@ -220,7 +261,7 @@ on_both_backends! {
         assert_eq!(first.data()["status"], "QUEUED");
         let second = app.call(Method::POST, &format!("/segments/{id}/compute"), None).await;
         assert_eq!(second.data()["requestedAt"], first.data()["requestedAt"], "coalesced");
-        let report = plunk_worker::segment_jobs::work(&app.as_function("scheduler"), plunk_domain::Timestamp::now().unix_millis(), 1_000).await.unwrap();
+        let report = plunk_worker::segments::jobs::work(&app.as_function("scheduler"), plunk_domain::Timestamp::now().unix_millis(), 1_000).await.unwrap();
         assert!(report.finished >= 2, "{report:?}");
         let read = app.call(Method::GET, &format!("/segments/{id}"), None).await;
         assert_eq!(read.data()["memberCount"], 2);
@@ -248,7 +289,7 @@ on_both_backends! {
         let mut ticks = 0;
         loop {
             ticks += 1;
-            let report = plunk_worker::segment_jobs::work(&scheduler, plunk_domain::Timestamp::now().unix_millis(), 100).await.unwrap();
+            let report = plunk_worker::segments::jobs::work(&scheduler, plunk_domain::Timestamp::now().unix_millis(), 100).await.unwrap();
             if report.finished > 0 || ticks > 10 {
                 break;
             }
@@ -256,5 +297,119 @@ on_both_backends! {
         assert_eq!(ticks, 3, "100 contacts a tick");
         let read = app.call(Method::GET, &format!("/segments/{id}"), None).await;
         assert_eq!(read.data()["memberCount"], 50);
+    }
+
+    async fn counts_follow_every_change_and_tracked_segments_announce_it(app: TestApp) {
+        let mut app = app;
+        app.state.settings = Arc::new(plunk_http_kit::Settings { allow_private_webhooks: true, ..test_settings() });
+        let rx = receiver().await;
+        let res = app.call(Method::POST, "/webhooks", Some(json!({"url": rx.url, "events": ["segment.*"]}))).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        let a = contact(&app, "a@x.io", true, json!({"plan": "pro"})).await;
+        let b = contact(&app, "b@x.io", true, json!({"plan": "free"})).await;
+        let tracked = create(&app, json!({"name": "Pro users", "condition": pro_condition(), "trackMembership": true})).await;
+        let tracked = tracked["id"].as_str().unwrap().to_owned();
+        let quiet = create(&app, json!({"name": "Pro quiet", "condition": pro_condition()})).await;
+        let quiet = quiet["id"].as_str().unwrap().to_owned();
+
+        // The first computation sets the baseline: counted, no entry events.
+        work_jobs(&app, Timestamp::now().unix_millis()).await;
+        app.dispatch_events().await;
+        assert_eq!(member_count(&app, &tracked).await, 1);
+        assert!(events_named(&app, "segment.pro-users.entry").await.is_empty(), "the baseline fires nothing");
+
+        // A contact change reaches the counts through the feed alone (no job runs).
+        let res = app.call(Method::PATCH, &format!("/contacts/{b}"), Some(json!({"data": {"plan": "pro"}}))).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        app.dispatch_events().await;
+        assert_eq!(member_count(&app, &tracked).await, 2);
+        assert_eq!(member_count(&app, &quiet).await, 2);
+        let entries = events_named(&app, "segment.pro-users.entry").await;
+        assert_eq!(entries, vec![(b.clone(), json!({"segmentId": tracked, "segmentName": "Pro users"}))]);
+        assert!(events_named(&app, "segment.pro-quiet.entry").await.is_empty(), "untracked segments emit nothing");
+
+        // An event's data changing a contact: it leaves.
+        let res = app.call(Method::POST, "/v1/track", Some(json!({"event": "downgraded", "email": "a@x.io", "data": {"plan": "free"}}))).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        app.dispatch_events().await;
+        assert_eq!(member_count(&app, &tracked).await, 1);
+        assert_eq!(events_named(&app, "segment.pro-users.exit").await, vec![(a.clone(), json!({"segmentId": tracked, "segmentName": "Pro users"}))]);
+        // A redelivered batch changes nothing.
+        app.dispatch_events().await;
+        assert_eq!(events_named(&app, "segment.pro-users.exit").await.len(), 1);
+
+        // Both reached the webhook receiver.
+        deliver(&app).await;
+        let mut types: Vec<String> = rx.seen.lock().unwrap().iter()
+            .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["type"].as_str().unwrap().to_owned())
+            .collect();
+        types.sort();
+        assert_eq!(types, ["segment.pro-users.entry", "segment.pro-users.exit"]);
+
+        // A STATIC segment named by a tracked DYNAMIC one: joining and leaving it moves that one.
+        let vip = create(&app, json!({"name": "VIP", "type": "STATIC"})).await;
+        let vip = vip["id"].as_str().unwrap().to_owned();
+        let vip_watch = create(&app, json!({"name": "VIP watch", "trackMembership": true, "condition": {"logic": "AND", "groups": [{"filters": [
+            {"field": "segment", "operator": "memberOfSegment", "value": vip}]}]}})).await;
+        let vip_watch = vip_watch["id"].as_str().unwrap().to_owned();
+        work_jobs(&app, Timestamp::now().unix_millis()).await;
+        assert_eq!(member_count(&app, &vip_watch).await, 0);
+        app.call(Method::POST, &format!("/segments/{vip}/members"), Some(json!({"emails": ["b@x.io"]}))).await;
+        app.dispatch_events().await;
+        assert_eq!(member_count(&app, &vip_watch).await, 1);
+        assert_eq!(events_named(&app, "segment.vip-watch.entry").await.len(), 1);
+        app.call(Method::DELETE, &format!("/segments/{vip}/members"), Some(json!({"emails": ["b@x.io"]}))).await;
+        app.dispatch_events().await;
+        assert_eq!(member_count(&app, &vip_watch).await, 0);
+        assert_eq!(events_named(&app, "segment.vip-watch.exit").await, vec![(b.clone(), json!({"segmentId": vip_watch, "segmentName": "VIP watch"}))]);
+
+        // A changed condition: the computation diffs against the members it had.
+        let res = app.call(Method::PATCH, &format!("/segments/{tracked}"), Some(json!({"condition": {"logic": "AND", "groups": [{"filters": [
+            {"field": "data.plan", "operator": "equals", "value": "free"}]}]}}))).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        work_jobs(&app, Timestamp::now().unix_millis()).await;
+        assert_eq!(member_count(&app, &tracked).await, 1);
+        assert_eq!(events_named(&app, "segment.pro-users.entry").await.len(), 2, "a entered");
+        assert_eq!(events_named(&app, "segment.pro-users.exit").await.len(), 2, "b left");
+
+        // An erased contact leaves the counts without an exit event.
+        app.call(Method::DELETE, &format!("/contacts/{a}"), None).await;
+        app.as_function("scheduler").contact_erasure().work(Timestamp::now().unix_millis(), 10_000).await.unwrap();
+        app.dispatch_events().await;
+        assert_eq!(member_count(&app, &tracked).await, 0);
+        let exits: Vec<String> = events_named(&app, "segment.pro-users.exit").await.into_iter().map(|(c, _)| c).collect();
+        assert_eq!(exits, vec![b.clone()], "no exit for the erased contact, whose history went with it");
+    }
+
+    async fn time_relative_members_leave_when_their_timer_fires(app: TestApp) {
+        let scheduler = app.as_function("scheduler");
+        let start = Timestamp::now().unix_millis();
+        plunk_worker::segments::timers::work(&scheduler, start, 1_000).await.unwrap();
+        let res = app.call(Method::POST, "/v1/track", Some(json!({"event": "login", "email": "c@x.io"}))).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        app.dispatch_events().await;
+        let recent = create(&app, json!({"name": "Recent login", "trackMembership": true, "condition": {"logic": "AND", "groups": [{"filters": [
+            {"field": "event.login", "operator": "triggeredWithin", "value": 5, "unit": "minutes"}]}]}})).await;
+        let recent = recent["id"].as_str().unwrap().to_owned();
+        work_jobs(&app, Timestamp::now().unix_millis()).await;
+        assert_eq!(member_count(&app, &recent).await, 1);
+        // A login after the baseline: the dispatcher moves the contact in and sets its timer.
+        let res = app.call(Method::POST, "/v1/track", Some(json!({"event": "login", "email": "d@x.io"}))).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        app.dispatch_events().await;
+        assert_eq!(member_count(&app, &recent).await, 2);
+        assert_eq!(events_named(&app, "segment.recent-login.entry").await.len(), 1, "only the one after the baseline");
+
+        // Nothing is due before the boundary; the tick of its minute moves the contacts out.
+        let early = plunk_worker::segments::timers::work(&scheduler, start + 4 * 60_000, 1_000).await.unwrap();
+        assert_eq!(early.fired, 0, "{early:?}");
+        assert_eq!(member_count(&app, &recent).await, 2);
+        let due = plunk_worker::segments::timers::work(&scheduler, start + 7 * 60_000, 1_000).await.unwrap();
+        assert_eq!((due.fired, due.events), (2, 2), "{due:?}");
+        assert_eq!(member_count(&app, &recent).await, 0);
+        assert_eq!(events_named(&app, "segment.recent-login.exit").await.len(), 2);
+        let read = app.call(Method::GET, &format!("/segments/{recent}"), None).await;
+        let kept_to = Timestamp::parse_rfc3339(read.data()["memberCountUpdatedAt"].as_str().unwrap()).unwrap();
+        assert!(kept_to.unix_millis() >= start + 6 * 60_000, "the count is kept through the worked timers: {kept_to}");
     }
 }

@@ -3,59 +3,14 @@
 
 mod common;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode as AxumStatus};
-use axum::routing::post;
+use common::webhook_receiver::{deliver, receiver, Received};
 use common::{test_settings, Backend, TestApp};
 use http::{Method, StatusCode};
 use plunk_http_kit::Settings;
 use plunk_webhooks::signature::{verify, DEFAULT_TOLERANCE};
-use plunk_webhooks::{AttemptPolicy, WebhookSecret};
-use plunk_worker::webhooks::WebhookWorker;
+use plunk_webhooks::WebhookSecret;
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-/// What the receiver saw.
-#[derive(Debug, Clone)]
-struct Received {
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-/// The receiver's shared state: what it saw, and the status it answers with.
-type ReceiverState = (Arc<Mutex<Vec<Received>>>, Arc<Mutex<u16>>);
-
-/// A local receiver answering every request with `status`.
-struct Receiver {
-    url: String,
-    seen: Arc<Mutex<Vec<Received>>>,
-    status: Arc<Mutex<u16>>,
-}
-
-async fn receiver() -> Receiver {
-    let seen: Arc<Mutex<Vec<Received>>> = Arc::default();
-    let status = Arc::new(Mutex::new(200u16));
-    let app =
-        axum::Router::new()
-            .route(
-                "/hook",
-                post(
-                    |State((seen, status)): State<ReceiverState>,
-                     headers: HeaderMap,
-                     body: Bytes| async move {
-                        seen.lock().unwrap().push(Received { headers, body });
-                        AxumStatus::from_u16(*status.lock().unwrap()).unwrap()
-                    },
-                ),
-            )
-            .with_state((seen.clone(), status.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Receiver { url, seen, status }
-}
+use std::sync::Arc;
 
 async fn private_app(backend: Backend) -> Option<TestApp> {
     TestApp::with_settings(
@@ -66,33 +21,6 @@ async fn private_app(backend: Backend) -> Option<TestApp> {
         },
     )
     .await
-}
-
-/// Runs the webhook worker over every visible message of the app's webhook queue.
-async fn deliver(app: &TestApp) {
-    let worker = WebhookWorker {
-        store: app.as_function("webhook-delivery"),
-        queue: app.state.webhook_queue.clone(),
-        policy: AttemptPolicy {
-            allow_private: true,
-            timeout: Duration::from_secs(5),
-        },
-        secrets: app.state.webhook_secrets.clone(),
-    };
-    loop {
-        let messages = worker
-            .queue
-            .receive(10, Duration::from_secs(60), Duration::ZERO)
-            .await
-            .unwrap();
-        if messages.is_empty() {
-            return;
-        }
-        for m in messages {
-            worker.process(&m.body).await.unwrap();
-            worker.queue.delete(&m.receipt).await.unwrap();
-        }
-    }
 }
 
 fn verifies(received: &Received, secrets: &[&str]) -> bool {

@@ -23,6 +23,8 @@
 pub mod fake_mailer;
 pub mod inproc;
 pub mod metered;
+pub mod prices;
+pub mod seed;
 pub mod stats;
 pub mod template_fuzz;
 

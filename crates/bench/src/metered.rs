@@ -66,6 +66,24 @@ impl TableUsage {
         }
     }
 
+    /// `self + other`, field by field.
+    pub fn plus(&self, other: &TableUsage) -> TableUsage {
+        TableUsage {
+            calls: self.calls + other.calls,
+            gets: self.gets + other.gets,
+            puts: self.puts + other.puts,
+            deletes: self.deletes + other.deletes,
+            adds: self.adds + other.adds,
+            batch_gets: self.batch_gets + other.batch_gets,
+            queries: self.queries + other.queries,
+            transacts: self.transacts + other.transacts,
+            condition_failures: self.condition_failures + other.condition_failures,
+            rru: self.rru + other.rru,
+            wru: self.wru + other.wru,
+            gsi_wru: self.gsi_wru + other.gsi_wru,
+        }
+    }
+
     /// All write units (table and index).
     pub fn all_wru(&self) -> f64 {
         self.wru + self.gsi_wru

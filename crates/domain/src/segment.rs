@@ -62,6 +62,11 @@ pub struct Segment {
     pub member_count: u64,
     pub member_count_updated_at: Option<Timestamp>,
     pub last_computed_at: Option<Timestamp>,
+    /// When the first full computation of a DYNAMIC segment's members ended: from then on its
+    /// materialised membership is complete, its count is the member counter, and (if tracked)
+    /// changes emit entry and exit events. Internal; not shown.
+    #[serde(default)]
+    pub membership_since: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -137,6 +142,7 @@ impl NewSegment {
             member_count: 0,
             member_count_updated_at: None,
             last_computed_at: None,
+            membership_since: None,
             created_at: now,
             updated_at: now,
         }

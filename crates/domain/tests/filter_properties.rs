@@ -363,6 +363,28 @@ proptest! {
     fn single_filters_agree_with_the_naive_reading(filter in filter(), world in world()) {
         agree(&json!({"logic": "AND", "groups": [{"filters": [filter]}]}), &world)?;
     }
+
+    #[test]
+    fn answers_hold_until_the_next_change(
+        document in condition(),
+        world in world(),
+        offsets in prop::collection::vec(1i64..60 * DAY, 1..8),
+    ) {
+        stable_until_next_change(&document, &world, &offsets)?;
+    }
+
+    #[test]
+    fn single_filters_hold_until_the_next_change(
+        filter in filter(),
+        world in world(),
+        offsets in prop::collection::vec(1i64..60 * DAY, 1..8),
+    ) {
+        stable_until_next_change(
+            &json!({"logic": "AND", "groups": [{"filters": [filter]}]}),
+            &world,
+            &offsets,
+        )?;
+    }
 }
 
 /// Every value operator with every pair of pool values (and absent, null, arrays), on a data
@@ -444,9 +466,8 @@ fn every_value_operator_on_every_pair_of_values_agrees() {
     assert!(compared > 2000, "only {compared} cases compared");
 }
 
-fn agree(document: &Value, world: &World) -> Result<(), TestCaseError> {
-    let condition = parse(document, "condition")
-        .unwrap_or_else(|e| panic!("generated document {document} is valid: {e:?}"));
+/// The contact and activity of a generated world.
+fn parts(world: &World) -> (Contact, Activity) {
     let contact = Contact {
         id: Uuid::nil(),
         email: EmailAddress::parse(&world.email).unwrap(),
@@ -463,6 +484,13 @@ fn agree(document: &Value, world: &World) -> Result<(), TestCaseError> {
             other => activity.record_event(other, *at),
         };
     }
+    (contact, activity)
+}
+
+fn agree(document: &Value, world: &World) -> Result<(), TestCaseError> {
+    let condition = parse(document, "condition")
+        .unwrap_or_else(|e| panic!("generated document {document} is valid: {e:?}"));
+    let (contact, activity) = parts(world);
     let members = world.members.clone();
     let is_member = move |s: Uuid| members.contains(&s.as_u128());
     let subject = Subject {
@@ -476,5 +504,45 @@ fn agree(document: &Value, world: &World) -> Result<(), TestCaseError> {
         document,
         world
     );
+    Ok(())
+}
+
+/// `next_change` never misses a change: at every instant before it the answer is the one at
+/// `NOW` (checked at random instants, and right before it), so a timer set for it is enough
+/// to keep a materialised membership exact.
+fn stable_until_next_change(
+    document: &Value,
+    world: &World,
+    offsets: &[i64],
+) -> Result<(), TestCaseError> {
+    let condition = parse(document, "condition").unwrap();
+    let (contact, activity) = parts(world);
+    let members = world.members.clone();
+    let is_member = move |s: Uuid| members.contains(&s.as_u128());
+    let subject = Subject {
+        contact: &contact,
+        activity: &activity,
+    };
+    let now = condition.matches(&subject, &is_member, NOW);
+    let next = condition.next_change(&subject, NOW);
+    if let Some(next) = next {
+        prop_assert!(next > NOW);
+    }
+    let horizon = next.unwrap_or(i64::MAX);
+    let mut instants: Vec<i64> = offsets.iter().map(|o| NOW + o).collect();
+    if let Some(next) = next {
+        instants.push(next - 1);
+    }
+    for at in instants.into_iter().filter(|at| *at < horizon) {
+        prop_assert_eq!(
+            condition.matches(&subject, &is_member, at),
+            now,
+            "document {} world {:?}: changed at {} before next_change {:?}",
+            document,
+            world,
+            at - NOW,
+            next.map(|n| n - NOW)
+        );
+    }
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! The event-dispatch function: the table's DynamoDB stream (filtered in template.yaml to inserts
-//! into events partitions) in, [`Dispatcher`] over the new events. Stream batches are ordered per
+//! The event-dispatch function: the table's DynamoDB stream (filtered in template.yaml to the
+//! fed writes of `plunk_store::keys::fed`: new events, contact writes, STATIC membership
+//! changes) in, [`Dispatcher`] over them. Stream batches are ordered per
 //! shard, so on failure the whole batch is reported from its first record and comes back
 //! (at-least-once; deliveries are idempotent, counters may count a retried batch twice).
 
@@ -7,6 +8,7 @@ use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::{Error, LambdaEvent};
 use plunk_store::backend::dynamo::item_from_stream_image;
+use plunk_store::keys;
 use plunk_worker::dispatch::Dispatcher;
 
 /// Handles one stream batch.
@@ -17,12 +19,15 @@ pub async fn handle(
     let records = event.payload.records;
     let mut items = Vec::with_capacity(records.len());
     for record in &records {
-        if record.event_name != "INSERT" {
-            continue;
-        }
+        let is_new = match record.event_name.as_str() {
+            "INSERT" => true,
+            "MODIFY" => false,
+            _ => continue,
+        };
         let image = serde_json::to_value(&record.change.new_image)?;
         match item_from_stream_image(&image) {
-            Ok(item) => items.push(item),
+            Ok(item) if keys::is_fed_write(&item.key.pk, is_new) => items.push(item),
+            Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, event_id = %record.event_id, "skipping an unreadable stream record")
             }

@@ -382,18 +382,57 @@ fn new_events_reach_the_dispatcher_through_the_table_stream() {
         target(&p["DestinationConfig"]["OnFailure"]["Destination"]).is_some(),
         "{name}: failed batches are recorded"
     );
-    let pattern: serde_json::Value = serde_json::from_str(
-        p["FilterCriteria"]["Filters"][0]["Pattern"]
-            .as_str()
-            .expect("a filter pattern"),
-    )
-    .expect("the pattern is JSON");
-    assert_eq!(pattern["eventName"], serde_json::json!(["INSERT"]));
-    assert_eq!(
-        pattern["dynamodb"]["Keys"]["pk"]["S"][0]["suffix"],
-        plunk_store::keys::EVENT_PARTITION_SUFFIX,
-        "the filter matches the key design"
-    );
+    // The filter lets through exactly the writes `keys::is_fed_write` feeds: checked on sample
+    // partition keys of every kind, new and rewritten.
+    let filters: Vec<(Vec<String>, Vec<String>)> = p["FilterCriteria"]["Filters"]
+        .as_sequence()
+        .expect("filters")
+        .iter()
+        .map(|f| {
+            let pattern: serde_json::Value =
+                serde_json::from_str(f["Pattern"].as_str().expect("a filter pattern"))
+                    .expect("the pattern is JSON");
+            let names = pattern["eventName"]
+                .as_array()
+                .expect("event names")
+                .iter()
+                .map(|n| n.as_str().unwrap().to_owned())
+                .collect();
+            let suffixes = pattern["dynamodb"]["Keys"]["pk"]["S"]
+                .as_array()
+                .expect("pk suffixes")
+                .iter()
+                .map(|s| s["suffix"].as_str().unwrap().to_owned())
+                .collect();
+            (names, suffixes)
+        })
+        .collect();
+    let project = uuid::Uuid::from_u128(7);
+    let segment = uuid::Uuid::from_u128(9);
+    let contact = uuid::Uuid::from_u128(11);
+    let samples = [
+        format!("PROJECT#{project}#EVENTS"),
+        plunk_store::keys::contact(project, contact).pk,
+        plunk_store::keys::segment_members_partition(project, segment),
+        plunk_store::keys::segment_departure(project, segment, contact).pk,
+        plunk_store::keys::contact_activity(project, contact).pk,
+        plunk_store::keys::contact_membership(project, contact).pk,
+        plunk_store::keys::segment_member(project, segment, contact).pk,
+        plunk_store::keys::counter(project, "contacts").pk,
+        plunk_store::keys::segment(project, segment).pk,
+    ];
+    for pk in &samples {
+        for (event_name, is_new) in [("INSERT", true), ("MODIFY", false)] {
+            let passes = filters.iter().any(|(names, suffixes)| {
+                names.iter().any(|n| n == event_name) && suffixes.iter().any(|s| pk.ends_with(s))
+            });
+            assert_eq!(
+                passes,
+                plunk_store::keys::is_fed_write(pk, is_new),
+                "{name}: the stream filter and keys::fed disagree on {event_name} of {pk}"
+            );
+        }
+    }
 }
 
 /// `(event name, properties)` of a function's HTTP API events.

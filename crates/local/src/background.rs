@@ -136,8 +136,8 @@ pub async fn start(
         queues: queues.clone(),
         fanout: FanoutSettings::for_rate(rate),
     };
-    // Campaign fan-outs every few seconds here (the minute tick does it on AWS), so a campaign
-    // sent from `make dev` starts at once.
+    // Campaign fan-outs and segment passes every few seconds here (the minute tick does them on
+    // AWS), so a campaign sent from `make dev` starts at once and a new segment is counted.
     let fanning = scheduler.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(FANOUT_INTERVAL);
@@ -146,6 +146,9 @@ pub async fn start(
             let now_ms = plunk_worker::clock::Clock::now_ms(&SystemClock);
             if let Err(e) = fanning.fan_out(now_ms).await {
                 tracing::warn!(error = %e, "campaign fan-out failed");
+            }
+            if let Err(e) = fanning.segment_passes(now_ms).await {
+                tracing::warn!(error = %e, "segment pass failed");
             }
         }
     });

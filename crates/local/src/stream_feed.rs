@@ -3,8 +3,9 @@
 //! or a real table from a VM or a container) reads the same stream itself, so new events reach
 //! the same dispatcher in every mode.
 //!
-//! Like the embedded feed it yields new event items (`INSERT`s into `…#EVENTS` partitions, the
-//! deployed event source's filter) at least once, in order within each partition.
+//! Like the embedded feed it yields the fed writes (`plunk_store::keys::fed`: new events, contact
+//! writes, STATIC membership changes; the deployed event source's filter) at least once, in
+//! order within each partition.
 //!
 //! Servers sharing a table take turns: one item in the table (`SYSTEM#STREAM_READER`) names the
 //! server reading the stream, with a lease it renews while it reads, and how far each shard was
@@ -21,7 +22,7 @@ use aws_sdk_dynamodbstreams::error::{DisplayErrorContext, ProvideErrorMetadata, 
 use aws_sdk_dynamodbstreams::types::{AttributeValue, OperationType, Record, ShardIteratorType};
 use aws_sdk_dynamodbstreams::Client;
 use plunk_store::feed::{ChangeFeed, FeedRecord};
-use plunk_store::keys::{self, EVENT_PARTITION_SUFFIX};
+use plunk_store::keys;
 use plunk_store::table::{Condition, Item, StoreError, Table};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -367,7 +368,7 @@ impl DynamoStreamFeed {
                 else {
                     continue;
                 };
-                if let Some(item) = new_event_item(record) {
+                if let Some(item) = fed_item(record) {
                     let seq = state.next_seq;
                     state.next_seq += 1;
                     state.buffer.push_back(Pending {
@@ -495,15 +496,18 @@ fn settle(state: &mut State) -> bool {
     changed
 }
 
-/// The item of a record that inserted an event, else `None` (rewrites, removals, other
+/// The item of a fed write, else `None` (removals, rewrites of items fed only when new, other
 /// partitions: the deployed event source's filter).
-fn new_event_item(record: &Record) -> Option<Item> {
-    if record.event_name() != Some(&OperationType::Insert) {
-        return None;
-    }
+fn fed_item(record: &Record) -> Option<Item> {
+    let is_new = match record.event_name()? {
+        OperationType::Insert => true,
+        OperationType::Modify => false,
+        _ => return None,
+    };
     let image = record.dynamodb()?.new_image()?;
-    let is_event = matches!(image.get("pk"), Some(AttributeValue::S(pk)) if pk.starts_with("PROJECT#") && pk.ends_with(EVENT_PARTITION_SUFFIX));
-    if !is_event {
+    let fed =
+        matches!(image.get("pk"), Some(AttributeValue::S(pk)) if keys::is_fed_write(pk, is_new));
+    if !fed {
         return None;
     }
     match plunk_store::backend::dynamo::item_from_stream_image(&image_json(image)) {

@@ -121,6 +121,8 @@ const PROFILES: &[(&str, &[&[&str]])] = &[
                 "PROJECT#{id}#COUNTERS",
                 "CONTACT#{id}",
                 "PROJECT#{id}#SEGMENT#{id}#USES",
+                "PROJECT#{id}#SEGMENT#{id}#DEPARTURES",
+                "SYSTEM#SEGMENT_TIMERS",
                 "SECRET#CURSOR",
             ],
         ],
@@ -292,6 +294,14 @@ const PROFILES: &[(&str, &[&[&str]])] = &[
             "PROJECT#{id}#WEBHOOKS",
             "PROJECT#{id}#WEBHOOK#{id}#DELIVERIES",
             "PROJECT#{id}#ACTIVITY",
+            // Segment membership: evaluation of the touched contacts, its writes and timers.
+            "PROJECT#{id}#SEGMENTS",
+            "PROJECT#{id}#CONTACTS",
+            "PROJECT#{id}#SEGMENT#{id}#MEMBER#{id}",
+            "PROJECT#{id}#MEMBERSHIPS",
+            "PROJECT#{id}#COUNTERS",
+            "PROJECT#{id}#EVENTS",
+            "SEGMENT_TIMERS#*",
         ]],
     ),
     (
@@ -325,6 +335,9 @@ const PROFILES: &[(&str, &[&[&str]])] = &[
             "SYSTEM#SEGMENT_JOB_TURN",
             "PROJECT#{id}#SEGMENTS",
             "PROJECT#{id}#CONTACTS",
+            "PROJECT#{id}#MEMBERSHIPS",
+            "SEGMENT_TIMERS#*",
+            "SYSTEM#SEGMENT_TIMERS",
             // Campaigns: scheduled starts, the fan-out and its checkpoints, completion.
             "PROJECT#{id}",
             "PROJECT#{id}#CAMPAIGNS",

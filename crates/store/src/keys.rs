@@ -114,9 +114,54 @@ pub fn contact_segments_index(project: Uuid, contact: Uuid) -> String {
     format!("PROJECT#{project}#CONTACT#{contact}#SEGMENTS")
 }
 
-/// The member counter of a STATIC segment, in the project's counters partition.
+/// The member counter of a segment (STATIC: its member list; DYNAMIC: its materialised
+/// members), in the project's counters partition.
 pub fn segment_member_counter(project: Uuid, segment: Uuid) -> Key {
     counter(project, &format!("segment#{segment}"))
+}
+
+/// A note that `contact` left STATIC `segment` (body `{contactId}`, expires after a day): the
+/// change feed carries new items only, so a removal is fed as a new note.
+pub fn segment_departure(project: Uuid, segment: Uuid, note: Uuid) -> Key {
+    Key::new(
+        format!("PROJECT#{project}#SEGMENT#{segment}#DEPARTURES"),
+        note.to_string(),
+    )
+}
+
+/// Partition of a project's materialised DYNAMIC memberships, one item per contact (sort key =
+/// contact id, as the contacts and activity partitions).
+pub fn memberships_partition(project: Uuid) -> String {
+    format!("PROJECT#{project}#MEMBERSHIPS")
+}
+
+/// The DYNAMIC segments a contact is in, with entry and exit times and its next timer.
+pub fn contact_membership(project: Uuid, contact: Uuid) -> Key {
+    Key::new(memberships_partition(project), contact.to_string())
+}
+
+/// Shards of each minute's segment timers: a burst of timers landing in one minute spreads its
+/// writes over this many partition keys.
+pub const SEGMENT_TIMER_SHARDS: u32 = 16;
+
+/// Partition of one shard of the segment timers due in `minute` (Unix minutes).
+pub fn segment_timers_partition(minute: i64, shard: u32) -> String {
+    format!("SEGMENT_TIMERS#{minute}#{shard}")
+}
+
+/// The timer re-evaluating `contact`'s segments in `minute` (a time-relative condition crosses
+/// a boundary then); sort key `<projectId>#<contactId>`, so a contact has one per minute.
+pub fn segment_timer(minute: i64, project: Uuid, contact: Uuid) -> Key {
+    let shard = (contact.as_u128() % SEGMENT_TIMER_SHARDS as u128) as u32;
+    Key::new(
+        segment_timers_partition(minute, shard),
+        format!("{project}#{contact}"),
+    )
+}
+
+/// How far the scheduler has worked through the segment timers.
+pub fn segment_timers_state() -> Key {
+    Key::new("SYSTEM#SEGMENT_TIMERS", "STATE")
 }
 
 /// The global partition of queued segment work (recounts, computations); sort key
@@ -403,16 +448,71 @@ pub fn templates_by_type_index(project: Uuid, template_type: &str) -> String {
     format!("PROJECT#{project}#TEMPLATES#TYPE#{template_type}")
 }
 
-/// Partitions whose new items the change feed carries: the events partitions. DynamoDB Streams
-/// (filtered on this suffix in template.yaml) and the embedded backend's `item_stream` both use it.
+/// Suffix of the events partitions: their new items are fed.
 pub const EVENT_PARTITION_SUFFIX: &str = "#EVENTS";
+/// Suffix of the contacts partitions: every write of a contact is fed (new and rewritten).
+pub const CONTACT_PARTITION_SUFFIX: &str = "#CONTACTS";
+/// Suffix of a STATIC segment's member items: new ones (adds) are fed.
+pub const MEMBERS_PARTITION_SUFFIX: &str = "#MEMBERS";
+/// Suffix of a STATIC segment's departure notes: new ones (removals) are fed.
+pub const DEPARTURES_PARTITION_SUFFIX: &str = "#DEPARTURES";
+
+/// What a fed item is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fed {
+    /// A new event.
+    Event,
+    /// A contact written (created or changed).
+    Contact,
+    /// A contact added to or removed from a STATIC segment (body `{contactId}`).
+    StaticMembership,
+}
+
+impl Fed {
+    /// Whether a rewrite of an existing item is fed too (only contacts: a change of a contact
+    /// can change its segments; events and notes are written once).
+    pub fn rewrites_fed(self) -> bool {
+        self == Fed::Contact
+    }
+}
+
+/// The change feed carries new events, contact writes and STATIC membership changes: what the
+/// event dispatcher acts on (webhooks, activity, segment membership). DynamoDB Streams (filtered
+/// on these suffixes in template.yaml) and the embedded backend's `item_stream` both use this.
+/// Returns the project and the kind of an item with partition key `pk`, if it is fed.
+pub fn fed(pk: &str) -> Option<(Uuid, Fed)> {
+    let rest = pk.strip_prefix("PROJECT#")?;
+    let (project, tail) = rest.split_once('#')?;
+    let project: Uuid = project.parse().ok()?;
+    let kind = if tail == "EVENTS" {
+        Fed::Event
+    } else if tail == "CONTACTS" {
+        Fed::Contact
+    } else {
+        // `SEGMENT#<id>#MEMBERS` or `SEGMENT#<id>#DEPARTURES`.
+        let segment = tail.strip_prefix("SEGMENT#")?;
+        let (segment, what) = segment.split_once('#')?;
+        segment.parse::<Uuid>().ok()?;
+        match what {
+            "MEMBERS" | "DEPARTURES" => Fed::StaticMembership,
+            _ => return None,
+        }
+    };
+    Some((project, kind))
+}
+
+/// Whether a write of an item with partition key `pk` is fed: `is_new` for an insert, false for
+/// a rewrite of an existing item.
+pub fn is_fed_write(pk: &str, is_new: bool) -> bool {
+    fed(pk).is_some_and(|(_, kind)| is_new || kind.rewrites_fed())
+}
 
 /// The project of an events partition key (`PROJECT#<id>#EVENTS`), if `pk` is one.
 pub fn project_of_events_partition(pk: &str) -> Option<Uuid> {
-    pk.strip_prefix("PROJECT#")?
-        .strip_suffix(EVENT_PARTITION_SUFFIX)?
-        .parse()
-        .ok()
+    match fed(pk)? {
+        (project, Fed::Event) => Some(project),
+        _ => None,
+    }
 }
 
 /// Partition of a project's per-name event counters (sort key: the name; the value is the item's

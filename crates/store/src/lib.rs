@@ -151,6 +151,11 @@ impl Store {
         repo::segment_jobs::SegmentJobs::new(self.table.as_ref())
     }
 
+    /// Materialised DYNAMIC segment memberships, their counters and timers.
+    pub fn memberships(&self) -> repo::memberships::Memberships<'_> {
+        repo::memberships::Memberships::new(self.table.as_ref())
+    }
+
     /// Contact activity summaries (what event and email conditions read).
     pub fn activities(&self) -> repo::activity::Activities<'_> {
         repo::activity::Activities::new(self.table.as_ref())

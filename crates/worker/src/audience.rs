@@ -162,7 +162,7 @@ impl Prepared {
 
 /// Answers `memberOfSegment` for one contact: STATIC from the page's member reads, DYNAMIC by
 /// evaluating that segment's condition for the same contact.
-struct Resolver<'a> {
+pub(crate) struct Resolver<'a> {
     contact: &'a Contact,
     activity: &'a Activity,
     members: &'a HashSet<(Uuid, Uuid)>,
@@ -170,6 +170,27 @@ struct Resolver<'a> {
     /// Nesting of DYNAMIC evaluations: bounded even should stored data hold a cycle.
     depth: Cell<usize>,
     now_ms: i64,
+}
+
+impl<'a> Resolver<'a> {
+    /// A resolver for one contact: STATIC memberships from `members` (`(segment, contact)`
+    /// pairs), DYNAMIC ones by evaluating `dynamic`'s conditions.
+    pub(crate) fn new(
+        contact: &'a Contact,
+        activity: &'a Activity,
+        members: &'a HashSet<(Uuid, Uuid)>,
+        dynamic: &'a HashMap<Uuid, Condition>,
+        now_ms: i64,
+    ) -> Self {
+        Self {
+            contact,
+            activity,
+            members,
+            dynamic,
+            depth: Cell::new(0),
+            now_ms,
+        }
+    }
 }
 
 impl Memberships for Resolver<'_> {

@@ -1,22 +1,27 @@
-//! Event dispatch: what happens after an event is stored (spec public-api.md §2.2 step 6 and
-//! events-and-emails.md §3). The change feed brings every new event item here, at least once:
-//! the DynamoDB stream through the event-dispatch function on AWS, the embedded backend's
-//! `item_stream` through [`run_feed`] locally. For each batch it
+//! Event dispatch: what happens after an event is stored, a contact written or a STATIC segment
+//! membership changed. The change feed brings each such item here (`plunk_store::keys::fed`), at
+//! least once: the DynamoDB stream through the event-dispatch function on AWS, the embedded
+//! backend's `item_stream` through [`run_feed`] locally. For each batch it
 //!
+//! - fans the events out to the project's matching webhooks (see [`crate::webhooks`]);
 //! - keeps each contact's activity summary (what event and email conditions read) up to date;
 //! - updates the incremental counters behind `/events/names`, `/events/stats` and usage;
-//! - fans the events out to the project's matching webhooks (see [`crate::webhooks`]).
+//! - re-evaluates the DYNAMIC segments of every contact the batch touched
+//!   ([`crate::segments::membership`]), storing entry and exit events of tracked segments, which
+//!   come back through the feed as events.
 //!
-//! Workflows and segments will hook in here too.
+//! Workflows will hook in here too.
 
 use crate::webhooks::WebhookError;
 use plunk_domain::event::Event;
+use plunk_domain::Timestamp;
 use plunk_messaging::queue::Queue;
 use plunk_store::feed::ChangeFeed;
 use plunk_store::keys;
+use plunk_store::keys::Fed;
 use plunk_store::table::{Item, StoreError};
 use plunk_store::Store;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -29,18 +34,40 @@ pub struct Dispatcher {
     pub webhook_queue: Arc<dyn Queue>,
 }
 
-/// The events of a batch of feed items, grouped by project. Items that are not events are
-/// skipped (the feed's filter is also applied on AWS, this keeps a wider filter harmless).
-pub fn events_by_project(items: &[Item]) -> BTreeMap<Uuid, Vec<Event>> {
-    let mut grouped: BTreeMap<Uuid, Vec<Event>> = BTreeMap::new();
+/// What a batch of feed items holds for one project.
+#[derive(Debug, Default)]
+pub struct ProjectBatch {
+    /// New events, in feed order.
+    pub events: Vec<Event>,
+    /// Contacts whose segment membership may have changed: written contacts, contacts of the
+    /// events, contacts that joined or left a STATIC segment.
+    pub contacts: BTreeSet<Uuid>,
+}
+
+/// A batch of feed items grouped by project. Items that are not fed are skipped (the feed's
+/// filter is also applied on AWS, this keeps a wider filter harmless).
+pub fn by_project(items: &[Item]) -> BTreeMap<Uuid, ProjectBatch> {
+    let mut grouped: BTreeMap<Uuid, ProjectBatch> = BTreeMap::new();
     for item in items {
-        let Some(project) = keys::project_of_events_partition(&item.key.pk) else {
+        let Some((project, kind)) = keys::fed(&item.key.pk) else {
             continue;
         };
-        match serde_json::from_value::<Event>(item.body.clone()) {
-            Ok(event) => grouped.entry(project).or_default().push(event),
-            Err(e) => tracing::warn!(pk = %item.key.pk, sk = %item.key.sk, error = %e,
-                "skipping an undecodable event item"),
+        let batch = grouped.entry(project).or_default();
+        match kind {
+            Fed::Event => match serde_json::from_value::<Event>(item.body.clone()) {
+                Ok(event) => {
+                    batch.contacts.extend(event.contact_id);
+                    batch.events.push(event);
+                }
+                Err(e) => tracing::warn!(pk = %item.key.pk, sk = %item.key.sk, error = %e,
+                    "skipping an undecodable event item"),
+            },
+            Fed::Contact => batch.contacts.extend(item.key.sk.parse::<Uuid>().ok()),
+            Fed::StaticMembership => batch.contacts.extend(
+                item.body["contactId"]
+                    .as_str()
+                    .and_then(|c| c.parse::<Uuid>().ok()),
+            ),
         }
     }
     grouped
@@ -49,12 +76,12 @@ pub fn events_by_project(items: &[Item]) -> BTreeMap<Uuid, Vec<Event>> {
 impl Dispatcher {
     /// Handles one batch; an error means "deliver the batch again".
     pub async fn handle(&self, items: &[Item]) -> Result<(), WebhookError> {
-        for (project, events) in events_by_project(items) {
-            match self.handle_project(project, &events).await {
+        for (project, batch) in by_project(items) {
+            match self.handle_project(project, &batch).await {
                 // A fault that retrying cannot mend (a corrupt item of this project) must not hold
                 // up every other project's events behind it: it is logged and the batch goes on.
                 Err(WebhookError::Store(StoreError::Other(e))) => {
-                    tracing::error!(%project, error = %e, events = events.len(),
+                    tracing::error!(%project, error = %e, events = batch.events.len(),
                         "event dispatch failed for good for this project's events; skipped");
                 }
                 other => other?,
@@ -63,14 +90,33 @@ impl Dispatcher {
         Ok(())
     }
 
-    async fn handle_project(&self, project: Uuid, events: &[Event]) -> Result<(), WebhookError> {
-        // Deliveries first: they are idempotent, while counters would count a retried batch
-        // twice.
-        crate::webhooks::fan_out(&self.store, self.webhook_queue.as_ref(), project, events).await?;
-        // Idempotent too: a summary keeps the latest time of each name, so a redelivery writes
-        // nothing.
-        self.store.activities().record(project, events).await?;
-        self.store.event_stats().count(project, events).await?;
+    async fn handle_project(
+        &self,
+        project: Uuid,
+        batch: &ProjectBatch,
+    ) -> Result<(), WebhookError> {
+        let events = &batch.events;
+        // Idempotent steps first, the counters last: a batch retried after a failure counts
+        // again, so nothing that can fail comes after them.
+        if !events.is_empty() {
+            crate::webhooks::fan_out(&self.store, self.webhook_queue.as_ref(), project, events)
+                .await?;
+            // A summary keeps the latest time of each name: a redelivery writes nothing.
+            self.store.activities().record(project, events).await?;
+        }
+        // After the summaries: evaluation reads them. It writes only differences, so a
+        // redelivered batch changes nothing.
+        let contacts: Vec<Uuid> = batch.contacts.iter().copied().collect();
+        crate::segments::membership::reevaluate(
+            &self.store,
+            project,
+            &contacts,
+            Timestamp::now().unix_millis(),
+        )
+        .await?;
+        if !events.is_empty() {
+            self.store.event_stats().count(project, events).await?;
+        }
         Ok(())
     }
 }

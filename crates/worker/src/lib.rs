@@ -8,7 +8,8 @@
 //!   transactional mail first).
 //! - [`send`]: turns one queued email into a sent (or visibly failed) one.
 //! - [`scheduler`]: the every-minute tick that finds emails left behind.
-//! - [`segment_jobs`]: segment recounts and computations, worked in the tick.
+//! - [`segments`]: DYNAMIC segment membership kept current (on every change, on timers, and
+//!   by full passes worked in the tick).
 //! - [`consumer`]: the receive loop the local server runs over the embedded queues.
 //! - [`dispatch`]: counters and fan-out for every newly stored event.
 //! - [`webhooks`]: webhook deliveries and their attempts.
@@ -24,6 +25,6 @@ pub mod feedback;
 pub mod pacing;
 pub mod render;
 pub mod scheduler;
-pub mod segment_jobs;
+pub mod segments;
 pub mod send;
 pub mod webhooks;

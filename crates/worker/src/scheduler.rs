@@ -8,7 +8,8 @@
 //!   (`SEND_OUTCOME_UNKNOWN`) rather than risking a second send;
 //! - 72 hours after: an email still `PENDING` ends as `FAILED` (`EXPIRED_IN_QUEUE`).
 //!
-//! It also works through pending `DELETE /events/:name` jobs.
+//! It also works through pending `DELETE /events/:name` jobs, contact erasures, segment passes
+//! and segment timers, and starts due campaigns.
 //!
 //! Campaign mail is queued by its fan-out, which keeps its own checkpoint; it is not re-queued
 //! here, only expired.
@@ -39,6 +40,8 @@ const CONTACT_ERASURE_BUDGET: usize = 5_000;
 /// Contacts evaluated per tick for segment recounts and computations (about two seconds of
 /// work at 100 contacts per page; a larger project's count goes on next tick).
 const SEGMENT_BUDGET: usize = 20_000;
+/// Segment timers handled per tick (a minute with more goes on next tick).
+const SEGMENT_TIMER_BUDGET: usize = 20_000;
 /// Most minutes one tick catches up on after an outage.
 const MAX_CATCH_UP: i64 = 30;
 
@@ -56,6 +59,8 @@ pub struct TickReport {
     pub segment_contacts_evaluated: u32,
     /// Segment counts finished and written.
     pub segment_counts_written: u32,
+    /// Contacts re-evaluated because a time-relative segment condition crossed a boundary.
+    pub segment_timers_fired: u32,
     /// Scheduled campaigns started (or cancelled by their pre-checks) in their minute.
     pub campaigns_started: u32,
     /// Campaign emails written by the fan-out.
@@ -108,9 +113,12 @@ impl Scheduler {
             .work(now_ms, CONTACT_ERASURE_BUDGET)
             .await?;
         report.contact_history_erased = (erased.events + erased.emails) as u32;
-        let segments = crate::segment_jobs::work(&self.store, now_ms, SEGMENT_BUDGET).await?;
+        let segments = self.segment_passes(now_ms).await?;
         report.segment_contacts_evaluated = segments.examined as u32;
         report.segment_counts_written = segments.finished as u32;
+        let timers =
+            crate::segments::timers::work(&self.store, now_ms, SEGMENT_TIMER_BUDGET).await?;
+        report.segment_timers_fired = timers.fired as u32;
         let fanout = self.fan_out(now_ms).await?;
         report.campaign_recipients = fanout.recipients as u32;
         report.campaigns_completed = fanout.completed as u32;
@@ -128,6 +136,15 @@ impl Scheduler {
             }
         }
         Ok(report)
+    }
+
+    /// One pass of the queued segment passes (the tick runs it; the local server also every few
+    /// seconds, so a new segment is counted at once in `make dev`).
+    pub async fn segment_passes(
+        &self,
+        now_ms: i64,
+    ) -> Result<crate::segments::jobs::SegmentWork, StoreError> {
+        crate::segments::jobs::work(&self.store, now_ms, SEGMENT_BUDGET).await
     }
 
     /// One pass of the campaign fan-outs (the local server also runs it every few seconds).

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod webhook_receiver;
+
 use axum::body::Body;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -194,9 +196,9 @@ impl TestApp {
         self.store.with_access(profile)
     }
 
-    /// Runs the event dispatcher over every event stored since the last call, as the change
-    /// feed would: the embedded feed on SQLite; on DynamoDB (whose stream the event-dispatch
-    /// function reads in deployments) the new items of the project's events partition.
+    /// Runs the event dispatcher over every fed write since the last call, as the change feed
+    /// would: the embedded feed on SQLite; on DynamoDB (whose stream the event-dispatch function
+    /// reads in deployments) the new or rewritten items of the project's fed partitions.
     pub async fn dispatch_events(&self) {
         let dispatcher = plunk_worker::dispatch::Dispatcher {
             store: self.as_function("event-dispatch"),
@@ -213,26 +215,48 @@ impl TestApp {
                 feed.acknowledge(last).await.unwrap();
             }
         }
-        let mut query = plunk_store::table::Query::new(
-            plunk_store::table::Index::Primary,
-            plunk_store::keys::events_partition(self.project.id),
-        );
+        // DynamoDB: what the stream would carry, found by reading the fed partitions and
+        // keeping what was not handed over yet (contacts by version: every write is fed).
+        let project = self.project.id;
+        let mut partitions = vec![
+            plunk_store::keys::events_partition(project),
+            plunk_store::keys::contacts_partition(project),
+        ];
+        for segment in self.store.segments().all(project).await.unwrap() {
+            partitions.push(plunk_store::keys::segment_members_partition(
+                project, segment.id,
+            ));
+            partitions.push(
+                plunk_store::keys::segment_departure(project, segment.id, uuid::Uuid::nil()).pk,
+            );
+        }
         let mut fresh = Vec::new();
         let mut seen = self.dispatched.lock().unwrap().clone();
-        loop {
-            let page = self.store.table().query(query.clone()).await.unwrap();
-            for item in page.items {
-                if seen.insert(item.key.sk.clone()) {
-                    fresh.push(item);
+        for partition in partitions {
+            let mut query =
+                plunk_store::table::Query::new(plunk_store::table::Index::Primary, partition);
+            loop {
+                let page = self.store.table().query(query.clone()).await.unwrap();
+                for item in page.items {
+                    let id = format!("{}|{}|{}", item.key.pk, item.key.sk, item.version);
+                    if seen.insert(id) {
+                        fresh.push(item);
+                    }
                 }
-            }
-            match page.last {
-                Some(last) => query.start_after = Some(last),
-                None => break,
+                match page.last {
+                    Some(last) => query.start_after = Some(last),
+                    None => break,
+                }
             }
         }
         *self.dispatched.lock().unwrap() = seen;
+        if fresh.is_empty() {
+            return;
+        }
         dispatcher.handle(&fresh).await.unwrap();
+        // What the dispatch itself wrote (entry and exit events) comes round again, as on the
+        // stream.
+        Box::pin(self.dispatch_events()).await;
     }
 }
 

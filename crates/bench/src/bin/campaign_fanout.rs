@@ -18,10 +18,12 @@
 
 use async_trait::async_trait;
 use plunk_bench::metered::{kinds_since, MeteredQueue, MeteredTable};
+use plunk_bench::prices::{DYNAMO_RRU, DYNAMO_WRU, SQS_REQUEST};
+use plunk_bench::seed::{cpu_seconds, env_usize, seed_contacts, SeedContact};
 use plunk_domain::campaign::Campaign;
-use plunk_domain::contact::Contact;
+
 use plunk_domain::project::Tracking;
-use plunk_domain::{EmailAddress, Timestamp};
+use plunk_domain::Timestamp;
 use plunk_messaging::mailer::{MailError, Mailer, OutgoingEmail};
 use plunk_messaging::memory::{MemoryBlobs, MemoryQueue};
 use plunk_messaging::queue::Queue;
@@ -46,28 +48,6 @@ use uuid::Uuid;
 /// The account's send rate the AWS figures assume (SES's default).
 const SEND_RATE: f64 = 14.0;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// User plus system CPU seconds of this process so far (Linux `/proc/self/stat`).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // After the command name: state is field 0, utime 11, stime 12 (clock ticks of 1/100 s).
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 /// A project with a verified domain and `contacts` contacts (every 20th unsubscribed), written
 /// straight into the table (the fan-out is measured, not the setup).
 async fn seed(store: &Store, contacts: usize) -> Uuid {
@@ -89,35 +69,12 @@ async fn seed(store: &Store, contacts: usize) -> Uuid {
         .await
         .expect("domain");
     let now = Timestamp::now();
-    let mut ops = Vec::with_capacity(100);
-    for i in 0..contacts {
-        let contact = Contact {
-            id: Uuid::now_v7(),
-            email: EmailAddress::parse(&format!("r{i}@rcpt.example")).expect("address"),
-            subscribed: i % 20 != 0,
-            data: serde_json::Map::new(),
-            created_at: now,
-            updated_at: now,
-        };
-        ops.push(WriteOp::Put {
-            item: Item::new(
-                keys::contact(project.id, contact.id),
-                serde_json::to_value(&contact).expect("contact"),
-            )
-            .with_version(1),
-            condition: Condition::None,
-        });
-        if ops.len() == 100 {
-            store
-                .table()
-                .transact(std::mem::take(&mut ops))
-                .await
-                .expect("seed");
-        }
-    }
-    if !ops.is_empty() {
-        store.table().transact(ops).await.expect("seed");
-    }
+    seed_contacts(store, project.id, contacts, |i| SeedContact {
+        subscribed: i % 20 != 0,
+        data: serde_json::Map::new(),
+        created_at: now,
+    })
+    .await;
     project.id
 }
 
@@ -266,7 +223,8 @@ async fn fan_out_bench(recipients: usize) {
     // Priced at AWS us-east-1 on-demand: DynamoDB $0.625 per million write units and $0.125 per
     // million read units, SQS $0.40 per million requests (the send itself is send-cost's).
     let queue_per = queue.requests() as f64 / written.max(1) as f64;
-    let dollars = (used.all_wru() / n) * 0.625 + (used.rru / n) * 0.125 + queue_per * 0.40;
+    let dollars =
+        (used.all_wru() / n) * DYNAMO_WRU + (used.rru / n) * DYNAMO_RRU + queue_per * SQS_REQUEST;
     println!(
         "fan-out cost per million campaign emails: ${dollars:.2} (DynamoDB and SQS; the sends themselves as in send-cost)"
     );

@@ -39,6 +39,20 @@ impl Condition {
     }
 }
 
+impl Condition {
+    /// The first instant after `now_ms` at which the answer for this subject may change while
+    /// nothing about the contact does: a time-relative filter crossing its boundary. `None` when
+    /// no filter's answer moves with time. The answer is the same at every instant in
+    /// `(now_ms, next)`; at `next` it may or may not change (filters whose result does not
+    /// decide the outcome still count), so a caller re-evaluates then.
+    pub fn next_change(&self, subject: &Subject, now_ms: i64) -> Option<i64> {
+        self.filters()
+            .into_iter()
+            .filter_map(|f| f.next_change(subject, now_ms))
+            .min()
+    }
+}
+
 impl Group {
     fn matches(&self, subject: &Subject, memberships: &dyn Memberships, now_ms: i64) -> bool {
         self.filters
@@ -77,6 +91,40 @@ impl Filter {
                 )
             }
         }
+    }
+
+    /// The first instant after `now_ms` at which this filter's answer for the subject changes
+    /// by the passing of time alone (see [`Condition::next_change`]).
+    pub fn next_change(&self, subject: &Subject, now_ms: i64) -> Option<i64> {
+        // The instants at which the operator's window edge passes the occurrence or the date.
+        let instants: [Option<i64>; 2] = match &self.test {
+            Test::TriggeredWithin { span_ms, .. } | Test::TriggeredOlderThan { span_ms } => [
+                self.latest(subject)
+                    .map(|at| at.saturating_add(*span_ms).saturating_add(1)),
+                None,
+            ],
+            // True while `at <= now <= at + span`: it turns true at `at`, false after the span.
+            Test::Within { span_ms } => {
+                let at = self.value(subject.contact).as_ref().and_then(date_of);
+                [
+                    at,
+                    at.map(|at| at.saturating_add(*span_ms).saturating_add(1)),
+                ]
+            }
+            Test::OlderThan { span_ms } => [
+                self.value(subject.contact)
+                    .as_ref()
+                    .and_then(date_of)
+                    .map(|at| at.saturating_add(*span_ms).saturating_add(1)),
+                None,
+            ],
+            _ => [None, None],
+        };
+        instants
+            .into_iter()
+            .flatten()
+            .filter(|at| *at > now_ms)
+            .min()
     }
 
     /// The latest occurrence an event field looks at.

@@ -32,17 +32,30 @@ CREATE TABLE IF NOT EXISTS item_stream (
 );
 ";
 
-/// The change feed's trigger: a new item (not a rewrite) of a streamed partition is recorded in
-/// the same transaction, like a DynamoDB stream filtered to `INSERT`s.
+/// The change feed's trigger, recording fed items in the same transaction, like a DynamoDB
+/// stream behind the deployed filter (`keys::fed`): new items of the events, STATIC member and
+/// departure partitions, and every write of a contact. (It replaces the first version, which fed
+/// events only.)
 fn stream_trigger() -> String {
+    use crate::keys::{
+        CONTACT_PARTITION_SUFFIX, DEPARTURES_PARTITION_SUFFIX, EVENT_PARTITION_SUFFIX,
+        MEMBERS_PARTITION_SUFFIX,
+    };
     format!(
-        "CREATE TRIGGER IF NOT EXISTS item_stream_insert BEFORE INSERT ON items
-         WHEN NEW.pk GLOB 'PROJECT#*{suffix}'
-          AND NOT EXISTS (SELECT 1 FROM items WHERE pk = NEW.pk AND sk = NEW.sk)
+        "DROP TRIGGER IF EXISTS item_stream_insert;
+         CREATE TRIGGER IF NOT EXISTS item_stream_feed BEFORE INSERT ON items
+         WHEN NEW.pk GLOB 'PROJECT#*{contacts}'
+           OR ((NEW.pk GLOB 'PROJECT#*{events}'
+                OR NEW.pk GLOB 'PROJECT#*{members}'
+                OR NEW.pk GLOB 'PROJECT#*{departures}')
+               AND NOT EXISTS (SELECT 1 FROM items WHERE pk = NEW.pk AND sk = NEW.sk))
          BEGIN
            INSERT INTO item_stream (pk, sk, body) VALUES (NEW.pk, NEW.sk, NEW.body);
          END;",
-        suffix = crate::keys::EVENT_PARTITION_SUFFIX
+        contacts = CONTACT_PARTITION_SUFFIX,
+        events = EVENT_PARTITION_SUFFIX,
+        members = MEMBERS_PARTITION_SUFFIX,
+        departures = DEPARTURES_PARTITION_SUFFIX,
     )
 }
 

@@ -217,8 +217,17 @@ impl<'a> ContactErasure<'a> {
                                 Condition::None,
                             )
                             .await?;
-                        crate::repo::segments::Segments::new(self.table)
-                            .leave_all(job.project, job.contact)
+                        let segments = crate::repo::segments::Segments::new(self.table);
+                        segments.leave_all(job.project, job.contact).await?;
+                        // DYNAMIC memberships: the contact leaves their counts too.
+                        let existing: Vec<Uuid> = segments
+                            .all(job.project)
+                            .await?
+                            .iter()
+                            .map(|s| s.id)
+                            .collect();
+                        crate::repo::memberships::Memberships::new(self.table)
+                            .remove(job.project, job.contact, &existing)
                             .await?;
                         if job.pass >= 2 {
                             self.table.delete(&job_key, Condition::None).await?;

@@ -12,6 +12,7 @@ pub mod event_stats;
 pub mod events;
 pub mod feedback;
 pub mod idempotency;
+pub mod memberships;
 pub mod projects;
 pub mod rate_limit;
 pub mod scan;

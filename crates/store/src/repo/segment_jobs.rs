@@ -1,8 +1,8 @@
 //! Queued segment work: `POST /segments/:id/refresh` (recount `memberCount`), `compute` (a
 //! membership computation), and the recount a new or changed condition asks for. One job item
 //! per segment in the global `SEGMENT_JOBS` partition (`<projectId>#<segmentId>`), so requests
-//! coalesce: asking again while a job is queued or running keeps the one job (a `compute`
-//! upgrades a queued `refresh`) and answers with its `requestedAt`. The scheduler works through
+//! coalesce: asking again while a job is queued keeps the one job (a `compute` upgrades a queued
+//! `refresh`) and answers with its `requestedAt`; asking while it runs starts its pass over. The scheduler works through
 //! the jobs with a budget of contacts per tick, projects taking turns, saving the position and
 //! the running count after each page, so a large project's count spans ticks and a crash repeats
 //! at most a page.
@@ -72,10 +72,20 @@ impl<'a> SegmentJobs<'a> {
             match self.table.get(&key).await? {
                 Some(item) => {
                     let mut job: SegmentJob = crate::decode(&item)?;
-                    if job.kind >= kind {
+                    let started = job.started_at.is_some();
+                    if job.kind >= kind && !started {
                         return Ok(job.requested_at);
                     }
-                    job.kind = kind;
+                    job.kind = job.kind.max(kind);
+                    if started {
+                        // A pass under way may have passed contacts the new request's
+                        // condition reads differently: it starts over (the running worker's
+                        // next save fails on the version and leaves it).
+                        job.requested_at = now;
+                        job.position = None;
+                        job.counted = 0;
+                        job.started_at = None;
+                    }
                     let next =
                         Item::new(key.clone(), crate::encode(&job)).with_version(item.version + 1);
                     match self

@@ -21,6 +21,8 @@ use uuid::Uuid;
 
 /// Most segments a project may have (each pass over a project evaluates all of them).
 pub const MAX_SEGMENTS: usize = 1_000;
+/// How long a departure note lives (it is fed to the dispatcher once, at its write).
+const DEPARTURE_TTL_SECONDS: i64 = 86_400;
 /// Members deleted with a segment inside the request; the rest are unreachable (no marker
 /// lookup finds a segment that is gone) and cost only storage.
 const MEMBERS_DELETED_INLINE: usize = 2_000;
@@ -212,13 +214,16 @@ impl<'a> Segments<'a> {
                     None => break,
                 }
             }
-            self.table
-                .delete(
-                    &keys::segment_member_counter(project, segment.id),
-                    Condition::None,
-                )
-                .await?;
         }
+        // Both types keep a member counter. A DYNAMIC segment's membership entries are left in
+        // the contacts' items: nothing reads an entry of a segment that is gone, and the next
+        // evaluation of each contact drops it.
+        self.table
+            .delete(
+                &keys::segment_member_counter(project, segment.id),
+                Condition::None,
+            )
+            .await?;
         Ok(())
     }
 
@@ -273,28 +278,48 @@ impl<'a> Segments<'a> {
         segment: Uuid,
         contact: Uuid,
     ) -> Result<bool, StoreError> {
+        self.leave(project, segment, contact, true).await
+    }
+
+    /// Removes a membership; `fed`: with a departure note, so the DYNAMIC segments naming
+    /// `segment` re-evaluate the contact (an erased contact needs none).
+    async fn leave(
+        &self,
+        project: Uuid,
+        segment: Uuid,
+        contact: Uuid,
+        fed: bool,
+    ) -> Result<bool, StoreError> {
         let marker_key = keys::segment_member(project, segment, contact);
         let Some(item) = self.table.get(&marker_key).await? else {
             return Ok(false);
         };
         let marker: Marker = crate::decode(&item)?;
-        let result = self
-            .table
-            .transact(vec![
-                WriteOp::Delete {
-                    key: marker_key,
-                    condition: Condition::VersionEquals(item.version),
-                },
-                WriteOp::Delete {
-                    key: member_key(project, segment, marker.add_id),
-                    condition: Condition::None,
-                },
-                WriteOp::Add {
-                    key: keys::segment_member_counter(project, segment),
-                    delta: -1,
-                },
-            ])
-            .await;
+        let mut ops = vec![
+            WriteOp::Delete {
+                key: marker_key,
+                condition: Condition::VersionEquals(item.version),
+            },
+            WriteOp::Delete {
+                key: member_key(project, segment, marker.add_id),
+                condition: Condition::None,
+            },
+            WriteOp::Add {
+                key: keys::segment_member_counter(project, segment),
+                delta: -1,
+            },
+        ];
+        if fed {
+            ops.push(WriteOp::Put {
+                item: Item::new(
+                    keys::segment_departure(project, segment, plunk_domain::id::new_id()),
+                    serde_json::json!({ "contactId": contact }),
+                )
+                .with_ttl(Timestamp::now().unix_millis() / 1000 + DEPARTURE_TTL_SECONDS),
+                condition: Condition::None,
+            });
+        }
+        let result = self.table.transact(ops).await;
         match result {
             Ok(()) => Ok(true),
             // Removed by a concurrent request.
@@ -395,7 +420,7 @@ impl<'a> Segments<'a> {
                 else {
                     continue;
                 };
-                if self.remove_member(project, segment, contact).await? {
+                if self.leave(project, segment, contact, false).await? {
                     removed += 1;
                 }
             }

@@ -1,14 +1,16 @@
-//! Working the queued segment jobs (`plunk_store::repo::segment_jobs`) in the scheduler's tick:
-//! a DYNAMIC segment's members are counted by evaluating its condition over the project's
-//! contacts page by page ([`crate::audience`]), a STATIC segment's from its member counter. Each
-//! project gets a share of the tick's contact budget; a count that does not fit goes on next
-//! tick from its saved position, and is written to the segment (`memberCount`,
-//! `memberCountUpdatedAt`, and `lastComputedAt` for a computation) once the pass ends.
+//! Working the queued segment jobs (`plunk_store::repo::segment_jobs`) in the scheduler's tick.
+//! A DYNAMIC segment's job is a full pass: every contact of the project is evaluated against the
+//! segment ([`super::membership`], one segment in scope) and its materialised membership and
+//! counter corrected; a `compute` of a tracked segment whose baseline is set emits entry and exit
+//! events for what changed, a `refresh` does not, and the first pass only sets the baseline. A
+//! STATIC segment's count is its member counter. Each project gets a share of the tick's contact
+//! budget; a pass that does not fit goes on next tick from its saved position, and is written to
+//! the segment (`memberCount`, `memberCountUpdatedAt`, and `lastComputedAt` for a computation)
+//! once it ends.
 
-use crate::audience::Prepared;
+use super::membership::{self, ProjectSegments, Scope};
 use plunk_domain::segment::SegmentType;
 use plunk_domain::Timestamp;
-use plunk_store::repo::contacts::ContactFilter;
 use plunk_store::repo::segment_jobs::{JobKind, SegmentJob, SegmentJobs};
 use plunk_store::table::StoreError;
 use plunk_store::Store;
@@ -90,33 +92,41 @@ async fn work_job(
             job.counted = 0;
             true
         }
-        (SegmentType::Dynamic, Some(condition)) => {
-            let prepared = Prepared::new(store, job.project, condition).await?;
+        (SegmentType::Dynamic, Some(_)) => {
+            let segments = ProjectSegments::load(store, job.project).await?;
+            let scope = Scope::One {
+                segment: job.segment,
+                events: job.kind == JobKind::Compute,
+            };
             loop {
                 if examined >= budget {
                     break false;
                 }
-                let page = store
-                    .contacts()
-                    .list(
-                        job.project,
-                        &ContactFilter::default(),
-                        PAGE,
-                        job.position.clone(),
-                    )
+                let (inputs, next) = store
+                    .memberships()
+                    .inputs_page(job.project, job.position.clone(), PAGE)
                     .await?;
-                let matched = prepared
-                    .matches(store, job.project, &page.items, started.unix_millis())
-                    .await?;
-                job.counted += matched.iter().filter(|m| **m).count() as u64;
-                examined += page.items.len().max(1);
-                let done = page.next.is_none();
-                job.position = page.next;
+                let (_, conflicted) = membership::evaluate_inputs(
+                    store,
+                    job.project,
+                    &segments,
+                    scope,
+                    &inputs,
+                    now_ms,
+                )
+                .await?;
+                if !conflicted.is_empty() {
+                    membership::settle(store, job.project, &segments, scope, &conflicted, now_ms)
+                        .await?;
+                }
+                examined += inputs.len().max(1);
+                let done = next.is_none();
+                job.position = next;
                 if done {
                     break true;
                 }
-                // The position and the count move together: after a crash the pass goes on
-                // from the last saved pair, counting nothing twice.
+                // Evaluation is idempotent (it writes only differences), so after a crash the
+                // pass goes on from the last saved position.
                 if !jobs.save(&job, version).await? {
                     // A new request changed the job: it starts over next tick.
                     return Ok(examined);
@@ -128,8 +138,18 @@ async fn work_job(
     if !finished {
         return Ok(examined);
     }
+    if segment.segment_type == SegmentType::Dynamic {
+        // The pass evaluated every contact at `started` or later; changes since are the
+        // incremental path's, so the counter is the count.
+        job.counted = store
+            .segments()
+            .member_count(job.project, job.segment)
+            .await?;
+        segment.membership_since.get_or_insert(started);
+    }
     segment.member_count = job.counted;
-    segment.member_count_updated_at = Some(started);
+    segment.member_count_updated_at =
+        Some(Timestamp::from_millis(now_ms).unwrap_or_else(Timestamp::now));
     if job.kind == JobKind::Compute {
         segment.last_computed_at = Some(started);
     }
