@@ -4,6 +4,7 @@
 //! `plunk_worker::campaigns::lifecycle`.
 
 use crate::paging::{self, ListPage};
+use crate::path_id::path_id;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -52,12 +53,6 @@ pub fn router(state: AppState) -> Router {
 
 fn not_found() -> ApiError {
     ApiError::new(ErrorCode::CampaignNotFound, "No campaign with this id")
-}
-
-fn campaign_id(path: Result<Path<String>, PathRejection>) -> Result<Uuid, ApiError> {
-    path.ok()
-        .and_then(|Path(raw)| plunk_domain::id::parse_id(&raw))
-        .ok_or_else(not_found)
 }
 
 async fn load(state: &AppState, project: Uuid, id: Uuid) -> Result<(Campaign, u64), ApiError> {
@@ -342,7 +337,7 @@ pub async fn read(
     auth: AuthContext,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<CampaignView>, ApiError> {
-    let id = campaign_id(path)?;
+    let id = path_id(path, not_found)?;
     let (campaign, _) = load(&state, auth.project.id, id).await?;
     Ok(Envelope::ok(
         view(&state, auth.project.id, &campaign).await?,
@@ -365,7 +360,7 @@ pub async fn update(
     JsonObject(body): JsonObject,
 ) -> Result<Envelope<CampaignView>, ApiError> {
     let project = auth.project.id;
-    let id = campaign_id(path)?;
+    let id = path_id(path, not_found)?;
     let (current, version) = load(&state, project, id).await?;
     allow(&current, CampaignAction::Edit)?;
     let changes = read_body(&state, project, &body, Some(&current)).await?;
@@ -425,7 +420,7 @@ pub async fn remove(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<Value>, ApiError> {
     let project = auth.project.id;
-    let id = campaign_id(path)?;
+    let id = path_id(path, not_found)?;
     let (campaign, version) = load(&state, project, id).await?;
     allow(&campaign, CampaignAction::Delete)?;
     state
@@ -475,7 +470,7 @@ pub async fn send(
     path: Result<Path<String>, PathRejection>,
     JsonObject(body): JsonObject,
 ) -> Response {
-    let id = match campaign_id(path) {
+    let id = match path_id(path, not_found) {
         Ok(id) => id,
         Err(e) => return axum::response::IntoResponse::into_response(e),
     };
@@ -577,7 +572,7 @@ pub async fn cancel(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<CampaignView>, ApiError> {
     let project = auth.project.id;
-    let id = campaign_id(path)?;
+    let id = path_id(path, not_found)?;
     let (campaign, version) = load(&state, project, id).await?;
     allow(&campaign, CampaignAction::Cancel)?;
     let (after, _) = lifecycle::cancel(
@@ -631,7 +626,7 @@ pub async fn test(
     let to = fields.required_email("email");
     fields.finish().map_err(ApiError::validation)?;
     let to = to.ok_or_else(|| ApiError::internal(&"validated body lost its address"))?;
-    let id = campaign_id(path)?;
+    let id = path_id(path, not_found)?;
     let (campaign, _) = load(&state, project.id, id).await?;
     let recipient = match state.store.contacts().get_by_email(project.id, &to).await? {
         Some(contact) => RecipientContact::Existing(contact),
@@ -678,7 +673,7 @@ pub async fn duplicate(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<CampaignView>, ApiError> {
     let project = auth.project.id;
-    let id = campaign_id(path)?;
+    let id = path_id(path, not_found)?;
     let (original, _) = load(&state, project, id).await?;
     let copy = original.duplicate(plunk_domain::id::new_id(), Timestamp::now());
     state
@@ -720,7 +715,7 @@ pub async fn stats(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<StatsView>, ApiError> {
     let project = auth.project.id;
-    let id = campaign_id(path)?;
+    let id = path_id(path, not_found)?;
     let (campaign, _) = load(&state, project, id).await?;
     let counters = lifecycle::stats(&state.store, project, id).await?;
     Ok(Envelope::ok(StatsView {

@@ -2,6 +2,7 @@
 //! list with cursor paging.
 
 use crate::paging::{self, ListPage};
+use crate::path_id::path_id;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
@@ -20,7 +21,6 @@ use plunk_store::{ContactError, ContactFilter};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 /// The routes of this group, behind the body-size check and the auth layer.
 pub fn router(state: AppState) -> Router {
@@ -150,13 +150,6 @@ pub struct Deleted {
 /// 404 `CONTACT_NOT_FOUND`.
 pub fn not_found() -> ApiError {
     ApiError::new(ErrorCode::ContactNotFound, "No contact with this id")
-}
-
-/// The path id, or 404 when it is not a well-formed UUID (reported like an unknown id).
-fn contact_id(path: Result<Path<String>, PathRejection>) -> Result<Uuid, ApiError> {
-    path.ok()
-        .and_then(|Path(raw)| plunk_domain::id::parse_id(&raw))
-        .ok_or_else(not_found)
 }
 
 /// Maps contact repository errors to API errors.
@@ -312,7 +305,7 @@ pub async fn read(
     auth: AuthContext,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<Contact>, ApiError> {
-    let id = contact_id(path)?;
+    let id = path_id(path, not_found)?;
     let contact = state.store.contacts().get(auth.project.id, id).await?;
     contact.map(Envelope::ok).ok_or_else(not_found)
 }
@@ -336,7 +329,7 @@ pub async fn update(
     let subscribed = fields.optional_bool("subscribed");
     let data = read_data(&mut fields, true);
     fields.finish().map_err(ApiError::validation)?;
-    let id = contact_id(path)?;
+    let id = path_id(path, not_found)?;
     let data_ref = match &data {
         Patch::Absent => Patch::Absent,
         Patch::Null => Patch::Null,
@@ -368,7 +361,7 @@ pub async fn remove(
     auth: AuthContext,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<Deleted>, ApiError> {
-    let id = contact_id(path)?;
+    let id = path_id(path, not_found)?;
     state
         .store
         .contacts()
@@ -406,7 +399,7 @@ pub async fn events(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let id = contact_id(path)?;
+    let id = path_id(path, not_found)?;
     let endpoint = format!("GET /contacts/{id}/events");
     let binding = CursorBinding::new(project, &endpoint, &[("name", name.as_deref())]);
     let start = paging::start_position(&state, &query, &binding).await?;

@@ -5,6 +5,7 @@
 //! record keeps the provider's DKIM tokens and region; the DNS records are built from them.
 
 use crate::paging::{self, ListPage};
+use crate::path_id::path_id;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
@@ -126,13 +127,6 @@ fn domain_error(e: DomainError) -> ApiError {
         DomainError::AlreadyExists => already_exists(),
         DomainError::Store(e) => e.into(),
     }
-}
-
-/// The path id, or 404 when it is not a well-formed UUID (reported like an unknown id).
-fn domain_id(path: Result<Path<String>, PathRejection>) -> Result<Uuid, ApiError> {
-    path.ok()
-        .and_then(|Path(raw)| plunk_domain::id::parse_id(&raw))
-        .ok_or_else(not_found)
 }
 
 fn domain_status(s: identity::DkimStatus) -> DomainStatus {
@@ -297,7 +291,7 @@ pub async fn read(
     auth: AuthContext,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<DomainView>, ApiError> {
-    let id = domain_id(path)?;
+    let id = path_id(path, not_found)?;
     let domain = state.store.domains().get(auth.project.id, id).await?;
     domain
         .map(|d| Envelope::ok(DomainView::detailed(d)))
@@ -318,7 +312,7 @@ pub async fn verify(
     auth: AuthContext,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<DomainView>, ApiError> {
-    let id = domain_id(path)?;
+    let id = path_id(path, not_found)?;
     let project = auth.project.id;
     let Some(current) = state.store.domains().get(project, id).await? else {
         return Err(not_found());
@@ -378,7 +372,7 @@ pub async fn remove(
     auth: AuthContext,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<DomainDeleted>, ApiError> {
-    let id = domain_id(path)?;
+    let id = path_id(path, not_found)?;
     let project = auth.project.id;
     let domains = state.store.domains();
     let Some(domain) = domains.get(project, id).await? else {

@@ -1,6 +1,7 @@
 //! `/emails` (spec events-and-emails.md §5–§6): the status of every email.
 
 use crate::paging::{self, ListPage};
+use crate::path_id::path_id;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::routing::get;
@@ -96,10 +97,7 @@ pub async fn read(
     auth: AuthContext,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<EmailRecord>, ApiError> {
-    let id = path
-        .ok()
-        .and_then(|Path(raw)| plunk_domain::id::parse_id(&raw))
-        .ok_or_else(not_found)?;
+    let id = path_id(path, not_found)?;
     let email = state.store.emails().get(auth.project.id, id).await?;
     email.map(Envelope::ok).ok_or_else(not_found)
 }

@@ -10,6 +10,7 @@ pub mod events;
 pub mod openapi;
 pub mod pages;
 pub mod paging;
+mod path_id;
 pub mod segments;
 pub mod send;
 pub mod suppressions;

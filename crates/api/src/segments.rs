@@ -3,6 +3,7 @@
 //! `plunk_worker::audience`), and queued computations.
 
 use crate::paging::{self, ListPage};
+use crate::path_id::path_id;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
@@ -52,12 +53,6 @@ pub fn router(state: AppState) -> Router {
 
 fn not_found() -> ApiError {
     ApiError::new(ErrorCode::SegmentNotFound, "No segment with this id")
-}
-
-fn segment_id(path: Result<Path<String>, PathRejection>) -> Result<Uuid, ApiError> {
-    path.ok()
-        .and_then(|Path(raw)| plunk_domain::id::parse_id(&raw))
-        .ok_or_else(not_found)
 }
 
 async fn load(state: &AppState, project: Uuid, id: Uuid) -> Result<(Segment, u64), ApiError> {
@@ -394,7 +389,7 @@ pub async fn read(
     auth: AuthContext,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<SegmentView>, ApiError> {
-    let id = segment_id(path)?;
+    let id = path_id(path, not_found)?;
     let (segment, _) = load(&state, auth.project.id, id).await?;
     Ok(Envelope::ok(view(&state, auth.project.id, &segment).await?))
 }
@@ -411,7 +406,7 @@ pub async fn update(
     JsonObject(body): JsonObject,
 ) -> Result<Envelope<SegmentView>, ApiError> {
     let project = auth.project.id;
-    let id = segment_id(path)?;
+    let id = path_id(path, not_found)?;
     let changes = segment::parse_patch(&body).map_err(ApiError::validation)?;
     let (mut segment, version) = load(&state, project, id).await?;
     if segment.segment_type == SegmentType::Dynamic {
@@ -498,7 +493,7 @@ pub async fn remove(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<Deleted>, ApiError> {
     let project = auth.project.id;
-    let id = segment_id(path)?;
+    let id = path_id(path, not_found)?;
     let (segment, _) = load(&state, project, id).await?;
     let (all, graph) = reference_graph(&state, project).await?;
     // Campaigns in DRAFT, SCHEDULED or SENDING whose audience names it, then other segments.
@@ -567,7 +562,7 @@ pub async fn contacts(
     query: QueryParams,
 ) -> Result<Envelope<ListPage<Contact>>, ApiError> {
     let project = auth.project.id;
-    let id = segment_id(path)?;
+    let id = path_id(path, not_found)?;
     let mut errors = Vec::new();
     let limit = query.limit(&mut errors);
     if !errors.is_empty() {
@@ -699,7 +694,7 @@ pub async fn add_members(
     JsonObject(body): JsonObject,
 ) -> Result<Envelope<MembersAdded>, ApiError> {
     let project = auth.project.id;
-    let id = segment_id(path)?;
+    let id = path_id(path, not_found)?;
     let emails = member_emails(&body)?;
     let mut fields = Fields::new(&body);
     let create_missing = fields.optional_bool("createMissing").unwrap_or(false);
@@ -784,7 +779,7 @@ pub async fn remove_members(
     JsonObject(body): JsonObject,
 ) -> Result<Envelope<MembersRemoved>, ApiError> {
     let project = auth.project.id;
-    let id = segment_id(path)?;
+    let id = path_id(path, not_found)?;
     let emails = member_emails(&body)?;
     let (segment, _) = load(&state, project, id).await?;
     if segment.segment_type != SegmentType::Static {
@@ -860,7 +855,7 @@ pub async fn compute(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<Queued>, ApiError> {
     let project = auth.project.id;
-    let id = segment_id(path)?;
+    let id = path_id(path, not_found)?;
     let (segment, _) = load(&state, project, id).await?;
     if segment.segment_type != SegmentType::Dynamic {
         return Err(type_mismatch(&segment, SegmentType::Dynamic));
@@ -884,7 +879,7 @@ pub async fn refresh(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<Queued>, ApiError> {
     let project = auth.project.id;
-    let id = segment_id(path)?;
+    let id = path_id(path, not_found)?;
     let (segment, _) = load(&state, project, id).await?;
     let requested_at = queue(&state, project, &segment, JobKind::Refresh).await?;
     Ok(Envelope::accepted(Queued {

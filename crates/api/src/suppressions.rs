@@ -2,6 +2,7 @@
 //! Bounces and complaints add entries through delivery feedback; callers add `MANUAL` ones.
 
 use crate::paging::{self, ListPage};
+use crate::path_id::path_id;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::routing::{delete, get};
@@ -159,10 +160,7 @@ pub async fn remove(
     auth: AuthContext,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<Deleted>, ApiError> {
-    let id = path
-        .ok()
-        .and_then(|Path(raw)| plunk_domain::id::parse_id(&raw))
-        .ok_or_else(not_found)?;
+    let id = path_id(path, not_found)?;
     match state
         .store
         .suppressions()

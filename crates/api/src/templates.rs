@@ -2,6 +2,7 @@
 //! delete, duplicate, and the usage report.
 
 use crate::paging::{self, ListPage};
+use crate::path_id::path_id;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
@@ -164,13 +165,6 @@ fn not_found() -> ApiError {
     ApiError::new(ErrorCode::TemplateNotFound, "No template with this id")
 }
 
-/// The path id, or 404 when it is not a well-formed UUID (reported like an unknown id).
-fn template_id(path: Result<Path<String>, PathRejection>) -> Result<Uuid, ApiError> {
-    path.ok()
-        .and_then(|Path(raw)| plunk_domain::id::parse_id(&raw))
-        .ok_or_else(not_found)
-}
-
 fn template_error(e: TemplateError) -> ApiError {
     match e {
         TemplateError::NotFound => not_found(),
@@ -315,7 +309,7 @@ pub async fn read(
     auth: AuthContext,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<Template>, ApiError> {
-    let id = template_id(path)?;
+    let id = path_id(path, not_found)?;
     let template = state.store.templates().get(auth.project.id, id).await?;
     template.map(Envelope::ok).ok_or_else(not_found)
 }
@@ -337,7 +331,7 @@ pub async fn update(
 ) -> Result<Envelope<Template>, ApiError> {
     let project = auth.project.id;
     let changes = read_body(&body, false)?;
-    let id = template_id(path)?;
+    let id = path_id(path, not_found)?;
     let templates = state.store.templates();
     let current = templates.get(project, id).await?.ok_or_else(not_found)?;
     if changes.is_empty() {
@@ -366,7 +360,7 @@ pub async fn remove(
     auth: AuthContext,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<TemplateDeleted>, ApiError> {
-    let id = template_id(path)?;
+    let id = path_id(path, not_found)?;
     // No workflows exist yet, so no SEND_EMAIL step can reference a template and the 409
     // TEMPLATE_IN_USE refusal cannot arise. The workflows issue adds the reference check here
     // (and in `usage`).
@@ -392,7 +386,7 @@ pub async fn duplicate(
     auth: AuthContext,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<Template>, ApiError> {
-    let id = template_id(path)?;
+    let id = path_id(path, not_found)?;
     let copy = state
         .store
         .templates()
@@ -412,7 +406,7 @@ pub async fn usage(
     auth: AuthContext,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<TemplateUsage>, ApiError> {
-    let id = template_id(path)?;
+    let id = path_id(path, not_found)?;
     if state
         .store
         .templates()

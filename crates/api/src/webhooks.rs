@@ -3,6 +3,7 @@
 //! (`plunk_worker::webhooks`).
 
 use crate::paging::{self, ListPage};
+use crate::path_id::path_id;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
@@ -214,12 +215,6 @@ fn check_description(fields: &mut Fields, body: &Map<String, Value>) -> Patch<St
     }
 }
 
-fn webhook_id(path: Result<Path<String>, PathRejection>) -> Result<Uuid, ApiError> {
-    path.ok()
-        .and_then(|Path(raw)| plunk_domain::id::parse_id(&raw))
-        .ok_or_else(not_found)
-}
-
 async fn load(state: &AppState, project: Uuid, id: Uuid) -> Result<(Webhook, u64), ApiError> {
     state
         .store
@@ -332,7 +327,7 @@ pub async fn read(
     auth: AuthContext,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<WebhookView>, ApiError> {
-    let id = webhook_id(path)?;
+    let id = path_id(path, not_found)?;
     let (webhook, _) = load(&state, auth.project.id, id).await?;
     Ok(Envelope::ok(WebhookView::from(&webhook)))
 }
@@ -349,7 +344,7 @@ pub async fn update(
     JsonObject(body): JsonObject,
 ) -> Result<Envelope<WebhookView>, ApiError> {
     let project = auth.project.id;
-    let id = webhook_id(path)?;
+    let id = path_id(path, not_found)?;
     let mut fields = Fields::new(&body);
     let url = fields
         .optional_string("url", 1, usize::MAX)
@@ -419,7 +414,7 @@ pub async fn remove(
     auth: AuthContext,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<Deleted>, ApiError> {
-    let id = webhook_id(path)?;
+    let id = path_id(path, not_found)?;
     load(&state, auth.project.id, id).await?;
     state.store.webhooks().delete(auth.project.id, id).await?;
     Ok(Envelope::ok(Deleted {
@@ -448,7 +443,7 @@ pub async fn rotate_secret(
     JsonObject(body): JsonObject,
 ) -> Result<Envelope<Rotated>, ApiError> {
     let project = auth.project.id;
-    let id = webhook_id(path)?;
+    let id = path_id(path, not_found)?;
     let expire = match body.get("expireCurrentInSeconds") {
         None => DEFAULT_EXPIRE_SECONDS,
         Some(v) => {
@@ -540,7 +535,7 @@ pub async fn test(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<DeliveryView>, ApiError> {
     let project = auth.project.id;
-    let id = webhook_id(path)?;
+    let id = path_id(path, not_found)?;
     let (webhook, _) = load(&state, project, id).await?;
     require_enabled(&webhook)?;
     outbound_allowance(&state, project).await?;
@@ -631,7 +626,7 @@ pub async fn deliveries(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let id = webhook_id(path)?;
+    let id = path_id(path, not_found)?;
     load(&state, project, id).await?;
     let endpoint = format!("GET /webhooks/{id}/deliveries");
     let binding = CursorBinding::new(
