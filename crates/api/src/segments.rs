@@ -21,7 +21,7 @@ use plunk_http_kit::{
 };
 use plunk_store::cursor::CursorBinding;
 use plunk_store::repo::segment_jobs::JobKind;
-use plunk_store::repo::segments::{SegmentError, MAX_SEGMENTS};
+use plunk_store::repo::segments::{SegmentError, MAX_PROJECT_FILTERS, MAX_SEGMENTS};
 use plunk_worker::audience::Prepared;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -202,6 +202,33 @@ pub(crate) async fn reference_graph(
     Ok((all, graph))
 }
 
+/// 422 `too_big` when the project's DYNAMIC segments would hold more than
+/// [`MAX_PROJECT_FILTERS`] filters in all with `condition` as the condition of `me` (or of a new
+/// segment). Every contact change is evaluated against all of them in the shared event
+/// dispatcher, so this bounds what one project's change costs there.
+fn check_project_filters(
+    all: &[Segment],
+    me: Option<Uuid>,
+    condition: &Condition,
+) -> Result<(), ApiError> {
+    let others: usize = all
+        .iter()
+        .filter(|s| Some(s.id) != me)
+        .filter_map(Segment::parsed_condition)
+        .map(|c| c.filters().len())
+        .sum();
+    if others + condition.filters().len() > MAX_PROJECT_FILTERS {
+        return Err(ApiError::field(FieldError::new(
+            "condition",
+            FieldCode::TooBig,
+            format!(
+                "A project's dynamic segments can hold at most {MAX_PROJECT_FILTERS} filters in all; {others} are in use"
+            ),
+        )));
+    }
+    Ok(())
+}
+
 /// 422 when `condition` (the member `base` of the body) names a missing segment, makes a cycle
 /// or a chain too deep.
 pub(crate) fn check_references(
@@ -314,6 +341,7 @@ pub async fn create(
     let (all, graph) = reference_graph(&state, project).await?;
     if let Some((_, condition)) = &new.condition {
         check_references(None, condition, "condition", &graph)?;
+        check_project_filters(&all, None, condition)?;
     }
     if all.len() >= MAX_SEGMENTS {
         return Err(ApiError::field(FieldError::new(
@@ -411,8 +439,9 @@ pub async fn update(
     let (mut segment, version) = load(&state, project, id).await?;
     if segment.segment_type == SegmentType::Dynamic {
         if let Some((_, condition)) = &changes.condition {
-            let (_, graph) = reference_graph(&state, project).await?;
+            let (all, graph) = reference_graph(&state, project).await?;
             check_references(Some(id), condition, "condition", &graph)?;
+            check_project_filters(&all, Some(id), condition)?;
         }
     }
     let (changed, condition_changed) = changes.apply(&mut segment);

@@ -412,4 +412,26 @@ on_both_backends! {
         let kept_to = Timestamp::parse_rfc3339(read.data()["memberCountUpdatedAt"].as_str().unwrap()).unwrap();
         assert!(kept_to.unix_millis() >= start + 6 * 60_000, "the count is kept through the worked timers: {kept_to}");
     }
+
+    async fn a_projects_dynamic_segments_hold_a_bounded_number_of_filters(app: TestApp) {
+        // 100 filters: five groups of twenty.
+        let hundred = json!({"logic": "OR", "groups": (0..5).map(|g| json!({"filters": (0..20).map(|f|
+            json!({"field": format!("data.f{g}_{f}"), "operator": "exists"})).collect::<Vec<_>>()})).collect::<Vec<_>>()});
+        let mut first = String::new();
+        for i in 0..50 {
+            let created = create(&app, json!({"name": format!("Wide {i}"), "condition": hundred})).await;
+            if i == 0 {
+                first = created["id"].as_str().unwrap().to_owned();
+            }
+        }
+        let res = app.call(Method::POST, "/segments", Some(json!({"name": "One more", "condition": pro_condition()}))).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.body);
+        assert_eq!(error_field(&res), ("condition".into(), "too_big".into()));
+        assert_eq!(app.call(Method::GET, "/segments?limit=100", None).await.data()["items"].as_array().unwrap().len(), 50, "nothing written");
+        // Replacing a segment's own condition counts it once; STATIC segments hold none.
+        let res = app.call(Method::PATCH, &format!("/segments/{first}"), Some(json!({"condition": pro_condition()}))).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        create(&app, json!({"name": "Now it fits", "condition": pro_condition()})).await;
+        create(&app, json!({"name": "A list", "type": "STATIC"})).await;
+    }
 }

@@ -202,6 +202,9 @@ pub fn counter(project: Uuid, name: &str) -> Key {
 
 /// Counter of all contacts of a project.
 pub const CONTACTS_COUNTER: &str = "contacts";
+
+/// Counter moved by every segment write of a project: whether cached segments are current.
+pub const SEGMENTS_VERSION_COUNTER: &str = "segments_version";
 /// Counter of subscribed contacts of a project.
 pub const SUBSCRIBED_COUNTER: &str = "contacts_subscribed";
 

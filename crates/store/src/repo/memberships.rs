@@ -264,21 +264,9 @@ impl<'a> Memberships<'a> {
         segment: Uuid,
         contacts: &[Uuid],
     ) -> Result<Vec<bool>, StoreError> {
-        let mut out = Vec::with_capacity(contacts.len());
-        for chunk in contacts.chunks(READ_BATCH) {
-            let keys: Vec<Key> = chunk
-                .iter()
-                .map(|c| keys::segment_member(project, segment, *c))
-                .collect();
-            out.extend(
-                self.table
-                    .batch_get(&keys)
-                    .await?
-                    .iter()
-                    .map(Option::is_some),
-            );
-        }
-        Ok(out)
+        crate::repo::segments::Segments::new(self.table)
+            .member_markers(project, segment, contacts, true)
+            .await
     }
 
     /// Writes `change` if its inputs are unchanged: `Ok(false)` when one changed meanwhile (the

@@ -21,6 +21,9 @@ use uuid::Uuid;
 
 /// Most segments a project may have (each pass over a project evaluates all of them).
 pub const MAX_SEGMENTS: usize = 1_000;
+/// Most filters a project's DYNAMIC segments hold in all (each contact change is evaluated
+/// against every one of them).
+pub const MAX_PROJECT_FILTERS: usize = 5_000;
 /// How long a departure note lives (it is fed to the dispatcher once, at its write).
 const DEPARTURE_TTL_SECONDS: i64 = 86_400;
 /// Members deleted with a segment inside the request; the rest are unreachable (no marker
@@ -57,6 +60,15 @@ struct Marker {
 /// Segment operations of one table.
 pub struct Segments<'a> {
     table: &'a dyn Table,
+}
+
+/// Moves the project's segments version (see [`Segments::version`]), in the transaction of
+/// every segment write.
+fn version_bump(project: Uuid) -> WriteOp {
+    WriteOp::Add {
+        key: keys::counter(project, keys::SEGMENTS_VERSION_COUNTER),
+        delta: 1,
+    }
 }
 
 fn segment_item(project: Uuid, segment: &Segment, version: u64) -> Item {
@@ -106,6 +118,7 @@ impl<'a> Segments<'a> {
                     item: segment_item(project, segment, 1),
                     condition: Condition::NotExists,
                 },
+                version_bump(project),
             ])
             .await;
         match result {
@@ -126,10 +139,13 @@ impl<'a> Segments<'a> {
     ) -> Result<(), SegmentError> {
         match self
             .table
-            .put(
-                segment_item(project, segment, version + 1),
-                Condition::VersionEquals(version),
-            )
+            .transact(vec![
+                WriteOp::Put {
+                    item: segment_item(project, segment, version + 1),
+                    condition: Condition::VersionEquals(version),
+                },
+                version_bump(project),
+            ])
             .await
         {
             Err(e) if e.is_condition_failed() => Err(SegmentError::Conflict),
@@ -160,6 +176,17 @@ impl<'a> Segments<'a> {
         .await
     }
 
+    /// The project's segments version: moved by every create, save and delete, so a reader
+    /// holding the segments it read at a version knows, from one small read, whether they are
+    /// still current (strongly consistent).
+    pub async fn version(&self, project: Uuid) -> Result<i64, StoreError> {
+        let item = self
+            .table
+            .get(&keys::counter(project, keys::SEGMENTS_VERSION_COUNTER))
+            .await?;
+        Ok(item.and_then(|i| i.counter).unwrap_or(0))
+    }
+
     /// Every segment of the project (at most [`MAX_SEGMENTS`]).
     pub async fn all(&self, project: Uuid) -> Result<Vec<Segment>, StoreError> {
         let mut out = Vec::new();
@@ -188,6 +215,7 @@ impl<'a> Segments<'a> {
                     key: keys::segment_slug(project, &segment.slug),
                     condition: Condition::None,
                 },
+                version_bump(project),
             ])
             .await?;
         if segment.segment_type == SegmentType::Static {
@@ -335,19 +363,30 @@ impl<'a> Segments<'a> {
         segment: Uuid,
         contacts: &[Uuid],
     ) -> Result<Vec<bool>, StoreError> {
+        self.member_markers(project, segment, contacts, false).await
+    }
+
+    /// Which of `contacts` have a member marker of `segment`, 100 keys a read, strongly
+    /// consistent or not.
+    pub(crate) async fn member_markers(
+        &self,
+        project: Uuid,
+        segment: Uuid,
+        contacts: &[Uuid],
+        consistent: bool,
+    ) -> Result<Vec<bool>, StoreError> {
         let mut out = Vec::with_capacity(contacts.len());
         for chunk in contacts.chunks(100) {
             let keys: Vec<Key> = chunk
                 .iter()
                 .map(|c| keys::segment_member(project, segment, *c))
                 .collect();
-            out.extend(
-                self.table
-                    .batch_get_eventually(&keys)
-                    .await?
-                    .iter()
-                    .map(Option::is_some),
-            );
+            let found = if consistent {
+                self.table.batch_get(&keys).await?
+            } else {
+                self.table.batch_get_eventually(&keys).await?
+            };
+            out.extend(found.iter().map(Option::is_some));
         }
         Ok(out)
     }

@@ -93,7 +93,7 @@ async fn work_job(
             true
         }
         (SegmentType::Dynamic, Some(_)) => {
-            let segments = ProjectSegments::load(store, job.project).await?;
+            let segments = ProjectSegments::current(store, job.project).await?;
             let scope = Scope::One {
                 segment: job.segment,
                 events: job.kind == JobKind::Compute,

@@ -27,6 +27,7 @@ use plunk_store::table::StoreError;
 use plunk_store::Store;
 use serde_json::{json, Map};
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 use uuid::Uuid;
 
 /// Times a contact is read and evaluated again after its inputs moved under a write.
@@ -44,9 +45,42 @@ pub struct ProjectSegments {
     existing: HashSet<Uuid>,
 }
 
+/// Projects whose segments this process holds, parsed, with the segments version they were read
+/// at. Bounded: past it the cache starts over.
+const CACHED_PROJECTS: usize = 1_000;
+
+type Cache = Mutex<HashMap<Uuid, (i64, Arc<ProjectSegments>)>>;
+
+fn cache() -> &'static Cache {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    CACHE.get_or_init(Cache::default)
+}
+
 impl ProjectSegments {
-    /// Reads the project's segments (one query per 1,000 segments... at most one page in
-    /// practice).
+    /// The project's segments as they are now: from this process's cache when the project's
+    /// segments version (one small strongly consistent read) says they did not change, else read
+    /// and parsed again. Every dispatch batch asks, so this keeps a batch from reading and
+    /// parsing up to 1,000 conditions of 32 KB each.
+    pub async fn current(store: &Store, project: Uuid) -> Result<Arc<Self>, StoreError> {
+        let version = store.segments().version(project).await?;
+        let cached = cache().lock().expect("cache").get(&project).cloned();
+        if let Some((at, segments)) = cached {
+            if at == version {
+                return Ok(segments);
+            }
+        }
+        // Read after the version: segments newer than it are cached under it at worst, and read
+        // again at the next batch.
+        let segments = Arc::new(Self::load(store, project).await?);
+        let mut cache = cache().lock().expect("cache");
+        if cache.len() >= CACHED_PROJECTS {
+            cache.clear();
+        }
+        cache.insert(project, (version, segments.clone()));
+        Ok(segments)
+    }
+
+    /// Reads and parses the project's segments (at most 1,000).
     pub async fn load(store: &Store, project: Uuid) -> Result<Self, StoreError> {
         let all = store.segments().all(project).await?;
         let mut dynamic = Vec::new();
@@ -87,14 +121,6 @@ impl ProjectSegments {
     /// True when the project has no DYNAMIC segment (nothing to keep).
     pub fn is_empty(&self) -> bool {
         self.dynamic.is_empty()
-    }
-
-    /// The DYNAMIC segment `id`, if it exists with a valid condition.
-    pub fn get(&self, id: Uuid) -> Option<&Segment> {
-        self.dynamic
-            .iter()
-            .find(|(s, _)| s.id == id)
-            .map(|(s, _)| s)
     }
 }
 
@@ -144,7 +170,7 @@ pub async fn reevaluate(
     if contacts.is_empty() {
         return Ok(Outcome::default());
     }
-    let segments = ProjectSegments::load(store, project).await?;
+    let segments = ProjectSegments::current(store, project).await?;
     if segments.is_empty() {
         return Ok(Outcome::default());
     }
@@ -332,7 +358,7 @@ pub fn plan(
 
 /// The minute whose tick handles an instant: the first tick at or after it.
 pub fn timer_minute(at_ms: i64) -> i64 {
-    (at_ms + 59_999).div_euclid(60_000)
+    at_ms.saturating_add(59_999).div_euclid(60_000)
 }
 
 /// `segment.<slug>.entry` / `.exit` for one contact, data `{segmentId, segmentName}`.
