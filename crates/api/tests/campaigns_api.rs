@@ -264,6 +264,26 @@ on_both_backends! {
         assert!(used.iter().all(|t| *t == "campaign") && !used.is_empty(), "{used:?}");
     }
 
+    async fn a_schedule_missed_while_no_tick_ran_starts_at_the_next_tick(app: TestApp) {
+        verified_domain(&app).await;
+        contact(&app, "ada@x.io", true, json!({})).await;
+        let scheduler = scheduler(&app, 100);
+        let start = now_ms();
+        scheduler.tick(start).await.unwrap();
+        let id = create(&app, draft(json!({}))).await;
+        let at = plunk_domain::Timestamp::from_millis(start + 120_000).unwrap();
+        let res = app.call(Method::POST, &format!("/campaigns/{id}/send"), Some(json!({"scheduledFor": at.to_string()}))).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        // The scheduler was down for three hours, far past the sweeps' look-back.
+        let report = scheduler.tick(start + 3 * 3_600_000).await.unwrap();
+        assert_eq!(report.campaigns_started, 1, "{report:?}");
+        let res = app.call(Method::GET, &format!("/campaigns/{id}"), None).await;
+        assert_ne!(res.data()["status"], "SCHEDULED", "{}", res.body);
+        // Each minute is worked once.
+        let report = scheduler.tick(start + 3 * 3_600_000 + 60_000).await.unwrap();
+        assert_eq!(report.campaigns_started, 0);
+    }
+
     async fn a_campaign_reaches_each_subscribed_contact_once_and_ends_sent_with_stats_that_add_up(app: TestApp) {
         verified_domain(&app).await;
         for i in 0..7 {

@@ -345,6 +345,7 @@ const PROFILES: &[(&str, &[&[&str]])] = &[
             "PROJECT#{id}#SENDER#*",
             "PROJECT#{id}#SEGMENT#{id}#USES",
             "CAMPAIGN_DUE#*",
+            "SYSTEM#CAMPAIGN_DUE",
             "CAMPAIGN_FANOUTS",
             "SYSTEM#CAMPAIGN_FANOUT_TURN",
             "DOMAIN_NAME#*",

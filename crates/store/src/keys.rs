@@ -294,6 +294,11 @@ pub fn segment_campaign_use(project: Uuid, segment: Uuid, campaign: Uuid) -> Key
     )
 }
 
+/// The first minute of the campaign due index not yet worked through (`{nextMinute}`).
+pub fn campaign_due_progress() -> Key {
+    Key::new("SYSTEM#CAMPAIGN_DUE", "STATE")
+}
+
 /// Partition of the campaigns scheduled to start in one UTC minute (Unix seconds / 60), read by
 /// that minute's scheduler tick; sort key `<project>#<campaign>`.
 pub fn campaign_due_partition(minute: i64) -> String {

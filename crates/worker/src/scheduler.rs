@@ -97,10 +97,10 @@ impl Scheduler {
                 .await?;
             self.sweep(m - EXPIRY_MINUTES, now_ms, true, &mut report)
                 .await?;
-            let started = crate::campaigns::schedule::start_due(&self.store, m).await?;
-            report.campaigns_started += (started.started + started.cancelled) as u32;
             report.minutes_swept += 1;
         }
+        let started = crate::campaigns::schedule::start_due_through(&self.store, minute).await?;
+        report.campaigns_started = (started.started + started.cancelled) as u32;
         // `DELETE /events/:name` completes here, a bounded slice per tick.
         report.events_deleted = self
             .store

@@ -359,6 +359,39 @@ impl<'a> Campaigns<'a> {
         }
     }
 
+    /// The first minute of the due index not yet worked through, with its item's version
+    /// (`None`: never worked).
+    pub async fn due_progress(&self) -> Result<Option<(i64, u64)>, StoreError> {
+        Ok(self
+            .table
+            .get(&keys::campaign_due_progress())
+            .await?
+            .and_then(|item| Some((item.body["nextMinute"].as_i64()?, item.version))))
+    }
+
+    /// Records that every minute before `next_minute` was worked; false when another tick moved
+    /// the progress meanwhile (it did the same work).
+    pub async fn save_due_progress(
+        &self,
+        next_minute: i64,
+        read_version: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let (version, condition) = match read_version {
+            Some(v) => (v + 1, Condition::VersionEquals(v)),
+            None => (1, Condition::NotExists),
+        };
+        let item = Item::new(
+            keys::campaign_due_progress(),
+            serde_json::json!({ "nextMinute": next_minute }),
+        )
+        .with_version(version);
+        match self.table.put(item, condition).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_condition_failed() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Removes a due item whose campaign is no longer scheduled for that minute (deleted or
     /// rescheduled while its tick read it).
     pub async fn forget_due(&self, minute: i64, due: DueCampaign) -> Result<(), StoreError> {

@@ -16,6 +16,34 @@ pub struct ScheduleReport {
     pub cancelled: usize,
 }
 
+/// Minutes of the due index one tick reads at most: after a longer outage the next ticks go on.
+const MINUTES_PER_TICK: i64 = 1_440;
+/// How far back the first tick of a table looks.
+const FIRST_LOOK_BACK_MINUTES: i64 = 30;
+
+/// Starts the campaigns of every minute of the due index not yet worked, through `minute`: a
+/// schedule whose minute passed while no tick ran (a stopped `plunk serve`, an outage) starts
+/// late instead of staying SCHEDULED for ever. Progress is kept apart from the email sweeps',
+/// which look back only so far.
+pub async fn start_due_through(store: &Store, minute: i64) -> Result<ScheduleReport, StoreError> {
+    let campaigns = store.campaigns();
+    let (from, version) = match campaigns.due_progress().await? {
+        Some((next, version)) => (next, Some(version)),
+        None => (minute - FIRST_LOOK_BACK_MINUTES, None),
+    };
+    let to = minute.min(from + MINUTES_PER_TICK - 1);
+    let mut report = ScheduleReport::default();
+    for m in from..=to {
+        let done = start_due(store, m).await?;
+        report.started += done.started;
+        report.cancelled += done.cancelled;
+    }
+    if to >= from {
+        campaigns.save_due_progress(to + 1, version).await?;
+    }
+    Ok(report)
+}
+
 /// Starts the campaigns scheduled for `minute` (Unix seconds / 60).
 pub async fn start_due(store: &Store, minute: i64) -> Result<ScheduleReport, StoreError> {
     let mut report = ScheduleReport::default();
