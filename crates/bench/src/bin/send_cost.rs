@@ -7,10 +7,12 @@
 //! drained by the real `SendWorker` (`TablePace` in the metered table, as deployed) the way the SQS
 //! event source feeds the send Lambda: receive up to 10, handle each, delete the batch in one
 //! request. Then the scheduler ticks once per simulated minute until every acceptance minute has
-//! had its 2- and 16-minute sweeps, and once more 72 hours after each for the expiry sweep. Four
+//! had its 2- and 16-minute sweeps, and once more 72 hours after each for the expiry sweep. Five
 //! runs: one recipient per request (new contacts), one recipient (existing contacts), 50
-//! recipients per request (new contacts), all with a 100-byte body; and one recipient (existing)
-//! with a 20 KB body, which is kept in blob storage (S3) as every body over 8 KB is.
+//! recipients per request (new contacts), all with a 100-byte body; one recipient (existing)
+//! with a 20 KB body, which is kept in blob storage (S3) as every body over 8 KB is; and a
+//! campaign to N existing contacts (its API calls and fan-out passes as the acceptance, the
+//! campaign queue drained).
 //!
 //! Below the totals: the same with DynamoDB at provisioned prices, and the floor, what the
 //! operations every email needs by the contract and the send pipeline cost on their own.
@@ -86,6 +88,29 @@ impl Clock for NoWait {
     }
 
     async fn sleep_until_ms(&self, _at_ms: i64) {}
+}
+
+/// A clock whose sleeps pass at once by moving its time forward: a campaign email waits for its
+/// pace slot behind transactional mail, and with [`NoWait`] it would read the pace again and again
+/// until the real clock got there.
+#[derive(Default)]
+struct SkipClock {
+    ahead_ms: std::sync::atomic::AtomicI64,
+}
+
+#[async_trait]
+impl Clock for SkipClock {
+    fn now_ms(&self) -> i64 {
+        SystemClock.now_ms() + self.ahead_ms.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    async fn sleep_until_ms(&self, at_ms: i64) {
+        let wait = at_ms - self.now_ms();
+        if wait > 0 {
+            self.ahead_ms
+                .fetch_add(wait, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
 }
 
 /// Billed Lambda milliseconds of a measured handler time.
@@ -290,13 +315,20 @@ async fn after_the_send(
     ]
 }
 
-async fn metered_run(
-    label: &str,
-    emails: usize,
-    per_request: usize,
-    existing: bool,
-    body_bytes: Option<usize>,
-) -> Run {
+/// How a run's emails are accepted.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// `POST /v1/send` with this many recipients a request, and a body of this size.
+    Api {
+        per_request: usize,
+        body_bytes: Option<usize>,
+    },
+    /// One MARKETING campaign to every contact: `POST /campaigns`, `POST /campaigns/:id/send`,
+    /// then the scheduler's fan-out passes (their table work and time count as acceptance).
+    Campaign,
+}
+
+async fn metered_run(label: &str, emails: usize, existing: bool, source: Source) -> Run {
     // `raw` reads what the run wrote without metering it (the stream's records are free).
     let raw: Arc<dyn Table> = Arc::new(SqliteTable::in_memory().expect("sqlite"));
     let table = Arc::new(MeteredTable::new(raw.clone()));
@@ -348,20 +380,82 @@ async fn metered_run(
     let mut api_ms = 0.0;
     let mut requests = 0usize;
     let mut email_ids = Vec::with_capacity(emails);
-    for chunk in recipients.chunks(per_request) {
-        let mut body = inproc::send_body(chunk, "billing@cost.example");
-        if let Some(n) = body_bytes {
-            // A realistic HTML body: the template text padded with markup to `n` bytes.
-            let html = body["body"].as_str().unwrap_or_default().to_owned();
-            let pad = n.saturating_sub(html.len() + 13);
-            body["body"] = format!("{html}<!--{}-->", "x".repeat(pad)).into();
+    let scheduler = Scheduler {
+        store: store.clone(),
+        queues: queues.clone(),
+        fanout: plunk_worker::campaigns::fanout::FanoutSettings::for_rate(SEND_RATE),
+    };
+    let (queue, class) = match source {
+        Source::Api {
+            per_request,
+            body_bytes,
+        } => {
+            for chunk in recipients.chunks(per_request) {
+                let mut body = inproc::send_body(chunk, "billing@cost.example");
+                if let Some(n) = body_bytes {
+                    // A realistic HTML body: the template text padded with markup to `n` bytes.
+                    let html = body["body"].as_str().unwrap_or_default().to_owned();
+                    let pad = n.saturating_sub(html.len() + 13);
+                    body["body"] = format!("{html}<!--{}-->", "x".repeat(pad)).into();
+                }
+                let reply = call(&app, Method::POST, "/v1/send", &bearer, Some(&body)).await;
+                assert!(reply.status.is_success(), "send: {}", reply.body);
+                email_ids.extend(inproc::email_ids(&reply));
+                api_ms += billed_ms(reply.elapsed);
+                requests += 1;
+            }
+            (queues.transactional.clone(), SendClass::Transactional)
         }
-        let reply = call(&app, Method::POST, "/v1/send", &bearer, Some(&body)).await;
-        assert!(reply.status.is_success(), "send: {}", reply.body);
-        email_ids.extend(inproc::email_ids(&reply));
-        api_ms += billed_ms(reply.elapsed);
-        requests += 1;
-    }
+        Source::Campaign => {
+            let body = serde_json::json!({
+                "name": "Cost", "subject": "News for {{ data.plan ?? \"you\" }}",
+                "body": "<p>Hello {{ email }}, here is what is new.</p>",
+                "from": "news@cost.example", "audienceType": "ALL",
+            });
+            let created = call(&app, Method::POST, "/campaigns", &bearer, Some(&body)).await;
+            assert!(created.status.is_success(), "campaign: {}", created.body);
+            let id = created.body["data"]["id"].as_str().expect("id").to_owned();
+            let sent = call(
+                &app,
+                Method::POST,
+                &format!("/campaigns/{id}/send"),
+                &bearer,
+                Some(&serde_json::json!({})),
+            )
+            .await;
+            assert!(sent.status.is_success(), "send: {}", sent.body);
+            api_ms += billed_ms(created.elapsed) + billed_ms(sent.elapsed);
+            requests += 2;
+            // The fan-out, pass after pass (the sender keeps it two minutes ahead; here nothing
+            // drains in between, so one run of `emails` stays within that bound up to 1,680).
+            loop {
+                let started = Instant::now();
+                let report = scheduler
+                    .fan_out(SystemClock.now_ms())
+                    .await
+                    .expect("fan-out");
+                api_ms += billed_ms(started.elapsed());
+                if report.recipients == 0 {
+                    break;
+                }
+            }
+            let mut query = Query::new(Index::Primary, keys::emails_partition(project.id));
+            loop {
+                let page = raw.query(query.clone()).await.expect("emails");
+                email_ids.extend(
+                    page.items
+                        .iter()
+                        .filter_map(|i| i.key.sk.parse::<uuid::Uuid>().ok()),
+                );
+                match page.last {
+                    Some(last) => query.start_after = Some(last),
+                    None => break,
+                }
+            }
+            assert_eq!(email_ids.len(), emails, "one email per contact");
+            (queues.campaign.clone(), SendClass::Campaign)
+        }
+    };
     let (t1, q1, k1) = (table.usage(), queue_usage(), table.by_kind());
     let blobs_api = blobs.usage();
 
@@ -373,7 +467,10 @@ async fn metered_run(
         blobs.clone(),
         Pacer::new(
             Arc::new(TablePace::new(table.clone())),
-            Arc::new(NoWait),
+            match source {
+                Source::Api { .. } => Arc::new(NoWait),
+                Source::Campaign => Arc::new(SkipClock::default()),
+            },
             SEND_RATE,
         ),
         SenderConfig::default(),
@@ -382,8 +479,7 @@ async fn metered_run(
     let mut batch_ms = 0.0;
     let mut sqs_consumer = QueueUsage::default();
     loop {
-        let messages = queues
-            .transactional
+        let messages = queue
             .receive(10, consumer::VISIBILITY, Duration::ZERO)
             .await
             .expect("receive");
@@ -393,11 +489,7 @@ async fn metered_run(
         let started = Instant::now();
         let mut done = 0;
         // As the Lambda handler: the batch announced to the pace, its messages handled at once.
-        consumer::announce(
-            &worker,
-            std::iter::repeat_n(SendClass::Transactional, messages.len()),
-        )
-        .await;
+        consumer::announce(&worker, std::iter::repeat_n(class, messages.len())).await;
         let mut tasks = Vec::with_capacity(messages.len());
         for m in &messages {
             let (worker, body) = (worker.clone(), m.body.clone());
@@ -408,16 +500,11 @@ async fn metered_run(
         for (m, task) in messages.iter().zip(tasks) {
             match task.await.expect("send task") {
                 Outcome::Done => {
-                    queues
-                        .transactional
-                        .delete(&m.receipt)
-                        .await
-                        .expect("delete");
+                    queue.delete(&m.receipt).await.expect("delete");
                     done += 1;
                 }
                 Outcome::RetryAfter(delay) => {
-                    queues
-                        .transactional
+                    queue
                         .change_visibility(&m.receipt, delay)
                         .await
                         .expect("visibility");
@@ -436,11 +523,6 @@ async fn metered_run(
     let after = after_the_send(&store, &raw, &table, project.id, &email_ids).await;
 
     // 3. The scheduler, once a simulated minute, until each acceptance minute had both sweeps.
-    let scheduler = Scheduler {
-        store: store.clone(),
-        queues: queues.clone(),
-        fanout: plunk_worker::campaigns::fanout::FanoutSettings::for_rate(14.0),
-    };
     let last_minute = SystemClock.now_ms().div_euclid(60_000);
     let before_fixed = table.usage();
     let started = Instant::now();
@@ -629,6 +711,13 @@ async fn metered_run(
     }
 }
 
+fn api(per_request: usize, body_bytes: Option<usize>) -> Source {
+    Source::Api {
+        per_request,
+        body_bytes,
+    }
+}
+
 fn kinds(k: &BTreeMap<String, KindUsage>, n: f64) -> String {
     k.iter()
         .map(|(name, u)| format!("{name} {:.2}W/{:.2}R", u.wru / n, u.rru / n))
@@ -658,10 +747,17 @@ async fn main() {
         .map(|a| a.parse().expect("usage: send-cost [N]"))
         .unwrap_or(1_000);
     let runs = vec![
-        metered_run("1 rcpt, new contact", emails, 1, false, None).await,
-        metered_run("1 rcpt, existing contact", emails, 1, true, None).await,
-        metered_run("50 rcpt, new contacts", emails, 50, false, None).await,
-        metered_run("1 rcpt, existing, 20 KB", emails, 1, true, Some(20_000)).await,
+        metered_run("1 rcpt, new contact", emails, false, api(1, None)).await,
+        metered_run("1 rcpt, existing contact", emails, true, api(1, None)).await,
+        metered_run("50 rcpt, new contacts", emails, false, api(50, None)).await,
+        metered_run(
+            "1 rcpt, existing, 20 KB",
+            emails,
+            true,
+            api(1, Some(20_000)),
+        )
+        .await,
+        metered_run("campaign to contacts", emails, true, Source::Campaign).await,
     ];
 
     println!(
@@ -730,7 +826,7 @@ async fn main() {
             + 0.2 * SQS_REQUEST
     };
     print!("{:<40}", "floor: required requests and writes");
-    for per_request in [1.0, 1.0, 1.0 / 50.0, 1.0] {
+    for per_request in [1.0, 1.0, 1.0 / 50.0, 1.0, 2.0 / emails as f64] {
         print!(" | {:>12} {:>13.3}", "", floor(per_request));
     }
     println!();
