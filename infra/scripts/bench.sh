@@ -29,6 +29,10 @@
 #  13. segment-cost: a full segment pass over BENCH_SEGMENT_CONTACTS (100,000) contacts (10 filters),
 #      then a simulated day of upkeep of 10 DYNAMIC segments, priced for a 1,000,000-contact
 #      project with 100,000 contact changes and 1,000,000 events a day, with how stale counts get.
+#  14. campaign-fairness: a BENCH_FAIRNESS_CONTACTS (100,000)-recipient campaign draining at 14/s
+#      on the wall clock (BENCH_FAIRNESS_SECONDS, 180) with transactional mail of three projects
+#      beside it and a second project's campaign started a minute in: transactional wait p50/p99,
+#      the second campaign's first-email wait, each campaign's share once both run.
 #
 # Load is spread over 16 projects (a project allows at most 30,000 requests a minute); the
 # summary reports non-2xx responses so 429s (or anything else) would show.
@@ -38,7 +42,8 @@
 # BENCH_SEND_N (send-accept requests per phase, 5000), BENCH_PACING_EMAILS (wall-clock pacing run,
 # 2000; 0 skips it), BENCH_FAULT_SCHEDULES (10000), BENCH_COST_EMAILS (1000), BENCH_FEEDBACK_N
 # (feedback notifications, 100000), BENCH_FEEDBACK_EMAILS (10000), BENCH_FUZZ_CASES (100000),
-# BENCH_HOSTILE_SECONDS (600; 0 skips it), BENCH_WEBHOOK_SECONDS (60).
+# BENCH_HOSTILE_SECONDS (600; 0 skips it), BENCH_WEBHOOK_SECONDS (60), BENCH_FAIRNESS_CONTACTS
+# (100000), BENCH_FAIRNESS_SECONDS (180).
 # Needs curl and jq; installs wrk with apt-get when missing. Exits 1 after the summary when a
 # send-pipeline check failed (a duplicate or lost email, a pacing window over the rate) or the
 # feedback order check found a mismatch.
@@ -97,7 +102,7 @@ apt_install() {
 log "building (profile bench)"
 (cd "$ROOT" && cargo build --profile bench -p plunk-bench -p plunk-local)
 mkdir -p "$WORK/bin"
-for b in upsert-hot-path send-accept track-accept track-load pacing faults send-cost feedback-order template-fuzz hostile-traffic webhook-isolation campaign-fanout segment-cost plunk; do
+for b in upsert-hot-path send-accept track-accept track-load pacing faults send-cost feedback-order template-fuzz hostile-traffic webhook-isolation campaign-fanout campaign-fairness segment-cost plunk; do
     cp "$CARGO_TARGET_DIR/release/$b" "$WORK/bin/"
 done
 PLUNK="$WORK/bin/plunk"
@@ -129,6 +134,8 @@ run_check webhook-isolation "$WEBHOOK_SECONDS"
 log "campaign-fanout: $FANOUT_RECIPIENTS recipients, $FANOUT_CRASHES crash runs"
 BENCH_FANOUT_RECIPIENTS="$FANOUT_RECIPIENTS" BENCH_FANOUT_CRASHES="$FANOUT_CRASHES" run_check campaign-fanout
 run_check segment-cost
+log "campaign-fairness: ${BENCH_FAIRNESS_SECONDS:-180} s on the wall clock"
+run_check campaign-fairness
 if [[ "$HOSTILE_SECONDS" -gt 0 ]]; then
     log "hostile-traffic: two runs of $HOSTILE_SECONDS s"
     run_check hostile-traffic "$PLUNK" "$HOSTILE_SECONDS"
@@ -277,6 +284,9 @@ $(sed -n '/^fan-out:/,$p' "$WORK/campaign-fanout.txt")
 
 12. Segments: a full pass, and a day of upkeep priced (in process, embedded store, metered)
 $(grep -v '^setup:' "$WORK/segment-cost.txt")
+
+13. Priority and fairness while a large campaign drains (in process, wall clock, 14/s)
+$(grep -v '^setup:' "$WORK/campaign-fairness.txt")
 
 failed checks:${FAILED_CHECKS:- none}
 total time: $((SECONDS - START_SECONDS)) s (including the build)

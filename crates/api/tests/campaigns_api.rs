@@ -374,6 +374,66 @@ on_both_backends! {
         assert_eq!(events.data()["items"][0]["data"]["cancelReason"], "USER");
     }
 
+    async fn campaigns_sending_together_share_the_queue_equally(app: TestApp) {
+        verified_domain(&app).await;
+        for i in 0..6 {
+            contact(&app, &format!("c{i}@x.io"), true, json!({})).await;
+        }
+        let total = |id: String| {
+            let app = &app;
+            async move { stats(app, &id).await["totalRecipients"].as_i64().unwrap() }
+        };
+        let first = create(&app, draft(json!({"type": "HEADLESS"}))).await;
+        app.call(Method::POST, &format!("/campaigns/{first}/send"), Some(json!({}))).await;
+        let mut scheduler = scheduler(&app, 1);
+        scheduler.fanout.ahead = 4;
+        // Alone, a campaign fills the whole lead.
+        assert_eq!(scheduler.fan_out(now_ms()).await.unwrap().recipients, 4);
+        let second = create(&app, draft(json!({"type": "HEADLESS", "name": "Second"}))).await;
+        app.call(Method::POST, &format!("/campaigns/{second}/send"), Some(json!({}))).await;
+        // The second campaign is queued at once, behind no more than the lead; the first holds
+        // more than its half now and waits.
+        let pass = scheduler.fan_out(now_ms()).await.unwrap();
+        assert_eq!((pass.recipients, pass.fanning), (2, 2));
+        assert_eq!((total(first.clone()).await, total(second.clone()).await), (4, 2));
+        // As the sends drain the queue, each gets its half of the lead.
+        let provider = Arc::new(Provider::default());
+        assert_eq!(drain(&app, &sender(&app, provider.clone()), SendClass::Campaign).await, 6);
+        assert_eq!(scheduler.fan_out(now_ms()).await.unwrap().recipients, 4);
+        assert_eq!((total(first.clone()).await, total(second.clone()).await), (6, 4));
+        assert_eq!(drain(&app, &sender(&app, provider.clone()), SendClass::Campaign).await, 4);
+        // The first is read whole: the second alone takes the lead again.
+        let pass = scheduler.fan_out(now_ms()).await.unwrap();
+        assert_eq!((pass.recipients, pass.fanning), (2, 1));
+        assert_eq!(total(second).await, 6);
+        assert_eq!(provider.sent.lock().unwrap().len(), 10);
+    }
+
+    async fn an_every_minute_invocation_keeps_topping_up_while_a_campaign_reads_its_audience(app: TestApp) {
+        verified_domain(&app).await;
+        for i in 0..3 {
+            contact(&app, &format!("c{i}@x.io"), true, json!({})).await;
+        }
+        let id = create(&app, draft(json!({"type": "HEADLESS"}))).await;
+        app.call(Method::POST, &format!("/campaigns/{id}/send"), Some(json!({}))).await;
+        let mut scheduler = scheduler(&app, 1);
+        // One recipient a pass, passes 10 ms apart, for at most 5 s.
+        scheduler.fanout.budget = 1;
+        scheduler.fanout.top_up_every = Duration::from_millis(10);
+        scheduler.fanout.top_up_for = Duration::from_secs(5);
+        let started = std::time::Instant::now();
+        let tick = scheduler.tick(now_ms()).await.unwrap();
+        assert_eq!((tick.campaign_recipients, tick.campaigns_fanning), (1, 1));
+        let topped = scheduler.top_up_fan_outs(started, &SystemClock).await.unwrap();
+        assert_eq!((topped.recipients, topped.fanning), (2, 0), "stops once the audience is read");
+        assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+        assert_eq!(stats(&app, &id).await["totalRecipients"], 3);
+        // Nothing to read: an invocation past its window returns without a pass.
+        scheduler.fanout.top_up_for = Duration::ZERO;
+        let idle = scheduler.top_up_fan_outs(started, &SystemClock).await.unwrap();
+        assert_eq!(idle.recipients, 0);
+    }
+
     async fn filtered_and_segment_audiences_and_a_disabled_project(app: TestApp) {
         verified_domain(&app).await;
         for (email, plan) in [("p1@x.io", "pro"), ("p2@x.io", "pro"), ("f1@x.io", "free")] {

@@ -1,5 +1,8 @@
 //! The scheduler's Lambda handler: any event (EventBridge sends one a minute) runs one
-//! [`Scheduler::tick`] at the current time and answers its report.
+//! [`Scheduler::tick`] at the current time and answers its report. While a campaign still reads
+//! its audience, the invocation then tops the campaign queue up every few seconds for most of
+//! its minute ([`Scheduler::top_up_fan_outs`]), so campaigns keep only a short lead queued and a
+//! campaign that starts is not queued behind minutes of another's mail.
 
 use lambda_runtime::{Error, LambdaEvent};
 use plunk_worker::clock::{Clock, SystemClock};
@@ -8,7 +11,13 @@ use serde_json::{json, Value};
 
 /// Runs one tick; a store failure fails the invocation, so EventBridge retries it.
 pub async fn handle(scheduler: &Scheduler, _event: LambdaEvent<Value>) -> Result<Value, Error> {
+    let started = std::time::Instant::now();
     let report = scheduler.tick(SystemClock.now_ms()).await?;
+    let topped_up = if report.campaigns_fanning > 0 {
+        scheduler.top_up_fan_outs(started, &SystemClock).await?
+    } else {
+        Default::default()
+    };
     if report.requeued > 0 || report.failed > 0 {
         tracing::info!(
             minutes_swept = report.minutes_swept,
@@ -21,5 +30,6 @@ pub async fn handle(scheduler: &Scheduler, _event: LambdaEvent<Value>) -> Result
         "minutesSwept": report.minutes_swept,
         "requeued": report.requeued,
         "failed": report.failed,
+        "campaignRecipients": report.campaign_recipients as usize + topped_up.recipients,
     }))
 }

@@ -67,6 +67,8 @@ pub struct TickReport {
     pub campaign_recipients: u32,
     /// Campaigns that became SENT.
     pub campaigns_completed: u32,
+    /// Campaigns still reading their audience after the tick (worth topping up).
+    pub campaigns_fanning: u32,
 }
 
 /// Runs ticks.
@@ -122,6 +124,7 @@ impl Scheduler {
         let fanout = self.fan_out(now_ms).await?;
         report.campaign_recipients = fanout.recipients as u32;
         report.campaigns_completed = fanout.completed as u32;
+        report.campaigns_fanning = fanout.fanning as u32;
         let version = state.as_ref().map_or(0, |i| i.version);
         let item = Item::new(state_key, json!({ "lastMinute": minute })).with_version(version + 1);
         let condition = if state.is_some() {
@@ -145,6 +148,34 @@ impl Scheduler {
         now_ms: i64,
     ) -> Result<crate::segments::jobs::SegmentWork, StoreError> {
         crate::segments::jobs::work(&self.store, now_ms, SEGMENT_BUDGET).await
+    }
+
+    /// Repeats the fan-out pass every [`FanoutSettings::top_up_every`] while a campaign still
+    /// reads its audience, until [`FanoutSettings::top_up_for`] after `started` (what an
+    /// every-minute invocation does after its tick, so the campaigns need only a short lead
+    /// waiting in the queue; the local server runs its passes on its own interval instead).
+    /// Returns the sum of the passes.
+    pub async fn top_up_fan_outs(
+        &self,
+        started: std::time::Instant,
+        clock: &dyn crate::clock::Clock,
+    ) -> Result<FanoutReport, StoreError> {
+        let mut total = FanoutReport::default();
+        loop {
+            if started.elapsed() + self.fanout.top_up_every > self.fanout.top_up_for {
+                return Ok(total);
+            }
+            tokio::time::sleep(self.fanout.top_up_every).await;
+            let pass = self.fan_out(clock.now_ms()).await?;
+            total.pages += pass.pages;
+            total.recipients += pass.recipients;
+            total.completed += pass.completed;
+            total.cancelled += pass.cancelled;
+            total.fanning = pass.fanning;
+            if pass.fanning == 0 {
+                return Ok(total);
+            }
+        }
     }
 
     /// One pass of the campaign fan-outs (the local server also runs it every few seconds).

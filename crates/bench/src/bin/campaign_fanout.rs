@@ -8,7 +8,7 @@
 //!    of the fan-out (target ≤ 50 s for a million), queue requests per recipient (target ≤ 0.11),
 //!    table read and write units per recipient, and, for the AWS shape, the write units a second
 //!    on the busiest partition key when the fan-out runs at the send rate as deployed (bounded
-//!    two minutes ahead), against DynamoDB's 1,000 per partition.
+//!    a short lead ahead), against DynamoDB's 1,000 per partition.
 //! 2. **Crash and resume** (`BENCH_FANOUT_CRASHES`, 1,000): each run fans a campaign of 60
 //!    contacts out in pages of 7 through a table that fails at a random operation (the process
 //!    dies there: the pass ends with an error and the next pass starts after the lease), with

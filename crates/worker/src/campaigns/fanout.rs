@@ -2,12 +2,16 @@
 //! sending started, one email per contact through the shared accept step, a checkpoint after
 //! every page.
 //!
-//! A pass works the fan-out jobs of every SENDING campaign, projects taking turns, and writes
-//! at most [`FanoutSettings::ahead`] emails a campaign may have waiting: the fan-out stays a
-//! bounded time ahead of the send rate instead of queueing a million emails at once. That
-//! keeps each project's email partition at about the send rate's writes (far under DynamoDB's
-//! 1,000 write units a second per partition), lets the campaigns of every project progress side
-//! by side in the campaign queue, and keeps each pass (a scheduler tick on AWS) short.
+//! A pass works the fan-out jobs of every SENDING campaign, projects taking turns. All
+//! campaigns together have at most [`FanoutSettings::ahead`] emails waiting (`PENDING` or
+//! `SENDING`), shared equally between the campaigns still reading their audience: the fan-out
+//! stays a bounded time ahead of the send rate instead of queueing a million emails at once.
+//! That keeps each project's email partition at about the send rate's writes (far under
+//! DynamoDB's 1,000 write units a second per partition), keeps each pass (a scheduler tick on
+//! AWS) short, and is what makes the campaign queue fair: a campaign that starts finds at most
+//! `ahead` emails (about 30 s of sends) queued before its own first page, and from then on every
+//! campaign has the same share of the queue, so the campaigns of every project progress side by
+//! side instead of one after another.
 //!
 //! Per page: the page's contacts are saved in the job (so a holder that dies leaves exactly
 //! that page to finish), their emails are accepted (ids derived from campaign and contact, so a
@@ -42,8 +46,10 @@ use uuid::Uuid;
 /// How one pass fans out.
 #[derive(Debug, Clone, Copy)]
 pub struct FanoutSettings {
-    /// Most emails of one campaign that may be waiting (`PENDING` or `SENDING`) before its
-    /// fan-out waits for the sends: the send rate times the lead wanted.
+    /// Most emails all campaigns together may have waiting (`PENDING` or `SENDING`) before
+    /// their fan-outs wait for the sends, shared equally by the campaigns still reading their
+    /// audience: the send rate times the lead wanted. A new campaign's first page waits behind
+    /// at most this many emails.
     pub ahead: i64,
     /// Contacts per page (one checkpoint each).
     pub page: usize,
@@ -53,19 +59,37 @@ pub struct FanoutSettings {
     pub time_budget: Duration,
     /// How long a pass holds a job.
     pub lease: Duration,
+    /// How often passes top the campaigns up (the local server's interval; on AWS the
+    /// scheduler's invocation repeats its pass this often, see [`FanoutSettings::top_up_for`]).
+    pub top_up_every: Duration,
+    /// How long an every-minute scheduler invocation keeps topping up while a campaign reads its
+    /// audience: the lead (`ahead`) must outlast the gap from its last pass to the next tick's.
+    pub top_up_for: Duration,
 }
 
+/// Seconds of sends the campaigns together keep waiting.
+pub const LEAD_SECONDS: f64 = 30.0;
+
 impl FanoutSettings {
-    /// Settings for an account sending `rate` emails a second: two minutes of sends ahead.
+    /// Settings for an account sending `rate` emails a second: 30 s of sends waiting, topped up
+    /// every 5 s.
     pub fn for_rate(rate: f64) -> Self {
-        let ahead = (rate.max(1.0) * 120.0).ceil() as i64;
+        let ahead = (rate.max(1.0) * LEAD_SECONDS).ceil() as i64;
         Self {
             ahead: ahead.max(100),
             page: 100,
             budget: 50_000,
             time_budget: Duration::from_secs(40),
             lease: Duration::from_secs(120),
+            top_up_every: Duration::from_secs(5),
+            top_up_for: Duration::from_secs(45),
         }
+    }
+
+    /// How many emails each of `fanning` campaigns reading their audience may have waiting.
+    pub fn room_each(&self, fanning: usize) -> i64 {
+        let n = fanning.max(1) as i64;
+        self.ahead / n + i64::from(self.ahead % n != 0)
     }
 }
 
@@ -78,6 +102,8 @@ pub struct FanoutReport {
     pub completed: usize,
     /// Campaigns cancelled (project disabled, segment or domain gone).
     pub cancelled: usize,
+    /// Campaigns found still reading their audience (worth another pass soon).
+    pub fanning: usize,
 }
 
 /// Whom a campaign goes to, ready to read page by page.
@@ -102,6 +128,12 @@ pub async fn work(
     }
     let started = Instant::now();
     let share = (settings.budget / due.len()).max(settings.page);
+    report.fanning = due
+        .iter()
+        .flat_map(|(_, jobs)| jobs)
+        .filter(|(job, _)| !job.fanned_out)
+        .count();
+    let room_each = settings.room_each(report.fanning);
     let mut served = None;
     for (project, jobs) in due {
         if report.recipients >= settings.budget || started.elapsed() >= settings.time_budget {
@@ -114,8 +146,19 @@ pub async fn work(
             else {
                 continue;
             };
-            let written =
-                work_job(acceptor, settings, job, version, left, started, &mut report).await?;
+            let written = work_job(
+                acceptor,
+                settings,
+                job,
+                version,
+                Allowance {
+                    recipients: left,
+                    waiting: room_each,
+                },
+                started,
+                &mut report,
+            )
+            .await?;
             left = left.saturating_sub(written);
             if left == 0 {
                 break;
@@ -129,13 +172,22 @@ pub async fn work(
     Ok(report)
 }
 
-/// Advances one claimed job by at most `allowance` recipients; returns how many it wrote.
+/// What one job may write in a pass.
+#[derive(Debug, Clone, Copy)]
+struct Allowance {
+    /// Recipients left of the project's share of the pass.
+    recipients: usize,
+    /// Emails its campaign may have waiting (its share of [`FanoutSettings::ahead`]).
+    waiting: i64,
+}
+
+/// Advances one claimed job within its allowance; returns how many recipients it wrote.
 async fn work_job(
     acceptor: &Acceptor,
     settings: &FanoutSettings,
     mut job: FanoutJob,
     mut version: u64,
-    allowance: usize,
+    allowance: Allowance,
     started: Instant,
     report: &mut FanoutReport,
 ) -> Result<usize, StoreError> {
@@ -177,8 +229,8 @@ async fn work_job(
     };
     if !job.fanned_out {
         let stats = lifecycle::stats(store, project_id, campaign_id).await?;
-        let room = (settings.ahead - stats.pending_count).max(0) as usize;
-        let mut allowance = allowance.min(room);
+        let room = (allowance.waiting - stats.pending_count).max(0) as usize;
+        let mut allowance = allowance.recipients.min(room);
         let audience = match audience(store, project_id, &campaign).await? {
             Some(audience) => audience,
             None => {
