@@ -23,7 +23,7 @@ use plunk_http_kit::{
     Access, ApiError, AppState, AuthContext, Envelope, ErrorCode, JsonObject, QueryParams,
 };
 use plunk_store::cursor::CursorBinding;
-use plunk_store::repo::campaigns::{CampaignError, CampaignFilter};
+use plunk_store::repo::campaigns::{CampaignError, CampaignFilter, MAX_DUE_PER_MINUTE};
 use plunk_worker::accept::{Acceptor, Recipient, RecipientContact};
 use plunk_worker::campaigns::lifecycle::{self, StartRefusal};
 use serde::Serialize;
@@ -87,6 +87,13 @@ fn campaign_error(e: CampaignError) -> ApiError {
             "body",
             FieldCode::TooBig,
             "The campaign is too large to store (about 390 KB with its subject and body)",
+        )),
+        CampaignError::MinuteFull => ApiError::field(FieldError::new(
+            "scheduledFor",
+            FieldCode::Custom,
+            format!(
+                "At most {MAX_DUE_PER_MINUTE} campaigns of a project may be scheduled for the same minute; pick another minute"
+            ),
         )),
         CampaignError::Conflict => ApiError::new(
             ErrorCode::ServiceUnavailable,

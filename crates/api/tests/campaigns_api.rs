@@ -11,6 +11,7 @@ use http::{Method, StatusCode};
 use plunk_domain::email_record::SendClass;
 use plunk_messaging::mailer::{MailError, Mailer, OutgoingEmail};
 use plunk_messaging::memory::MemoryBlobs;
+use plunk_store::repo::campaigns::MAX_DUE_PER_MINUTE;
 use plunk_worker::campaigns::fanout::FanoutSettings;
 use plunk_worker::clock::SystemClock;
 use plunk_worker::pacing::{MemoryPace, Pacer};
@@ -262,6 +263,39 @@ on_both_backends! {
         assert_eq!((res.status, res.code()), (StatusCode::CONFLICT, "DOMAIN_IN_USE"), "campaigns hold their domain");
         let used: Vec<&str> = res.body["error"]["details"]["usedBy"].as_array().unwrap().iter().map(|u| u["type"].as_str().unwrap()).collect();
         assert!(used.iter().all(|t| *t == "campaign") && !used.is_empty(), "{used:?}");
+    }
+
+    async fn a_project_schedules_a_bounded_number_of_campaigns_for_one_minute(app: TestApp) {
+        verified_domain(&app).await;
+        let at = plunk_domain::Timestamp::from_millis(now_ms() + 3_600_000).unwrap();
+        let schedule = |id: String, at: plunk_domain::Timestamp| {
+            let app = &app;
+            async move {
+                app.call(Method::POST, &format!("/campaigns/{id}/send"), Some(json!({"scheduledFor": at.to_string()}))).await
+            }
+        };
+        let mut ids = Vec::new();
+        for i in 0..MAX_DUE_PER_MINUTE {
+            let id = create(&app, draft(json!({"name": format!("c{i}")}))).await;
+            let res = schedule(id.clone(), at).await;
+            assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+            ids.push(id);
+        }
+        // Rescheduling one within its minute is no new entry.
+        let same_minute = plunk_domain::Timestamp::from_millis(at.unix_millis() / 60_000 * 60_000 + 59_000).unwrap();
+        assert_eq!(schedule(ids[0].clone(), same_minute).await.status, StatusCode::OK);
+        let extra = create(&app, draft(json!({"name": "one too many"}))).await;
+        let res = schedule(extra.clone(), at).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.body);
+        assert_eq!(error_field(&res), ("scheduledFor".into(), "custom".into()));
+        let res = app.call(Method::GET, &format!("/campaigns/{extra}"), None).await;
+        assert_eq!((res.data()["status"].as_str(), &res.data()["scheduledFor"]), (Some("DRAFT"), &Value::Null), "nothing written");
+        // The next minute has room; a cancelled one frees its place.
+        let next = plunk_domain::Timestamp::from_millis(at.unix_millis() + 60_000).unwrap();
+        assert_eq!(schedule(extra.clone(), next).await.status, StatusCode::OK);
+        app.call(Method::POST, &format!("/campaigns/{}/cancel", ids[1]), None).await;
+        let another = create(&app, draft(json!({"name": "after a cancel"}))).await;
+        assert_eq!(schedule(another, at).await.status, StatusCode::OK);
     }
 
     async fn a_schedule_missed_while_no_tick_ran_starts_at_the_next_tick(app: TestApp) {

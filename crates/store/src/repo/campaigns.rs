@@ -40,6 +40,9 @@ pub enum CampaignError {
     /// Someone else changed the campaign since it was read.
     #[error("campaign changed concurrently")]
     Conflict,
+    /// The project already has [`MAX_DUE_PER_MINUTE`] campaigns scheduled for that minute.
+    #[error("too many campaigns scheduled for one minute")]
+    MinuteFull,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -124,6 +127,12 @@ pub fn referenced_segments(campaign: &Campaign) -> BTreeSet<Uuid> {
     }
     out
 }
+
+/// Most campaigns of one project that may be scheduled for the same minute. The tick of a
+/// minute starts every campaign due in it, so without a bound one project could schedule
+/// thousands for one minute and hold up that tick (and every other project's campaigns and
+/// sweeps in it) past its timeout.
+pub const MAX_DUE_PER_MINUTE: usize = 25;
 
 fn minute_of(at: Timestamp) -> i64 {
     at.unix_seconds().div_euclid(60)
@@ -219,6 +228,13 @@ impl<'a> Campaigns<'a> {
         events: &[Event],
     ) -> Result<u64, CampaignError> {
         check_size(after)?;
+        if let (CampaignStatus::Scheduled, Some(at)) = (after.status, after.scheduled_for) {
+            let unchanged = before.status == CampaignStatus::Scheduled
+                && before.scheduled_for.map(minute_of) == Some(minute_of(at));
+            if !unchanged && self.due_count(project, minute_of(at)).await? >= MAX_DUE_PER_MINUTE {
+                return Err(CampaignError::MinuteFull);
+            }
+        }
         let mut ops = vec![WriteOp::Put {
             item: campaign_item(project, after, version + 1),
             condition: Condition::VersionEquals(version),
@@ -331,6 +347,16 @@ impl<'a> Campaigns<'a> {
                 )
             })
             .collect()
+    }
+
+    /// How many of `project`'s campaigns are scheduled for `minute`, counted up to
+    /// [`MAX_DUE_PER_MINUTE`] (one small query of the due index). Two schedules at the same moment
+    /// may both pass at 24: the bound is what one tick must start, and a few over it are harmless.
+    async fn due_count(&self, project: Uuid, minute: i64) -> Result<usize, StoreError> {
+        let mut query = Query::new(Index::Primary, keys::campaign_due_partition(minute));
+        query.sort_prefix = Some(format!("{project}#"));
+        query.limit = MAX_DUE_PER_MINUTE;
+        Ok(self.table.query(query).await?.items.len())
     }
 
     /// The campaigns scheduled for `minute` (one page of the due index per call; the caller
