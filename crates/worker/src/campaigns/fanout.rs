@@ -4,14 +4,17 @@
 //!
 //! A pass works the fan-out jobs of every SENDING campaign, projects taking turns. All
 //! campaigns together have at most [`FanoutSettings::ahead`] emails waiting (`PENDING` or
-//! `SENDING`), shared equally between the campaigns still reading their audience: the fan-out
+//! `SENDING`), shared equally between the projects with a campaign still reading its audience
+//! and, within a project, between its campaigns: the fan-out
 //! stays a bounded time ahead of the send rate instead of queueing a million emails at once.
 //! That keeps each project's email partition at about the send rate's writes (far under
 //! DynamoDB's 1,000 write units a second per partition), keeps each pass (a scheduler tick on
 //! AWS) short, and is what makes the campaign queue fair: a campaign that starts finds at most
 //! `ahead` emails (about 30 s of sends) queued before its own first page, and from then on every
-//! campaign has the same share of the queue, so the campaigns of every project progress side by
-//! side instead of one after another.
+//! project has the same share of the queue, however many campaigns it sends at once, so the
+//! campaigns of every project progress side by side instead of one after another. A page is
+//! never larger than the room its campaign has, so many small shares do not each queue a full
+//! page.
 //!
 //! Per page: the page's contacts are saved in the job (so a holder that dies leaves exactly
 //! that page to finish), their emails are accepted (ids derived from campaign and contact, so a
@@ -47,8 +50,9 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Copy)]
 pub struct FanoutSettings {
     /// Most emails all campaigns together may have waiting (`PENDING` or `SENDING`) before
-    /// their fan-outs wait for the sends, shared equally by the campaigns still reading their
-    /// audience: the send rate times the lead wanted. A new campaign's first page waits behind
+    /// their fan-outs wait for the sends, shared equally by the projects with a campaign still
+    /// reading its audience, then by that project's campaigns: the send rate times the lead
+    /// wanted. A new campaign's first page waits behind
     /// at most this many emails.
     pub ahead: i64,
     /// Contacts per page (one checkpoint each).
@@ -59,8 +63,8 @@ pub struct FanoutSettings {
     pub time_budget: Duration,
     /// How long a pass holds a job.
     pub lease: Duration,
-    /// How often passes top the campaigns up (the local server's interval; on AWS the
-    /// scheduler's invocation repeats its pass this often, see [`FanoutSettings::top_up_for`]).
+    /// How often an every-minute scheduler invocation repeats its pass on AWS (see
+    /// [`FanoutSettings::top_up_for`]; the local server runs passes on its own interval).
     pub top_up_every: Duration,
     /// How long an every-minute scheduler invocation keeps topping up while a campaign reads its
     /// audience: the lead (`ahead`) must outlast the gap from its last pass to the next tick's.
@@ -86,11 +90,17 @@ impl FanoutSettings {
         }
     }
 
-    /// How many emails each of `fanning` campaigns reading their audience may have waiting.
-    pub fn room_each(&self, fanning: usize) -> i64 {
-        let n = fanning.max(1) as i64;
-        self.ahead / n + i64::from(self.ahead % n != 0)
+    /// How many emails one of `campaigns` campaigns of a project may have waiting when
+    /// `projects` projects have campaigns reading their audience: an equal share per project,
+    /// split equally between its campaigns (rounded up, so every campaign moves).
+    pub fn room_each(&self, projects: usize, campaigns: usize) -> i64 {
+        let per_project = ceil_div(self.ahead, projects.max(1) as i64);
+        ceil_div(per_project, campaigns.max(1) as i64)
     }
+}
+
+fn ceil_div(a: i64, b: i64) -> i64 {
+    a / b + i64::from(a % b != 0)
 }
 
 /// What one pass did.
@@ -128,14 +138,15 @@ pub async fn work(
     }
     let started = Instant::now();
     let share = (settings.budget / due.len()).max(settings.page);
-    report.fanning = due
+    let fanning: Vec<usize> = due
         .iter()
-        .flat_map(|(_, jobs)| jobs)
-        .filter(|(job, _)| !job.fanned_out)
-        .count();
-    let room_each = settings.room_each(report.fanning);
+        .map(|(_, jobs)| jobs.iter().filter(|(job, _)| !job.fanned_out).count())
+        .collect();
+    report.fanning = fanning.iter().sum();
+    let projects_fanning = fanning.iter().filter(|n| **n > 0).count();
     let mut served = None;
-    for (project, jobs) in due {
+    for ((project, jobs), campaigns) in due.into_iter().zip(fanning) {
+        let room_each = settings.room_each(projects_fanning, campaigns);
         if report.recipients >= settings.budget || started.elapsed() >= settings.time_budget {
             break;
         }
@@ -255,7 +266,7 @@ async fn work_job(
                 &audience,
                 &mut job,
                 &mut version,
-                settings,
+                allowance.min(settings.page),
             )
             .await?
             {
@@ -430,7 +441,7 @@ async fn page_of(
     audience: &Audience,
     job: &mut FanoutJob,
     version: &mut u64,
-    settings: &FanoutSettings,
+    size: usize,
 ) -> Result<Option<(Vec<Contact>, bool)>, StoreError> {
     let project = job.project;
     if !job.page_contacts.is_empty() {
@@ -449,12 +460,7 @@ async fn page_of(
                 .unwrap_or_else(|| start_bound(keys::contacts_partition(project), campaign));
             let page = store
                 .contacts()
-                .list(
-                    project,
-                    &ContactFilter::default(),
-                    settings.page,
-                    Some(start),
-                )
+                .list(project, &ContactFilter::default(), size, Some(start))
                 .await?;
             (page.items, page.next)
         }
@@ -464,7 +470,7 @@ async fn page_of(
                 .clone()
                 .unwrap_or_else(|| start_bound(keys::contacts_partition(project), campaign));
             prepared
-                .page(store, project, settings.page, Some(start), now_ms)
+                .page(store, project, size, Some(start), now_ms)
                 .await?
         }
         Audience::Static(segment) if segment.is_nil() => (Vec::new(), None),
@@ -474,7 +480,7 @@ async fn page_of(
             });
             let page = store
                 .segments()
-                .members(project, *segment, settings.page, Some(start))
+                .members(project, *segment, size, Some(start))
                 .await?;
             let ids: Vec<Uuid> = page.items.iter().map(|m| m.contact_id).collect();
             let found = store.contacts().get_many(project, &ids).await?;
@@ -581,5 +587,25 @@ pub fn message(campaign: &Campaign, project: &Project) -> Message {
         class: SendClass::Campaign,
         content_root: campaign.id,
         content_of_campaign: Some((campaign.id, campaign.campaign_type)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FanoutSettings;
+
+    #[test]
+    fn the_lead_is_shared_by_projects_first_then_by_their_campaigns() {
+        let settings = FanoutSettings {
+            ahead: 420,
+            ..FanoutSettings::for_rate(14.0)
+        };
+        assert_eq!(settings.room_each(1, 1), 420);
+        // Two projects: half each, whatever one of them sends at once.
+        assert_eq!(settings.room_each(2, 1), 210);
+        assert_eq!(settings.room_each(2, 100), 3);
+        // Every campaign moves, however many share.
+        assert_eq!(settings.room_each(1, 1_000), 1);
+        assert_eq!(settings.room_each(0, 0), 420);
     }
 }
