@@ -160,10 +160,10 @@ async fn views(
     project: Uuid,
     segments: &[Segment],
 ) -> Result<Vec<SegmentView>, ApiError> {
-    let live: Vec<Uuid> = segments
+    let live: Vec<Segment> = segments
         .iter()
         .filter(|s| counted_live(s))
-        .map(|s| s.id)
+        .cloned()
         .collect();
     let counts = state.store.segments().member_counts(project, &live).await?;
     let kept_through = if segments.iter().any(|s| s.membership_since.is_some()) {

@@ -12,7 +12,12 @@ use common::webhook_receiver::{deliver, receiver};
 use common::{test_settings, TestApp};
 use http::{Method, StatusCode};
 use plunk_domain::Timestamp;
+use plunk_store::table::{
+    Condition as TableCondition, Item, Key, Page, Query, StoreError, Table, WriteOp,
+};
+use plunk_worker::segments::membership::{update, Batch};
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// One pass of the scheduler's segment jobs at `now_ms`.
@@ -100,6 +105,47 @@ fn error_field(res: &common::TestResponse) -> (String, String) {
         e["field"].as_str().unwrap_or_default().to_owned(),
         e["code"].as_str().unwrap_or_default().to_owned(),
     )
+}
+
+/// A table that refuses writes of the project's DYNAMIC segment counts while `fail` is set: a
+/// batch dying between the contacts' writes and its count.
+struct CountsRefused {
+    inner: Arc<dyn Table>,
+    fail: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Table for CountsRefused {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn put(&self, item: Item, condition: TableCondition) -> Result<(), StoreError> {
+        if item.key.sk == "dynamic" && self.fail.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("throttled".into()));
+        }
+        self.inner.put(item, condition).await
+    }
+    async fn delete(&self, key: &Key, condition: TableCondition) -> Result<(), StoreError> {
+        self.inner.delete(key, condition).await
+    }
+    async fn add(
+        &self,
+        key: &Key,
+        delta: i64,
+        max: Option<i64>,
+        ttl: Option<i64>,
+    ) -> Result<i64, StoreError> {
+        self.inner.add(key, delta, max, ttl).await
+    }
+    async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        self.inner.batch_get(keys).await
+    }
+    async fn query(&self, query: Query) -> Result<Page, StoreError> {
+        self.inner.query(query).await
+    }
+    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        self.inner.transact(ops).await
+    }
 }
 
 on_both_backends! {
@@ -434,4 +480,49 @@ on_both_backends! {
         create(&app, json!({"name": "Now it fits", "condition": pro_condition()})).await;
         create(&app, json!({"name": "A list", "type": "STATIC"})).await;
     }
+
+    async fn counts_stay_exact_when_a_batch_fails_before_its_count(app: TestApp) {
+        let b = contact(&app, "b@x.io", true, json!({"plan": "free"})).await;
+        contact(&app, "a@x.io", true, json!({"plan": "pro"})).await;
+        let pro = create(&app, json!({"name": "Pro", "condition": pro_condition()})).await;
+        let pro = pro["id"].as_str().unwrap().to_owned();
+        work_jobs(&app, Timestamp::now().unix_millis()).await;
+        assert_eq!(member_count(&app, &pro).await, 1);
+        let project = app.project.id;
+        let b: uuid::Uuid = b.parse().unwrap();
+        let refusing = Arc::new(CountsRefused { inner: app.store.table().clone(), fail: AtomicBool::new(true) });
+        let store = plunk_store::Store::new(refusing.clone());
+
+        // b turns pro; the batch writes b's summary, then its count is refused.
+        let res = app.call(Method::PATCH, &format!("/contacts/{b}"), Some(json!({"data": {"plan": "pro"}}))).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        let batch = Batch::new(&[b"one batch"], Timestamp::now().unix_millis());
+        assert!(update(&store, project, &[], &[b], &batch).await.is_err(), "the count was refused");
+        assert_eq!(member_count(&app, &pro).await, 1, "not counted yet");
+
+        // The batch comes back under the same key: it finds its move on b and counts it, once.
+        refusing.fail.store(false, Ordering::SeqCst);
+        let outcome = update(&store, project, &[], &[b], &batch).await.unwrap();
+        assert_eq!(outcome.moved, 0, "b's summary already holds the move");
+        assert_eq!(member_count(&app, &pro).await, 2);
+        update(&store, project, &[], &[b], &batch).await.unwrap();
+        assert_eq!(member_count(&app, &pro).await, 2, "a batch is counted once");
+
+        // A counted batch that comes back and finds something new counts that under a key of its
+        // own.
+        let res = app.call(Method::PATCH, &format!("/contacts/{b}"), Some(json!({"data": {"plan": "free"}}))).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        let outcome = update(&store, project, &[], &[b], &batch).await.unwrap();
+        assert_eq!(outcome.moved, 1);
+        assert_eq!(member_count(&app, &pro).await, 1);
+
+        // Whatever the feed brings after, the counts are the members.
+        app.dispatch_events().await;
+        assert_eq!(member_count(&app, &pro).await, 1);
+        let res = app.call(Method::POST, &format!("/segments/{pro}/refresh"), None).await;
+        assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+        work_jobs(&app, Timestamp::now().unix_millis()).await;
+        assert_eq!(member_count(&app, &pro).await, 1);
+    }
+
 }

@@ -416,9 +416,9 @@ fn new_events_reach_the_dispatcher_through_the_table_stream() {
         plunk_store::keys::segment_members_partition(project, segment),
         plunk_store::keys::segment_departure(project, segment, contact).pk,
         plunk_store::keys::contact_activity(project, contact).pk,
-        plunk_store::keys::contact_membership(project, contact).pk,
         plunk_store::keys::segment_member(project, segment, contact).pk,
         plunk_store::keys::counter(project, "contacts").pk,
+        plunk_store::keys::dynamic_segment_counts(project).pk,
         plunk_store::keys::segment(project, segment).pk,
     ];
     for pk in &samples {

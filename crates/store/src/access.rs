@@ -298,7 +298,6 @@ const PROFILES: &[(&str, &[&[&str]])] = &[
             "PROJECT#{id}#SEGMENTS",
             "PROJECT#{id}#CONTACTS",
             "PROJECT#{id}#SEGMENT#{id}#MEMBER#{id}",
-            "PROJECT#{id}#MEMBERSHIPS",
             "PROJECT#{id}#COUNTERS",
             "PROJECT#{id}#EVENTS",
             "SEGMENT_TIMERS#*",
@@ -335,7 +334,6 @@ const PROFILES: &[(&str, &[&[&str]])] = &[
             "SYSTEM#SEGMENT_JOB_TURN",
             "PROJECT#{id}#SEGMENTS",
             "PROJECT#{id}#CONTACTS",
-            "PROJECT#{id}#MEMBERSHIPS",
             "SEGMENT_TIMERS#*",
             "SYSTEM#SEGMENT_TIMERS",
             // Campaigns: scheduled starts, the fan-out and its checkpoints, completion.

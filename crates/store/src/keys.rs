@@ -114,8 +114,8 @@ pub fn contact_segments_index(project: Uuid, contact: Uuid) -> String {
     format!("PROJECT#{project}#CONTACT#{contact}#SEGMENTS")
 }
 
-/// The member counter of a segment (STATIC: its member list; DYNAMIC: its materialised
-/// members), in the project's counters partition.
+/// The member counter of a STATIC segment, in the project's counters partition (DYNAMIC
+/// segments count together: [`dynamic_segment_counts`]).
 pub fn segment_member_counter(project: Uuid, segment: Uuid) -> Key {
     counter(project, &format!("segment#{segment}"))
 }
@@ -129,15 +129,10 @@ pub fn segment_departure(project: Uuid, segment: Uuid, note: Uuid) -> Key {
     )
 }
 
-/// Partition of a project's materialised DYNAMIC memberships, one item per contact (sort key =
-/// contact id, as the contacts and activity partitions).
-pub fn memberships_partition(project: Uuid) -> String {
-    format!("PROJECT#{project}#MEMBERSHIPS")
-}
-
-/// The DYNAMIC segments a contact is in, with entry and exit times and its next timer.
-pub fn contact_membership(project: Uuid, contact: Uuid) -> Key {
-    Key::new(memberships_partition(project), contact.to_string())
+/// The member counts of a project's DYNAMIC segments, in the project's counters partition (their
+/// memberships live in the contacts' activity summaries).
+pub fn dynamic_segment_counts(project: Uuid) -> Key {
+    counter(project, "dynamic")
 }
 
 /// Shards of each minute's segment timers: a burst of timers landing in one minute spreads its

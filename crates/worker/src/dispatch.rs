@@ -12,6 +12,7 @@
 //!
 //! Workflows will hook in here too.
 
+use crate::segments::membership::Batch;
 use crate::webhooks::WebhookError;
 use plunk_domain::event::Event;
 use plunk_domain::Timestamp;
@@ -76,8 +77,24 @@ pub fn by_project(items: &[Item]) -> BTreeMap<Uuid, ProjectBatch> {
 impl Dispatcher {
     /// Handles one batch; an error means "deliver the batch again".
     pub async fn handle(&self, items: &[Item]) -> Result<(), WebhookError> {
+        // A batch that fails comes back from its first item (the stream and the local feed both
+        // redeliver from the first unacknowledged record): that names it.
+        let first = items
+            .first()
+            .map(|i| (i.key.pk.as_str(), i.key.sk.as_str(), i.version))
+            .unwrap_or_default();
         for (project, batch) in by_project(items) {
-            match self.handle_project(project, &batch).await {
+            let key = Batch::new(
+                &[
+                    b"feed",
+                    project.as_bytes(),
+                    first.0.as_bytes(),
+                    first.1.as_bytes(),
+                    &first.2.to_be_bytes(),
+                ],
+                Timestamp::now().unix_millis(),
+            );
+            match self.handle_project(project, &batch, &key).await {
                 // A fault that retrying cannot mend (a corrupt item of this project) must not hold
                 // up every other project's events behind it: it is logged and the batch goes on.
                 Err(WebhookError::Store(StoreError::Other(e))) => {
@@ -94,29 +111,22 @@ impl Dispatcher {
         &self,
         project: Uuid,
         batch: &ProjectBatch,
+        key: &Batch,
     ) -> Result<(), WebhookError> {
         let events = &batch.events;
-        // Idempotent steps first, the counters last: a batch retried after a failure counts
-        // again, so nothing that can fail comes after them.
+        // Idempotent steps first, the event counters after them (a batch retried after a
+        // failure counts them again), and the segments last: their counts remember the batch's
+        // key, so once they are written nothing that can fail is left to bring the batch back.
         if !events.is_empty() {
             crate::webhooks::fan_out(&self.store, self.webhook_queue.as_ref(), project, events)
                 .await?;
-            // A summary keeps the latest time of each name: a redelivery writes nothing.
-            self.store.activities().record(project, events).await?;
-        }
-        // After the summaries: evaluation reads them. It writes only differences, so a
-        // redelivered batch changes nothing.
-        let contacts: Vec<Uuid> = batch.contacts.iter().copied().collect();
-        crate::segments::membership::reevaluate(
-            &self.store,
-            project,
-            &contacts,
-            Timestamp::now().unix_millis(),
-        )
-        .await?;
-        if !events.is_empty() {
             self.store.event_stats().count(project, events).await?;
         }
+        // The summaries and the memberships, in one write per contact: a summary keeps the
+        // latest time of each name and evaluation writes only differences, so a redelivery
+        // writes nothing.
+        let contacts: Vec<Uuid> = batch.contacts.iter().copied().collect();
+        crate::segments::membership::update(&self.store, project, events, &contacts, key).await?;
         Ok(())
     }
 }

@@ -2,14 +2,18 @@
 //! lifecycle step (`plunk_domain::filter::Activity`), which event and email conditions read
 //! instead of the contact's event history.
 //!
-//! The event dispatcher folds every batch from the change feed in with [`Activities::record`]:
-//! one read (batched) and at most one conditional write per contact per batch, however many of
-//! its events the batch holds, and none when nothing moved (a redelivered batch writes nothing).
+//! The event dispatcher folds every batch from the change feed in: one read (batched) and at most
+//! one conditional write per contact per batch, however many of its events the batch holds, and
+//! none when nothing moved (a redelivered batch writes nothing). For a project without DYNAMIC
+//! segments that is [`Activities::record`]; with some, the segment evaluation folds the events in
+//! and writes the contact's memberships, which the same item holds
+//! ([`crate::repo::memberships`]), in the same write.
 //! All of a project's summaries share the partition `PROJECT#<id>#ACTIVITY`, sorted by contact
 //! id like the contacts partition, so a pass over a project's contacts can read both side by
 //! side.
 
 use crate::keys;
+use crate::repo::memberships::Membership;
 use crate::table::{Condition, Item, StoreError, Table};
 use plunk_domain::event::Event;
 use plunk_domain::filter::Activity;
@@ -99,7 +103,9 @@ impl<'a> Activities<'a> {
                 let events = &by_contact[contact];
                 let mut attempt = 0;
                 loop {
-                    let mut activity = item.as_ref().map(decode).unwrap_or_default();
+                    // The item also holds the contact's DYNAMIC memberships: kept as they are.
+                    let (mut activity, membership) =
+                        item.as_ref().map(decode_summary).unwrap_or_default();
                     let mut changed = false;
                     for event in events {
                         changed |= activity.record(event);
@@ -111,8 +117,8 @@ impl<'a> Activities<'a> {
                         Some(i) => (i.version + 1, Condition::VersionEquals(i.version)),
                         None => (1, Condition::NotExists),
                     };
-                    let next =
-                        Item::new(key.clone(), crate::encode(&activity)).with_version(version);
+                    let next = Item::new(key.clone(), encode_summary(&activity, &membership))
+                        .with_version(version);
                     match self.table.put(next, condition).await {
                         Ok(()) => {
                             report.written += 1;
@@ -139,9 +145,36 @@ impl<'a> Activities<'a> {
 }
 
 fn decode(item: &Item) -> Activity {
-    serde_json::from_value(item.body.clone()).unwrap_or_else(|e| {
+    decode_summary(item).0
+}
+
+/// A summary item's activity and the DYNAMIC memberships kept beside it
+/// ([`crate::repo::memberships`]); an unreadable part starts again empty.
+pub(crate) fn decode_summary(item: &Item) -> (Activity, Membership) {
+    let activity = serde_json::from_value(item.body.clone()).unwrap_or_else(|e| {
         tracing::warn!(pk = %item.key.pk, sk = %item.key.sk, error = %e,
             "unreadable activity summary; starting it again");
         Activity::default()
-    })
+    });
+    let membership = match item.body.get(MEMBERSHIP) {
+        Some(value) => serde_json::from_value(value.clone()).unwrap_or_else(|e| {
+            tracing::warn!(pk = %item.key.pk, sk = %item.key.sk, error = %e,
+                "unreadable segment membership; evaluated again from empty");
+            Membership::default()
+        }),
+        None => Membership::default(),
+    };
+    (activity, membership)
 }
+
+/// The body of a summary item.
+pub(crate) fn encode_summary(activity: &Activity, membership: &Membership) -> serde_json::Value {
+    let mut body = crate::encode(activity);
+    if !membership.is_empty() {
+        body[MEMBERSHIP] = crate::encode(membership);
+    }
+    body
+}
+
+/// The member of a summary's body holding the contact's DYNAMIC memberships.
+const MEMBERSHIP: &str = "membership";

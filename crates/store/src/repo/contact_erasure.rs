@@ -210,16 +210,11 @@ impl<'a> ContactErasure<'a> {
                     examined += names.len().max(1);
                     if job.markers_done >= job.names.len() {
                         // The summary goes on every pass (a lagging dispatcher may write it
-                        // again after the first), and so do STATIC segment memberships.
-                        self.table
-                            .delete(
-                                &keys::contact_activity(job.project, job.contact),
-                                Condition::None,
-                            )
-                            .await?;
+                        // again after the first), and so do STATIC segment memberships. The
+                        // summary holds the DYNAMIC memberships: the contact leaves their counts
+                        // as it goes.
                         let segments = crate::repo::segments::Segments::new(self.table);
                         segments.leave_all(job.project, job.contact).await?;
-                        // DYNAMIC memberships: the contact leaves their counts too.
                         let existing: Vec<Uuid> = segments
                             .all(job.project)
                             .await?

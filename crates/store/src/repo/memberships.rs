@@ -1,110 +1,205 @@
 //! Materialised membership of DYNAMIC segments, kept up to date incrementally (see
 //! docs/table-design.md, "Segment membership"):
 //!
-//! - one item per contact in `PROJECT#<id>#MEMBERSHIPS` (sorted by contact id like the contacts
-//!   and activity partitions) naming the DYNAMIC segments it is in, when it entered each, when it
-//!   last left, and the instant its next timer is set for;
-//! - each segment's member counter (the same counter STATIC segments keep), moved in the same
-//!   transaction as the membership item, so a count is exactly the members recorded;
+//! - each contact's memberships live in its activity summary item (`PROJECT#<id>#ACTIVITY` /
+//!   `<contactId>`, beside what event conditions read): the DYNAMIC segments it is in and the
+//!   instant its next timer is set for. One item holds every input evaluation reads besides the
+//!   contact, so an event that moves a contact in or out of a segment costs no write beyond the
+//!   summary write the event makes anyway, and one conditional write covers both;
+//! - the member counts of a project's DYNAMIC segments in one item (`PROJECT#<id>#COUNTERS` /
+//!   `dynamic`), moved once per batch of work by the sum of the batch's moves;
 //! - timers: when a contact's answer for a time-relative condition will change by the clock alone
 //!   (`Condition::next_change`), an item in that minute's timer partition (16 shards) makes the
 //!   scheduler re-evaluate the contact in that minute's tick.
 //!
-//! A change must rest on current inputs. One that stores entry or exit events checks the
-//! versions of the contact, its activity summary and the STATIC memberships it read in its
-//! transaction; a change of counts alone is verified after its write instead (a transactional
-//! check costs as much as a write), and evaluated again when an input moved. Whoever changes an
-//! input re-evaluates after (the change feed brings every contact write, event and STATIC
-//! membership change to the dispatcher), so the stored membership always ends as the one of the
-//! latest inputs, whatever order evaluations finish in.
+//! **Counts stay exact across failures.** A batch writes its moves into each moved contact's item
+//! as an [`Uncounted`] entry under the batch's key, then adds their sum to the counts item, which
+//! remembers the last [`RECENT_BATCHES`] keys it counted. A batch that fails in between comes back
+//! under the same key (the feed redelivers from the same first record; a tick repeats the same
+//! page), finds its entries on the items it touches again and counts them then; a key the counts
+//! item remembers is never counted twice. Entries of counted batches are dropped at the item's next
+//! write.
+//!
+//! A change must rest on current inputs: the summary write is conditional on the version read, and
+//! a change that moves a contact checks the contact's version after its write and is evaluated
+//! again when it moved. Whoever changes an input re-evaluates after (the change feed brings every
+//! contact write, event and STATIC membership change to the dispatcher), so the stored membership
+//! always ends as the one of the latest inputs, whatever order evaluations finish in.
 
 use crate::keys;
-use crate::table::{Condition, Index, Item, Key, Position, Query, StoreError, Table, WriteOp};
+use crate::repo::activity::{decode_summary, encode_summary};
+use crate::table::{Condition, Index, Item, Key, Position, Query, StoreError, Table};
 use plunk_domain::contact::Contact;
 use plunk_domain::event::Event;
 use plunk_domain::filter::Activity;
 use plunk_domain::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use uuid::Uuid;
 
 /// Keys per batched read.
 const READ_BATCH: usize = 100;
-/// Operations per transaction (DynamoDB allows 100).
-pub const MAX_TRANSACTION_OPS: usize = 100;
 /// How long a timer item lives after its minute (it is read in that minute's tick; the expiry
 /// deletes it for free).
 const TIMER_TTL_SECONDS: i64 = 2 * 86_400;
+/// Batch keys the counts item remembers. Every unit of work has a key of its own, reused only
+/// when that work comes back; the key must still be remembered then if the work had counted
+/// before it failed. Counting is the batch's last step, so that takes a crash right after it,
+/// and then a return within this many later batches of the same project (seconds).
+pub const RECENT_BATCHES: usize = 48;
+/// An entry older than this whose key the counts item no longer remembers is taken as counted
+/// and dropped at its item's next write (its batch counted and was pushed out of the memory by
+/// later ones). Only a batch that failed before counting and comes back later than this would
+/// have its moves left out.
+const UNCOUNTED_KEPT_MS: i64 = 10 * 60_000;
+/// Attempts of the counts write when other batches of the project write it at the same time.
+const COUNT_ATTEMPTS: usize = 20;
 
 /// The DYNAMIC segments one contact is in.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Membership {
-    /// The segments the contact is in, with when it entered each.
-    #[serde(default)]
-    pub segments: BTreeMap<Uuid, Timestamp>,
-    /// When the contact last left each segment it left.
-    #[serde(default)]
-    pub exited: BTreeMap<Uuid, Timestamp>,
+    /// The segments the contact is in.
+    #[serde(default, rename = "in", skip_serializing_if = "BTreeSet::is_empty")]
+    pub segments: BTreeSet<Uuid>,
     /// The instant (Unix ms) a timer is set to re-evaluate the contact, if any.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check_at: Option<i64>,
+    /// Moves written here whose batch may not have counted them yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uncounted: Vec<Uncounted>,
 }
 
-/// What evaluating one contact needs, as read, with the versions a change is checked against.
+impl Membership {
+    /// True when there is nothing to store.
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty() && self.check_at.is_none() && self.uncounted.is_empty()
+    }
+
+    /// The moves `batch` wrote here (empty when none).
+    pub fn moves_of(&self, batch: &str) -> BTreeMap<Uuid, i64> {
+        self.uncounted
+            .iter()
+            .find(|u| u.batch == batch)
+            .map(|u| u.moves.clone())
+            .unwrap_or_default()
+    }
+
+    /// Records moves of `batch` (merged with what it wrote here before) and drops the entries
+    /// of batches in `counted` and those kept too long.
+    pub fn record_moves(
+        &mut self,
+        batch: &str,
+        moves: &[(Uuid, i64)],
+        counted: &BTreeSet<String>,
+        now_ms: i64,
+    ) {
+        self.uncounted.retain(|u| {
+            u.batch == batch || (!counted.contains(&u.batch) && now_ms - u.at < UNCOUNTED_KEPT_MS)
+        });
+        if moves.is_empty() {
+            return;
+        }
+        let entry = match self.uncounted.iter_mut().position(|u| u.batch == batch) {
+            Some(i) => &mut self.uncounted[i],
+            None => {
+                self.uncounted.push(Uncounted {
+                    batch: batch.to_owned(),
+                    at: now_ms,
+                    moves: BTreeMap::new(),
+                });
+                self.uncounted.last_mut().expect("just pushed")
+            }
+        };
+        for (segment, delta) in moves {
+            let total = entry.moves.entry(*segment).or_default();
+            *total += delta;
+            if *total == 0 {
+                entry.moves.remove(segment);
+            }
+        }
+        if entry.moves.is_empty() {
+            self.uncounted.retain(|u| u.batch != batch);
+        }
+    }
+}
+
+/// Membership moves one batch wrote into a contact's item, kept until the batch has counted them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Uncounted {
+    /// The batch's key ([`batch_key`]).
+    #[serde(rename = "b")]
+    pub batch: String,
+    /// When it was written (Unix ms).
+    #[serde(rename = "t")]
+    pub at: i64,
+    /// `segment → +1 / -1`.
+    #[serde(rename = "m")]
+    pub moves: BTreeMap<Uuid, i64>,
+}
+
+/// The short key of a batch of work named by `parts`: 12 hex digits of their SHA-256.
+pub fn batch_key(parts: &[&[u8]]) -> String {
+    let mut hash = Sha256::new();
+    for part in parts {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part);
+    }
+    hash.finalize()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The member counts of a project's DYNAMIC segments, with the batches they include last.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DynamicCounts {
+    #[serde(default)]
+    pub counts: BTreeMap<Uuid, i64>,
+    /// Keys of the last batches counted, oldest first.
+    #[serde(default)]
+    pub recent: VecDeque<String>,
+}
+
+impl DynamicCounts {
+    /// The batches counted lately.
+    pub fn counted(&self) -> BTreeSet<String> {
+        self.recent.iter().cloned().collect()
+    }
+
+    /// The count of one segment.
+    pub fn of(&self, segment: Uuid) -> u64 {
+        self.counts.get(&segment).copied().unwrap_or(0).max(0) as u64
+    }
+}
+
+/// What evaluating one contact needs, as read.
 #[derive(Debug, Clone)]
 pub struct Inputs {
     pub contact_id: Uuid,
     /// The contact and its version; `None` when it does not exist (deleted).
     pub contact: Option<(Contact, u64)>,
     pub activity: Activity,
-    /// `None`: no summary yet.
-    pub activity_version: Option<u64>,
     pub membership: Membership,
-    /// `None`: no membership item yet.
-    pub membership_version: Option<u64>,
+    /// The version of the summary item holding both; `None`: no item yet.
+    pub summary_version: Option<u64>,
 }
 
-/// A new membership for one contact, with what moves with it.
+/// A new summary for one contact, with what is written before it.
 #[derive(Debug, Clone, Default)]
 pub struct Change {
     pub contact: Uuid,
-    pub contact_version: u64,
-    pub activity_version: Option<u64>,
-    pub membership_version: Option<u64>,
-    /// The STATIC memberships the evaluation read, `(segment, was a member)`: checked too.
-    pub static_reads: Vec<(Uuid, bool)>,
+    /// The version it was read at (`None`: none yet).
+    pub summary_version: Option<u64>,
+    /// The activity to store (with the batch's events folded in).
+    pub activity: Activity,
     pub after: Membership,
-    /// Member counter moves, `(segment, ±1)`.
-    pub counter_moves: Vec<(Uuid, i64)>,
-    /// Entry and exit events of tracked segments, stored with the change.
+    /// Entry and exit events of tracked segments (ids derived from the batch, so writing them
+    /// again is harmless).
     pub events: Vec<Event>,
     /// A timer to set, in this minute (Unix minutes).
     pub timer_minute: Option<i64>,
-}
-
-impl Change {
-    /// Whether the write checks its inputs' versions in its transaction. Only changes that store
-    /// entry or exit events do (a check costs as much as a transactional write); the others are
-    /// verified after the write ([`Memberships::input_versions`]) and corrected by evaluating
-    /// again, which for counts alone is as exact and cheaper.
-    pub fn checked(&self) -> bool {
-        !self.events.is_empty()
-    }
-
-    /// The operations of its transaction besides the checks (the timer is written apart).
-    pub fn write_count(&self) -> usize {
-        1 + self.counter_moves.len() + self.events.len()
-    }
-
-    /// The operations it checks.
-    pub fn check_count(&self) -> usize {
-        if self.checked() {
-            2 + self.static_reads.len()
-        } else {
-            0
-        }
-    }
 }
 
 /// One due timer.
@@ -179,82 +274,61 @@ impl<'a> Memberships<'a> {
             known.push((contact.id, Some((contact, item.version))));
         }
         // Eventually consistent: a contact whose inputs just changed is evaluated again by the
-        // dispatcher, which the change feeds, with strongly consistent reads.
+        // dispatcher, which the change feeds, with strongly consistent reads; a stale summary
+        // fails its conditional write and is read again.
         Ok((self.complete(project, known, false).await?, page.last))
     }
 
-    /// Adds the activity and membership of each contact (one batched read of each).
+    /// Adds each contact's summary (one batched read).
     async fn complete(
         &self,
         project: Uuid,
         known: Vec<(Uuid, Option<(Contact, u64)>)>,
         consistent: bool,
     ) -> Result<Vec<Inputs>, StoreError> {
-        let activity_keys: Vec<Key> = known
+        let summary_keys: Vec<Key> = known
             .iter()
             .map(|(c, _)| keys::contact_activity(project, *c))
             .collect();
-        let membership_keys: Vec<Key> = known
-            .iter()
-            .map(|(c, _)| keys::contact_membership(project, *c))
-            .collect();
-        let (activities, memberships) = if consistent {
-            (
-                self.table.batch_get(&activity_keys).await?,
-                self.table.batch_get(&membership_keys).await?,
-            )
+        let summaries = if consistent {
+            self.table.batch_get(&summary_keys).await?
         } else {
-            (
-                self.table.batch_get_eventually(&activity_keys).await?,
-                self.table.batch_get_eventually(&membership_keys).await?,
-            )
+            self.table.batch_get_eventually(&summary_keys).await?
         };
-        let mut out = Vec::with_capacity(known.len());
-        for (((contact_id, contact), activity), membership) in
-            known.into_iter().zip(activities).zip(memberships)
-        {
-            let (activity, activity_version) = match activity {
-                Some(item) => (
-                    serde_json::from_value(item.body.clone()).unwrap_or_default(),
-                    Some(item.version),
-                ),
-                None => (Activity::default(), None),
-            };
-            let (membership, membership_version) = match membership {
-                Some(item) => (crate::decode(&item)?, Some(item.version)),
-                None => (Membership::default(), None),
-            };
-            out.push(Inputs {
-                contact_id,
-                contact,
-                activity,
-                activity_version,
-                membership,
-                membership_version,
-            });
-        }
-        Ok(out)
+        Ok(known
+            .into_iter()
+            .zip(summaries)
+            .map(|((contact_id, contact), summary)| {
+                let (activity, membership, summary_version) = match summary {
+                    Some(item) => {
+                        let (activity, membership) = decode_summary(&item);
+                        (activity, membership, Some(item.version))
+                    }
+                    None => (Activity::default(), Membership::default(), None),
+                };
+                Inputs {
+                    contact_id,
+                    contact,
+                    activity,
+                    membership,
+                    summary_version,
+                }
+            })
+            .collect())
     }
 
-    /// The current versions of a contact and of its activity summary (strongly consistent; `None`
-    /// for one that does not exist): an unchecked change is verified against them after its
-    /// write.
-    pub async fn input_versions(
+    /// The current version of a contact (strongly consistent; `None` when it does not exist): a
+    /// change that moved the contact is verified against it after its write.
+    pub async fn contact_version(
         &self,
         project: Uuid,
         contact: Uuid,
-    ) -> Result<(Option<u64>, Option<u64>), StoreError> {
-        let found = self
+    ) -> Result<Option<u64>, StoreError> {
+        Ok(self
             .table
-            .batch_get(&[
-                keys::contact(project, contact),
-                keys::contact_activity(project, contact),
-            ])
-            .await?;
-        Ok((
-            found[0].as_ref().map(|i| i.version),
-            found[1].as_ref().map(|i| i.version),
-        ))
+            .get(&keys::contact(project, contact))
+            .await?
+            .map(|i| i.version))
     }
 
     /// Which of `contacts` are members of STATIC `segment` (strongly consistent).
@@ -269,155 +343,173 @@ impl<'a> Memberships<'a> {
             .await
     }
 
-    /// Writes `change` if its inputs are unchanged: `Ok(false)` when one changed meanwhile (the
-    /// caller reads again and re-evaluates). At most [`MAX_TRANSACTION_OPS`] operations; the
-    /// caller splits larger changes.
+    /// Writes `change` if the summary is still at the version read: `Ok(false)` when it moved
+    /// meanwhile (the caller reads again and re-evaluates). The timer and the entry and exit
+    /// events go first: a crash after them leaves a timer that finds nothing to do, or an event
+    /// the same batch writes again under the same id, never a move without its timer or event.
     pub async fn apply(&self, project: Uuid, change: &Change) -> Result<bool, StoreError> {
-        let (version, condition) = match change.membership_version {
+        if let Some(minute) = change.timer_minute {
+            let timer = Item::new(
+                keys::segment_timer(minute, project, change.contact),
+                serde_json::json!({}),
+            )
+            .with_ttl(minute * 60 + TIMER_TTL_SECONDS);
+            self.table.put(timer, Condition::None).await?;
+        }
+        for event in &change.events {
+            match self
+                .table
+                .put(
+                    crate::repo::events::event_item(project, event),
+                    Condition::NotExists,
+                )
+                .await
+            {
+                Ok(()) => {}
+                Err(e) if e.is_condition_failed() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let (version, condition) = match change.summary_version {
             Some(v) => (v + 1, Condition::VersionEquals(v)),
             None => (1, Condition::NotExists),
         };
         let item = Item::new(
-            keys::contact_membership(project, change.contact),
-            crate::encode(&change.after),
+            keys::contact_activity(project, change.contact),
+            encode_summary(&change.activity, &change.after),
         )
         .with_version(version);
-        let timer = change.timer_minute.map(|minute| {
-            Item::new(
-                keys::segment_timer(minute, project, change.contact),
-                serde_json::json!({}),
-            )
-            .with_ttl(minute * 60 + TIMER_TTL_SECONDS)
-        });
-        // The timer is written first, on its own (a crash after it leaves a timer that finds
-        // nothing to do, never a boundary without a timer; in a transaction it would cost twice).
-        if let Some(timer) = timer {
-            self.table.put(timer, Condition::None).await?;
-        }
-        if change.counter_moves.is_empty() && change.events.is_empty() {
-            // Only the next timer moved: a plain write.
-            return match self.table.put(item, condition).await {
-                Ok(()) => Ok(true),
-                Err(e) if e.is_condition_failed() => Ok(false),
-                Err(e) => Err(e),
-            };
-        }
-        let mut ops = Vec::with_capacity(change.check_count() + change.write_count());
-        if change.checked() {
-            ops.push(WriteOp::Check {
-                key: keys::contact(project, change.contact),
-                condition: Condition::VersionEquals(change.contact_version),
-            });
-            ops.push(WriteOp::Check {
-                key: keys::contact_activity(project, change.contact),
-                condition: match change.activity_version {
-                    Some(v) => Condition::VersionEquals(v),
-                    None => Condition::NotExists,
-                },
-            });
-            for (segment, was_member) in &change.static_reads {
-                ops.push(WriteOp::Check {
-                    key: keys::segment_member(project, *segment, change.contact),
-                    condition: if *was_member {
-                        Condition::Exists
-                    } else {
-                        Condition::NotExists
-                    },
-                });
-            }
-        }
-        ops.push(WriteOp::Put { item, condition });
-        for (segment, delta) in &change.counter_moves {
-            ops.push(WriteOp::Add {
-                key: keys::segment_member_counter(project, *segment),
-                delta: *delta,
-            });
-        }
-        for event in &change.events {
-            ops.push(WriteOp::Put {
-                item: crate::repo::events::event_item(project, event),
-                condition: Condition::NotExists,
-            });
-        }
-        match self.table.transact(ops).await {
+        match self.table.put(item, condition).await {
             Ok(()) => Ok(true),
             Err(e) if e.is_condition_failed() => Ok(false),
             Err(e) => Err(e),
         }
     }
 
-    /// Removes an erased contact's membership item and takes it out of the counts of the
-    /// segments in `existing` it was in (no exit events: nothing new names an erased contact).
+    /// The member counts of the project's DYNAMIC segments (strongly consistent).
+    pub async fn counts(&self, project: Uuid) -> Result<DynamicCounts, StoreError> {
+        Ok(self
+            .table
+            .get(&keys::dynamic_segment_counts(project))
+            .await?
+            .map(|item| crate::decode(&item))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    /// The same, eventually consistent (what the API shows).
+    pub async fn counts_eventually(&self, project: Uuid) -> Result<DynamicCounts, StoreError> {
+        Ok(self
+            .table
+            .get_eventually(&keys::dynamic_segment_counts(project))
+            .await?
+            .map(|item| crate::decode(&item))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    /// Adds the moves of `batch` to the counts, once: a batch the counts item remembers is not
+    /// counted again. False when it had been counted already.
+    pub async fn count(
+        &self,
+        project: Uuid,
+        batch: &str,
+        moves: &BTreeMap<Uuid, i64>,
+    ) -> Result<bool, StoreError> {
+        let key = keys::dynamic_segment_counts(project);
+        for _ in 0..COUNT_ATTEMPTS {
+            let item = self.table.get(&key).await?;
+            let (mut counts, version) = match &item {
+                Some(item) => (crate::decode::<DynamicCounts>(item)?, Some(item.version)),
+                None => (DynamicCounts::default(), None),
+            };
+            if counts.recent.iter().any(|b| b == batch) {
+                return Ok(false);
+            }
+            for (segment, delta) in moves {
+                *counts.counts.entry(*segment).or_default() += delta;
+            }
+            counts.recent.push_back(batch.to_owned());
+            while counts.recent.len() > RECENT_BATCHES {
+                counts.recent.pop_front();
+            }
+            let (next, condition) = match version {
+                Some(v) => (v + 1, Condition::VersionEquals(v)),
+                None => (1, Condition::NotExists),
+            };
+            let item = Item::new(key.clone(), crate::encode(&counts)).with_version(next);
+            match self.table.put(item, condition).await {
+                Ok(()) => return Ok(true),
+                Err(e) if e.is_condition_failed() => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "segment counts changed concurrently too often".into(),
+        ))
+    }
+
+    /// Drops deleted segments from the counts (their ids are never reused).
+    pub async fn forget_segment(&self, project: Uuid, segment: Uuid) -> Result<(), StoreError> {
+        let key = keys::dynamic_segment_counts(project);
+        for _ in 0..COUNT_ATTEMPTS {
+            let Some(item) = self.table.get(&key).await? else {
+                return Ok(());
+            };
+            let mut counts: DynamicCounts = crate::decode(&item)?;
+            if counts.counts.remove(&segment).is_none() {
+                return Ok(());
+            }
+            let next =
+                Item::new(key.clone(), crate::encode(&counts)).with_version(item.version + 1);
+            match self
+                .table
+                .put(next, Condition::VersionEquals(item.version))
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_condition_failed() => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "segment counts changed concurrently too often".into(),
+        ))
+    }
+
+    /// Removes an erased contact's summary and takes it out of the counts of the segments in
+    /// `existing` it was in (no exit events: nothing new names an erased contact). The counts
+    /// move first, under a key naming the item's version, so a repeat after a crash counts once.
     pub async fn remove(
         &self,
         project: Uuid,
         contact: Uuid,
         existing: &[Uuid],
     ) -> Result<(), StoreError> {
-        let key = keys::contact_membership(project, contact);
+        let key = keys::contact_activity(project, contact);
         for _ in 0..5 {
             let Some(item) = self.table.get(&key).await? else {
                 return Ok(());
             };
-            let membership: Membership = crate::decode(&item)?;
-            let left: Vec<Uuid> = membership
+            let (_, membership) = decode_summary(&item);
+            let left: BTreeMap<Uuid, i64> = membership
                 .segments
-                .keys()
+                .iter()
                 .filter(|s| existing.contains(s))
-                .copied()
+                .map(|s| (*s, -1))
                 .collect();
-            // One transaction when it fits; a contact in more segments first leaves them in
-            // chunks (each chunk's counters move with a rewrite of the item without them).
-            let mut rest = membership.clone();
-            let chunks: Vec<&[Uuid]> = left.chunks(MAX_TRANSACTION_OPS - 1).collect();
-            let mut version = item.version;
-            let mut conflicted = false;
-            for (i, chunk) in chunks.iter().enumerate() {
-                let last = i + 1 == chunks.len();
-                for s in *chunk {
-                    rest.segments.remove(s);
-                }
-                let mut ops: Vec<WriteOp> = chunk
-                    .iter()
-                    .map(|s| WriteOp::Add {
-                        key: keys::segment_member_counter(project, *s),
-                        delta: -1,
-                    })
-                    .collect();
-                ops.push(if last {
-                    WriteOp::Delete {
-                        key: key.clone(),
-                        condition: Condition::VersionEquals(version),
-                    }
-                } else {
-                    WriteOp::Put {
-                        item: Item::new(key.clone(), crate::encode(&rest))
-                            .with_version(version + 1),
-                        condition: Condition::VersionEquals(version),
-                    }
-                });
-                match self.table.transact(ops).await {
-                    Ok(()) => version += 1,
-                    Err(e) if e.is_condition_failed() => {
-                        conflicted = true;
-                        break;
-                    }
-                    Err(e) => return Err(e),
-                }
+            if !left.is_empty() {
+                let batch = batch_key(&[b"erase", contact.as_bytes(), &item.version.to_be_bytes()]);
+                self.count(project, &batch, &left).await?;
             }
-            if chunks.is_empty() {
-                match self
-                    .table
-                    .delete(&key, Condition::VersionEquals(item.version))
-                    .await
-                {
-                    Ok(()) => return Ok(()),
-                    Err(e) if e.is_condition_failed() => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-            if !conflicted {
-                return Ok(());
+            match self
+                .table
+                .delete(&key, Condition::VersionEquals(item.version))
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_condition_failed() => continue,
+                Err(e) => return Err(e),
             }
         }
         Err(StoreError::Unavailable(
@@ -499,5 +591,49 @@ impl<'a> Memberships<'a> {
             Err(e) if e.is_condition_failed() => Ok(false),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batchs_moves_merge_and_counted_or_stale_entries_go() {
+        let (s1, s2) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let counted: BTreeSet<String> = ["old".to_owned()].into();
+        let mut m = Membership::default();
+        m.uncounted.push(Uncounted {
+            batch: "old".into(),
+            at: 0,
+            moves: [(s1, 1)].into(),
+        });
+        m.uncounted.push(Uncounted {
+            batch: "other".into(),
+            at: 1_000,
+            moves: [(s2, 1)].into(),
+        });
+        m.record_moves("mine", &[(s1, 1), (s2, -1)], &counted, 2_000);
+        assert_eq!(m.moves_of("mine"), [(s1, 1), (s2, -1)].into());
+        assert_eq!(m.moves_of("old"), BTreeMap::new(), "counted: dropped");
+        assert_eq!(
+            m.moves_of("other"),
+            [(s2, 1)].into(),
+            "not counted yet: kept"
+        );
+        // Moves that cancel out leave nothing to count.
+        m.record_moves("mine", &[(s1, -1), (s2, 1)], &counted, 2_000);
+        assert!(m.moves_of("mine").is_empty());
+        // An entry older than ten minutes is taken as counted.
+        m.record_moves("later", &[], &counted, 1_000 + UNCOUNTED_KEPT_MS);
+        assert!(m.uncounted.is_empty(), "{m:?}");
+    }
+
+    #[test]
+    fn batch_keys_are_short_and_stable() {
+        let key = batch_key(&[b"feed", b"x"]);
+        assert_eq!(key.len(), 12);
+        assert_eq!(key, batch_key(&[b"feed", b"x"]));
+        assert_ne!(key, batch_key(&[b"fee", b"dx"]), "parts are delimited");
     }
 }

@@ -243,16 +243,24 @@ impl<'a> Segments<'a> {
                 }
             }
         }
-        // Both types keep a member counter. A DYNAMIC segment's membership entries are left in
-        // the contacts' items: nothing reads an entry of a segment that is gone, and the next
-        // evaluation of each contact drops it.
-        self.table
-            .delete(
-                &keys::segment_member_counter(project, segment.id),
-                Condition::None,
-            )
-            .await?;
-        Ok(())
+        // A DYNAMIC segment's membership entries are left in the contacts' summaries: nothing
+        // reads an entry of a segment that is gone, and the next evaluation of each contact
+        // drops it.
+        match segment.segment_type {
+            SegmentType::Static => {
+                self.table
+                    .delete(
+                        &keys::segment_member_counter(project, segment.id),
+                        Condition::None,
+                    )
+                    .await
+            }
+            SegmentType::Dynamic => {
+                crate::repo::memberships::Memberships::new(self.table)
+                    .forget_segment(project, segment.id)
+                    .await
+            }
+        }
     }
 
     /// Adds `contact` to STATIC `segment`; false when it was a member already.
@@ -420,13 +428,32 @@ impl<'a> Segments<'a> {
         Ok(item.and_then(|i| i.counter).unwrap_or(0).max(0) as u64)
     }
 
-    /// The member counts of STATIC `segments`, by id.
+    /// The member counts of `segments`, by id: STATIC ones from their counters, DYNAMIC ones
+    /// from the project's counts item (eventually consistent reads).
     pub async fn member_counts(
         &self,
         project: Uuid,
-        segments: &[Uuid],
+        segments: &[Segment],
     ) -> Result<HashMap<Uuid, u64>, StoreError> {
         let mut out = HashMap::new();
+        if segments
+            .iter()
+            .any(|s| s.segment_type == SegmentType::Dynamic)
+        {
+            let dynamic = crate::repo::memberships::Memberships::new(self.table)
+                .counts_eventually(project)
+                .await?;
+            for s in segments {
+                if s.segment_type == SegmentType::Dynamic {
+                    out.insert(s.id, dynamic.of(s.id));
+                }
+            }
+        }
+        let segments: Vec<Uuid> = segments
+            .iter()
+            .filter(|s| s.segment_type == SegmentType::Static)
+            .map(|s| s.id)
+            .collect();
         for chunk in segments.chunks(100) {
             let keys: Vec<Key> = chunk
                 .iter()

@@ -8,12 +8,13 @@
 //! the segment (`memberCount`, `memberCountUpdatedAt`, and `lastComputedAt` for a computation)
 //! once it ends.
 
-use super::membership::{self, ProjectSegments, Scope};
+use super::membership::{self, Batch, ProjectSegments, Scope, Tally};
 use plunk_domain::segment::SegmentType;
 use plunk_domain::Timestamp;
 use plunk_store::repo::segment_jobs::{JobKind, SegmentJob, SegmentJobs};
 use plunk_store::table::StoreError;
 use plunk_store::Store;
+use std::collections::HashMap;
 
 /// Contacts read per page of a count.
 const PAGE: usize = 100;
@@ -106,19 +107,43 @@ async fn work_job(
                     .memberships()
                     .inputs_page(job.project, job.position.clone(), PAGE)
                     .await?;
+                // Named by the job and its version (which every saved page and every new
+                // request moves): a pass repeating a page after a crash counts its moves once,
+                // and no later page or pass reuses the name.
+                let batch = Batch::new(
+                    &[
+                        b"pass",
+                        job.segment.as_bytes(),
+                        &job.requested_at.unix_millis().to_be_bytes(),
+                        &version.to_be_bytes(),
+                    ],
+                    now_ms,
+                );
+                let mut tally = Tally::start(store, job.project, &batch).await?;
+                let no_events = HashMap::new();
                 let (_, conflicted) = membership::evaluate_inputs(
                     store,
                     job.project,
                     &segments,
                     scope,
                     &inputs,
-                    now_ms,
+                    &no_events,
+                    &mut tally,
                 )
                 .await?;
                 if !conflicted.is_empty() {
-                    membership::settle(store, job.project, &segments, scope, &conflicted, now_ms)
-                        .await?;
+                    membership::settle(
+                        store,
+                        job.project,
+                        &segments,
+                        scope,
+                        &conflicted,
+                        &no_events,
+                        &mut tally,
+                    )
+                    .await?;
                 }
+                tally.finish(store, job.project).await?;
                 examined += inputs.len().max(1);
                 let done = next.is_none();
                 job.position = next;
@@ -142,9 +167,10 @@ async fn work_job(
         // The pass evaluated every contact at `started` or later; changes since are the
         // incremental path's, so the counter is the count.
         job.counted = store
-            .segments()
-            .member_count(job.project, job.segment)
-            .await?;
+            .memberships()
+            .counts(job.project)
+            .await?
+            .of(job.segment);
         segment.membership_since.get_or_insert(started);
     }
     segment.member_count = job.counted;

@@ -5,28 +5,29 @@
 //! condition reads may have changed:
 //!
 //! - the event dispatcher, for each contact of a batch whose contact item was written, whose
-//!   events arrived, or who joined or left a STATIC segment;
+//!   events arrived, or who joined or left a STATIC segment ([`update`], which folds the batch's
+//!   events into the contacts' activity summaries in the same write);
 //! - the scheduler's tick, for each contact whose timer is due (a time-relative filter crosses
 //!   its boundary in that minute);
 //! - a segment's full pass ([`super::jobs`]), for every contact, when the segment is new or its
 //!   condition changed.
 //!
-//! Evaluation reads the contact, its activity summary, its membership item and the STATIC
-//! memberships the conditions name (strongly consistent, batched per 100), and writes only what
-//! changed: the membership item, the member counters, the entry and exit events of tracked
-//! segments whose baseline is set, and a timer for its next boundary. A change whose inputs moved
-//! meanwhile is not written and the contact is evaluated again.
+//! Evaluation reads the contact and its summary (which holds its activity and memberships) and
+//! the STATIC memberships the conditions name (strongly consistent, batched per 100), and writes
+//! only what changed: the summary, the entry and exit events of tracked segments whose baseline
+//! is set, and a timer for its next boundary; then, once per batch, the sum of the batch's moves
+//! to the project's counts. A change whose inputs moved meanwhile is evaluated again.
 
 use crate::audience::Resolver;
 use plunk_domain::event::{Event, EventSource};
-use plunk_domain::filter::{Condition, Subject};
+use plunk_domain::filter::{Activity, Condition, Subject};
 use plunk_domain::segment::{Segment, SegmentType};
 use plunk_domain::Timestamp;
-use plunk_store::repo::memberships::{Change, Inputs, Membership, MAX_TRANSACTION_OPS};
+use plunk_store::repo::memberships::{batch_key, Change, Inputs, Membership};
 use plunk_store::table::StoreError;
 use plunk_store::Store;
 use serde_json::{json, Map};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use uuid::Uuid;
 
@@ -139,7 +140,7 @@ pub enum Scope {
 pub struct Outcome {
     /// Contacts evaluated.
     pub evaluated: usize,
-    /// Contacts whose membership item was written.
+    /// Contacts whose summary was written.
     pub written: usize,
     /// Entry and exit events stored.
     pub events: usize,
@@ -159,33 +160,135 @@ impl Outcome {
     }
 }
 
-/// Re-evaluates `contacts` of `project` against every DYNAMIC segment and records what
-/// changed.
-pub async fn reevaluate(
+/// One unit of membership work (a dispatch batch, a page of due timers, a page of a full pass):
+/// its key, the same when the work is repeated after a failure, and the instant it evaluates at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub key: String,
+    pub now_ms: i64,
+}
+
+impl Batch {
+    /// A batch named by `parts` (whatever names the work so that a repeat names it the same).
+    pub fn new(parts: &[&[u8]], now_ms: i64) -> Self {
+        Self {
+            key: batch_key(parts),
+            now_ms,
+        }
+    }
+}
+
+/// What one batch wrote into the contacts' items, for its count at the end.
+pub struct Tally {
+    /// The key the batch writes under: its own, or one derived from it when a failed attempt
+    /// had already counted (its moves are in; what this attempt moves is new).
+    key: String,
+    now_ms: i64,
+    /// Batches the counts remember (their entries are dropped when an item is written).
+    counted: BTreeSet<String>,
+    /// For each contact evaluated, the moves of this batch its item holds.
+    own: HashMap<Uuid, BTreeMap<Uuid, i64>>,
+}
+
+impl Tally {
+    /// Starts a batch: one strongly consistent read of the project's counts.
+    pub async fn start(store: &Store, project: Uuid, batch: &Batch) -> Result<Self, StoreError> {
+        let counted = store.memberships().counts(project).await?.counted();
+        let mut key = batch.key.clone();
+        while counted.contains(&key) {
+            key = batch_key(&[key.as_bytes(), b"again"]);
+        }
+        Ok(Self {
+            key,
+            now_ms: batch.now_ms,
+            counted,
+            own: HashMap::new(),
+        })
+    }
+
+    /// Notes the moves of this batch `membership` holds, as read or written for `contact`.
+    fn seen(&mut self, contact: Uuid, membership: &Membership) {
+        let moves = membership.moves_of(&self.key);
+        if moves.is_empty() {
+            self.own.remove(&contact);
+        } else {
+            self.own.insert(contact, moves);
+        }
+    }
+
+    /// Adds the batch's moves to the project's counts (nothing when it wrote none).
+    pub async fn finish(self, store: &Store, project: Uuid) -> Result<(), StoreError> {
+        if self.own.is_empty() {
+            return Ok(());
+        }
+        let mut total: BTreeMap<Uuid, i64> = BTreeMap::new();
+        for moves in self.own.values() {
+            for (segment, delta) in moves {
+                *total.entry(*segment).or_default() += delta;
+            }
+        }
+        total.retain(|_, delta| *delta != 0);
+        store
+            .memberships()
+            .count(project, &self.key, &total)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Folds `events` into their contacts' activity summaries and re-evaluates those contacts and
+/// `contacts` against every DYNAMIC segment of `project`, writing each summary once.
+pub async fn update(
     store: &Store,
     project: Uuid,
+    events: &[Event],
     contacts: &[Uuid],
-    now_ms: i64,
+    batch: &Batch,
 ) -> Result<Outcome, StoreError> {
-    if contacts.is_empty() {
-        return Ok(Outcome::default());
-    }
     let segments = ProjectSegments::current(store, project).await?;
     if segments.is_empty() {
+        if !events.is_empty() {
+            store.activities().record(project, events).await?;
+        }
         return Ok(Outcome::default());
     }
-    settle(store, project, &segments, Scope::All, contacts, now_ms).await
+    let mut by_contact: HashMap<Uuid, Vec<Event>> = HashMap::new();
+    for event in events {
+        if let Some(contact) = event.contact_id {
+            by_contact.entry(contact).or_default().push(event.clone());
+        }
+    }
+    let mut touched: Vec<Uuid> = contacts.to_vec();
+    touched.extend(by_contact.keys().copied());
+    if touched.is_empty() {
+        return Ok(Outcome::default());
+    }
+    let mut tally = Tally::start(store, project, batch).await?;
+    let outcome = settle(
+        store,
+        project,
+        &segments,
+        Scope::All,
+        &touched,
+        &by_contact,
+        &mut tally,
+    )
+    .await?;
+    tally.finish(store, project).await?;
+    Ok(outcome)
 }
 
 /// Evaluates `contacts` (read afresh) in `scope`, again for those whose inputs moved under the
-/// write, up to [`ATTEMPTS`] times.
+/// write, up to [`ATTEMPTS`] times. A contact whose events could not be folded in fails the call
+/// (the batch comes back); one without events is left to its next change.
 pub async fn settle(
     store: &Store,
     project: Uuid,
     segments: &ProjectSegments,
     scope: Scope,
     contacts: &[Uuid],
-    now_ms: i64,
+    events: &HashMap<Uuid, Vec<Event>>,
+    tally: &mut Tally,
 ) -> Result<Outcome, StoreError> {
     let mut outcome = Outcome::default();
     let mut pending: Vec<Uuid> = contacts.to_vec();
@@ -197,27 +300,34 @@ pub async fn settle(
         }
         let inputs = store.memberships().inputs(project, &pending).await?;
         let (done, conflicted) =
-            evaluate_inputs(store, project, segments, scope, &inputs, now_ms).await?;
+            evaluate_inputs(store, project, segments, scope, &inputs, events, tally).await?;
         outcome.add(done);
         pending = conflicted;
     }
-    if !pending.is_empty() {
-        tracing::warn!(%project, contacts = pending.len(),
-            "segment membership kept changing under evaluation; left to the next change");
-        outcome.abandoned += pending.len();
+    if pending.is_empty() {
+        return Ok(outcome);
     }
+    if pending.iter().any(|c| events.contains_key(c)) {
+        return Err(StoreError::Unavailable(
+            "a contact's summary kept changing under its events".into(),
+        ));
+    }
+    tracing::warn!(%project, contacts = pending.len(),
+        "segment membership kept changing under evaluation; left to the next change");
+    outcome.abandoned += pending.len();
     Ok(outcome)
 }
 
-/// Evaluates contacts already read; returns what was done and the contacts whose write found
-/// its inputs changed.
+/// Evaluates contacts already read, folding in their `events`; returns what was done and the
+/// contacts whose write found their inputs changed.
 pub async fn evaluate_inputs(
     store: &Store,
     project: Uuid,
     segments: &ProjectSegments,
     scope: Scope,
     inputs: &[Inputs],
-    now_ms: i64,
+    events: &HashMap<Uuid, Vec<Event>>,
+    tally: &mut Tally,
 ) -> Result<(Outcome, Vec<Uuid>), StoreError> {
     let ids: Vec<Uuid> = inputs.iter().map(|i| i.contact_id).collect();
     let mut members: HashSet<(Uuid, Uuid)> = HashSet::new();
@@ -236,28 +346,46 @@ pub async fn evaluate_inputs(
     let mut conflicted = Vec::new();
     for input in inputs {
         outcome.evaluated += 1;
-        let Some(change) = plan(segments, scope, input, &members, now_ms) else {
-            continue;
+        tally.seen(input.contact_id, &input.membership);
+        let mut activity = input.activity.clone();
+        let mut folded = false;
+        for event in events.get(&input.contact_id).into_iter().flatten() {
+            folded |= activity.record(event);
+        }
+        let plan = plan(segments, scope, input, &activity, &members, tally);
+        let (mut after, moves, entry_exit, timer_minute) = match plan {
+            Some(plan) => (plan.after, plan.moves, plan.events, plan.timer_minute),
+            None => (input.membership.clone(), Vec::new(), Vec::new(), None),
         };
-        let events = change.events.len();
-        let moved = change.counter_moves.len();
-        let verify = !change.checked() && !change.counter_moves.is_empty();
-        let (contact_version, activity_version) = (change.contact_version, change.activity_version);
-        if !apply(store, project, &input.membership, change).await? {
+        if !folded && after == input.membership {
+            continue;
+        }
+        after.record_moves(&tally.key, &moves, &tally.counted, tally.now_ms);
+        let change = Change {
+            contact: input.contact_id,
+            summary_version: input.summary_version,
+            activity,
+            after,
+            events: entry_exit,
+            timer_minute,
+        };
+        if !store.memberships().apply(project, &change).await? {
             conflicted.push(input.contact_id);
             continue;
         }
+        tally.seen(input.contact_id, &change.after);
         outcome.written += 1;
-        outcome.events += events;
-        outcome.moved += moved;
-        if verify {
-            // Unchecked: if an input moved while this was decided, decide again (the write
-            // stands as a step; the next evaluation corrects it).
+        outcome.events += change.events.len();
+        outcome.moved += moves.len();
+        // The summary's version was checked by the write; the contact's was not. A move decided
+        // on a contact that changed meanwhile is decided again (the write stands as a step; the
+        // next evaluation corrects it).
+        if let (false, Some((_, version))) = (moves.is_empty(), &input.contact) {
             let now = store
                 .memberships()
-                .input_versions(project, input.contact_id)
+                .contact_version(project, input.contact_id)
                 .await?;
-            if now != (Some(contact_version), activity_version) {
+            if now != Some(*version) {
                 conflicted.push(input.contact_id);
             }
         }
@@ -265,43 +393,41 @@ pub async fn evaluate_inputs(
     Ok((outcome, conflicted))
 }
 
-/// The change evaluation makes to one contact's membership, if any.
+/// What evaluating one contact decides.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Its memberships after (entries of uncounted moves as they were).
+    pub after: Membership,
+    /// `(segment, +1 / -1)`.
+    pub moves: Vec<(Uuid, i64)>,
+    /// Entry and exit events of tracked segments.
+    pub events: Vec<Event>,
+    /// A timer to set, in this minute (Unix minutes).
+    pub timer_minute: Option<i64>,
+}
+
+/// Evaluates one contact with `activity` (its summary with the batch's events folded in);
+/// `None` for a contact that does not exist (its erasure takes it out of every count).
 pub fn plan(
     segments: &ProjectSegments,
     scope: Scope,
     input: &Inputs,
+    activity: &Activity,
     members: &HashSet<(Uuid, Uuid)>,
-    now_ms: i64,
-) -> Option<Change> {
-    // A deleted contact: its erasure takes it out of every count.
-    let (contact, contact_version) = input.contact.as_ref()?;
+    tally: &Tally,
+) -> Option<Plan> {
+    let (contact, _) = input.contact.as_ref()?;
+    let now_ms = tally.now_ms;
     let now = Timestamp::from_millis(now_ms).unwrap_or_else(Timestamp::now);
-    let resolver = Resolver::new(
-        contact,
-        &input.activity,
-        members,
-        &segments.conditions,
-        now_ms,
-    );
-    let subject = Subject {
-        contact,
-        activity: &input.activity,
+    let resolver = Resolver::new(contact, activity, members, &segments.conditions, now_ms);
+    let subject = Subject { contact, activity };
+    let mut plan = Plan {
+        after: input.membership.clone(),
+        ..Plan::default()
     };
-    let mut after = input.membership.clone();
-    after.segments.retain(|s, _| segments.existing.contains(s));
-    after.exited.retain(|s, _| segments.existing.contains(s));
-    let mut change = Change {
-        contact: contact.id,
-        contact_version: *contact_version,
-        activity_version: input.activity_version,
-        membership_version: input.membership_version,
-        static_reads: segments
-            .statics_named
-            .iter()
-            .map(|s| (*s, members.contains(&(*s, contact.id))))
-            .collect(),
-        ..Change::default()
-    };
+    plan.after
+        .segments
+        .retain(|s| segments.existing.contains(s));
     for (segment, condition) in &segments.dynamic {
         let emits = match scope {
             Scope::All => true,
@@ -313,24 +439,33 @@ pub fn plan(
         } && segment.track_membership
             && segment.membership_since.is_some();
         let hit = condition.matches(&subject, &resolver, now_ms);
-        let was = after.segments.contains_key(&segment.id);
+        let was = plan.after.segments.contains(&segment.id);
         if hit == was {
             continue;
         }
         let step = if hit {
-            after.segments.insert(segment.id, now);
-            change.counter_moves.push((segment.id, 1));
+            plan.after.segments.insert(segment.id);
+            plan.moves.push((segment.id, 1));
             "entry"
         } else {
-            after.segments.remove(&segment.id);
-            after.exited.insert(segment.id, now);
-            change.counter_moves.push((segment.id, -1));
+            plan.after.segments.remove(&segment.id);
+            plan.moves.push((segment.id, -1));
             "exit"
         };
         if emits {
-            change
-                .events
-                .push(membership_event(segment, contact, step, now));
+            // The id is derived from the batch: written again by the same batch (after a
+            // conflict, or when the batch comes back), it is the same event.
+            let id = plunk_domain::id::derived_id(
+                now_ms.max(0) as u64,
+                &[
+                    tally.key.as_bytes(),
+                    contact.id.as_bytes(),
+                    segment.id.as_bytes(),
+                    step.as_bytes(),
+                ],
+            );
+            plan.events
+                .push(membership_event(id, segment, contact, step, now));
         }
     }
     // The next instant any of the project's conditions may change for this contact by the clock
@@ -340,20 +475,16 @@ pub fn plan(
         .iter()
         .filter_map(|(_, c)| c.next_change(&subject, now_ms))
         .min();
-    let pending_timer = after.check_at.filter(|at| *at > now_ms);
+    let pending_timer = plan.after.check_at.filter(|at| *at > now_ms);
     match next {
         Some(at) if pending_timer.is_none_or(|set| at < set) => {
-            after.check_at = Some(at);
-            change.timer_minute = Some(timer_minute(at));
+            plan.after.check_at = Some(at);
+            plan.timer_minute = Some(timer_minute(at));
         }
         Some(_) => {}
-        None => after.check_at = pending_timer,
+        None => plan.after.check_at = pending_timer,
     }
-    if after == input.membership {
-        return None;
-    }
-    change.after = after;
-    Some(change)
+    Some(plan)
 }
 
 /// The minute whose tick handles an instant: the first tick at or after it.
@@ -363,6 +494,7 @@ pub fn timer_minute(at_ms: i64) -> i64 {
 
 /// `segment.<slug>.entry` / `.exit` for one contact, data `{segmentId, segmentName}`.
 fn membership_event(
+    id: Uuid,
     segment: &Segment,
     contact: &plunk_domain::contact::Contact,
     step: &str,
@@ -372,7 +504,7 @@ fn membership_event(
     data.insert("segmentId".into(), json!(segment.id));
     data.insert("segmentName".into(), json!(segment.name));
     Event {
-        id: plunk_domain::id::new_id(),
+        id,
         name: format!("segment.{}.{step}", segment.slug),
         contact_id: Some(contact.id),
         contact_email: Some(contact.email.as_str().to_owned()),
@@ -381,70 +513,4 @@ fn membership_event(
         source: EventSource::System,
         created_at: now,
     }
-}
-
-/// Writes a change, split into transactions of at most 100 operations when a contact moves in
-/// or out of many segments at once (each part a whole change of its own: the item as it stands
-/// after that part's moves, with their counters and events); false when its inputs moved.
-async fn apply(
-    store: &Store,
-    project: Uuid,
-    before: &Membership,
-    change: Change,
-) -> Result<bool, StoreError> {
-    let memberships = store.memberships();
-    if change.check_count() + change.write_count() <= MAX_TRANSACTION_OPS {
-        return memberships.apply(project, &change).await;
-    }
-    let per_part = ((MAX_TRANSACTION_OPS - change.check_count() - 2) / 2).max(1);
-    let mut state = before.clone();
-    let mut version = change.membership_version;
-    let parts: Vec<&[(Uuid, i64)]> = change.counter_moves.chunks(per_part).collect();
-    for (i, part) in parts.iter().enumerate() {
-        let last = i + 1 == parts.len();
-        let mut events = Vec::new();
-        for (segment, delta) in *part {
-            let step = if *delta > 0 {
-                if let Some(entered) = change.after.segments.get(segment) {
-                    state.segments.insert(*segment, *entered);
-                }
-                ".entry"
-            } else {
-                state.segments.remove(segment);
-                if let Some(exited) = change.after.exited.get(segment) {
-                    state.exited.insert(*segment, *exited);
-                }
-                ".exit"
-            };
-            events.extend(
-                change
-                    .events
-                    .iter()
-                    .filter(|e| {
-                        e.data.get("segmentId") == Some(&json!(segment)) && e.name.ends_with(step)
-                    })
-                    .cloned(),
-            );
-        }
-        let part_change = Change {
-            contact: change.contact,
-            contact_version: change.contact_version,
-            activity_version: change.activity_version,
-            membership_version: version,
-            static_reads: change.static_reads.clone(),
-            after: if last {
-                change.after.clone()
-            } else {
-                state.clone()
-            },
-            counter_moves: part.to_vec(),
-            events,
-            timer_minute: if last { change.timer_minute } else { None },
-        };
-        if !memberships.apply(project, &part_change).await? {
-            return Ok(false);
-        }
-        version = Some(version.map_or(1, |v| v + 1));
-    }
-    Ok(true)
 }

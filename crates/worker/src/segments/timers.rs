@@ -1,5 +1,5 @@
 //! Segment timers, worked in the scheduler's tick: each due timer re-evaluates one contact
-//! ([`super::membership::reevaluate`]) at the minute a time-relative filter of one of its
+//! ([`super::membership::update`]) at the minute a time-relative filter of one of its
 //! project's conditions crosses its boundary (`triggeredWithin 7 days` a week after the event,
 //! `createdAt olderThan 30 days` a month after sign-up). Only those contacts are read, never a
 //! whole project.
@@ -84,7 +84,17 @@ pub async fn work(store: &Store, now_ms: i64, budget: usize) -> Result<TimerWork
                 .push(timer.contact);
         }
         for (project, contacts) in by_project {
-            let outcome = membership::reevaluate(store, project, &contacts, now_ms).await?;
+            // Named by the page: a tick repeating it after a crash counts its moves once.
+            let batch = membership::Batch::new(
+                &[
+                    b"timers",
+                    &progress.minute.to_be_bytes(),
+                    &progress.shard.to_be_bytes(),
+                    contacts[0].as_bytes(),
+                ],
+                now_ms,
+            );
+            let outcome = membership::update(store, project, &[], &contacts, &batch).await?;
             work.events += outcome.events;
             work.moved += outcome.moved;
         }
