@@ -107,15 +107,28 @@ fn error_field(res: &common::TestResponse) -> (String, String) {
     )
 }
 
-/// A table that refuses writes of the project's DYNAMIC segment counts while `fail` is set: a
-/// batch dying between the contacts' writes and its count.
-struct CountsRefused {
+/// A table that interferes with segment upkeep: while `fail` is set it refuses writes of the
+/// project's DYNAMIC segment counts (a batch dying between the contacts' writes and its count);
+/// while `race` is set, every summary write is followed by a change of its contact's `plan`
+/// (an API client changing the contact under every evaluation).
+struct Interfering {
     inner: Arc<dyn Table>,
     fail: AtomicBool,
+    race: AtomicBool,
+}
+
+impl Interfering {
+    fn over(inner: Arc<dyn Table>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            fail: AtomicBool::new(false),
+            race: AtomicBool::new(false),
+        })
+    }
 }
 
 #[async_trait::async_trait]
-impl Table for CountsRefused {
+impl Table for Interfering {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         self.inner.get(key).await
     }
@@ -123,7 +136,34 @@ impl Table for CountsRefused {
         if item.key.sk == "dynamic" && self.fail.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable("throttled".into()));
         }
-        self.inner.put(item, condition).await
+        // The summary's contact: same project, same sort key, in the contacts partition.
+        let contact = item
+            .key
+            .pk
+            .strip_suffix("#ACTIVITY")
+            .map(|project| Key::new(format!("{project}#CONTACTS"), item.key.sk.clone()));
+        self.inner.put(item, condition).await?;
+        if let (Some(key), true) = (contact, self.race.load(Ordering::SeqCst)) {
+            if let Some(mut c) = self.inner.get(&key).await? {
+                let version = c.version;
+                let plan = if c.body["data"]["plan"] == "pro" {
+                    "free"
+                } else {
+                    "pro"
+                };
+                c.body["data"]["plan"] = json!(plan);
+                self.inner
+                    .put(
+                        Item {
+                            version: version + 1,
+                            ..c
+                        },
+                        TableCondition::VersionEquals(version),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
     }
     async fn delete(&self, key: &Key, condition: TableCondition) -> Result<(), StoreError> {
         self.inner.delete(key, condition).await
@@ -490,7 +530,8 @@ on_both_backends! {
         assert_eq!(member_count(&app, &pro).await, 1);
         let project = app.project.id;
         let b: uuid::Uuid = b.parse().unwrap();
-        let refusing = Arc::new(CountsRefused { inner: app.store.table().clone(), fail: AtomicBool::new(true) });
+        let refusing = Interfering::over(app.store.table().clone());
+        refusing.fail.store(true, Ordering::SeqCst);
         let store = plunk_store::Store::new(refusing.clone());
 
         // b turns pro; the batch writes b's summary, then its count is refused.
@@ -523,6 +564,43 @@ on_both_backends! {
         assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
         work_jobs(&app, Timestamp::now().unix_millis()).await;
         assert_eq!(member_count(&app, &pro).await, 1);
+    }
+
+
+    async fn a_contact_changed_under_every_evaluation_does_not_hold_up_the_batch(app: TestApp) {
+        let pro = create(&app, json!({"name": "Pro", "condition": pro_condition()})).await;
+        let pro = pro["id"].as_str().unwrap().to_owned();
+        work_jobs(&app, Timestamp::now().unix_millis()).await;
+        // After the baseline, and not dispatched: evaluated below first.
+        let c = contact(&app, "c@x.io", true, json!({"plan": "pro"})).await;
+        let project = app.project.id;
+        let c: uuid::Uuid = c.parse().unwrap();
+        let racing = Interfering::over(app.store.table().clone());
+        racing.race.store(true, Ordering::SeqCst);
+        let store = plunk_store::Store::new(racing.clone());
+        let visit = plunk_domain::event::Event {
+            id: uuid::Uuid::now_v7(),
+            name: "visit".into(),
+            contact_id: Some(c),
+            contact_email: Some("c@x.io".into()),
+            email_id: None,
+            data: serde_json::Map::new(),
+            source: plunk_domain::event::EventSource::Api,
+            created_at: Timestamp::now(),
+        };
+        // Every write of c's summary is followed by a change of c that reverses the move: it is
+        // decided again and again and finally left to c's next change (which the feed brings),
+        // but the batch succeeds, since its event is in the summary from the first write, and
+        // the moves it wrote are counted (in, out, in, out, in).
+        let batch = Batch::new(&[b"racing"], Timestamp::now().unix_millis());
+        let outcome = update(&store, project, std::slice::from_ref(&visit), &[], &batch).await.unwrap();
+        assert_eq!((outcome.abandoned, outcome.moved), (1, 5), "{outcome:?}");
+        let activity = app.store.activities().get(project, c).await.unwrap();
+        assert!(activity.events.contains_key("visit"), "the event is folded in");
+        assert_eq!(member_count(&app, &pro).await, 1);
+        // c's last change reaches the dispatcher: it leaves, and the count follows.
+        app.dispatch_events().await;
+        assert_eq!(member_count(&app, &pro).await, 0);
     }
 
 }

@@ -114,19 +114,21 @@ impl Dispatcher {
         key: &Batch,
     ) -> Result<(), WebhookError> {
         let events = &batch.events;
-        // Idempotent steps first, the event counters after them (a batch retried after a
-        // failure counts them again), and the segments last: their counts remember the batch's
-        // key, so once they are written nothing that can fail is left to bring the batch back.
+        // Idempotent steps first, the event counters last: a batch retried after a failure
+        // counts them again, so nothing that can fail comes after them. The segment counts in
+        // between remember the batch's key, so a retry does not count them twice.
         if !events.is_empty() {
             crate::webhooks::fan_out(&self.store, self.webhook_queue.as_ref(), project, events)
                 .await?;
-            self.store.event_stats().count(project, events).await?;
         }
         // The summaries and the memberships, in one write per contact: a summary keeps the
         // latest time of each name and evaluation writes only differences, so a redelivery
         // writes nothing.
         let contacts: Vec<Uuid> = batch.contacts.iter().copied().collect();
         crate::segments::membership::update(&self.store, project, events, &contacts, key).await?;
+        if !events.is_empty() {
+            self.store.event_stats().count(project, events).await?;
+        }
         Ok(())
     }
 }

@@ -45,14 +45,16 @@ const READ_BATCH: usize = 100;
 const TIMER_TTL_SECONDS: i64 = 2 * 86_400;
 /// Batch keys the counts item remembers. Every unit of work has a key of its own, reused only
 /// when that work comes back; the key must still be remembered then if the work had counted
-/// before it failed. Counting is the batch's last step, so that takes a crash right after it,
-/// and then a return within this many later batches of the same project (seconds).
+/// before it failed (a failed step after the count, such as the event counters, brings a batch
+/// back within seconds, long before this many later batches of the same project).
 pub const RECENT_BATCHES: usize = 48;
 /// An entry older than this whose key the counts item no longer remembers is taken as counted
 /// and dropped at its item's next write (its batch counted and was pushed out of the memory by
 /// later ones). Only a batch that failed before counting and comes back later than this would
 /// have its moves left out.
 const UNCOUNTED_KEPT_MS: i64 = 10 * 60_000;
+/// Entries of other batches an item keeps at most.
+const MAX_UNCOUNTED: usize = 8;
 /// Attempts of the counts write when other batches of the project write it at the same time.
 const COUNT_ATTEMPTS: usize = 20;
 
@@ -98,6 +100,17 @@ impl Membership {
         self.uncounted.retain(|u| {
             u.batch == batch || (!counted.contains(&u.batch) && now_ms - u.at < UNCOUNTED_KEPT_MS)
         });
+        // Bounded, so the item stays small whatever a project's traffic: the oldest are taken
+        // as counted first (a batch waiting to count is among the newest).
+        while self.uncounted.len() > MAX_UNCOUNTED {
+            let oldest = (0..self.uncounted.len())
+                .filter(|i| self.uncounted[*i].batch != batch)
+                .min_by_key(|i| self.uncounted[*i].at);
+            match oldest {
+                Some(i) => self.uncounted.remove(i),
+                None => break,
+            };
+        }
         if moves.is_empty() {
             return;
         }
@@ -627,6 +640,12 @@ mod tests {
         // An entry older than ten minutes is taken as counted.
         m.record_moves("later", &[], &counted, 1_000 + UNCOUNTED_KEPT_MS);
         assert!(m.uncounted.is_empty(), "{m:?}");
+        // At most eight entries of other batches are kept, the oldest going first.
+        for i in 0..12 {
+            m.record_moves(&format!("b{i}"), &[(s1, 1)], &counted, 3_000 + i);
+        }
+        assert_eq!(m.uncounted.len(), 9, "eight others and the batch writing");
+        assert!(m.moves_of("b2").is_empty() && !m.moves_of("b3").is_empty());
     }
 
     #[test]

@@ -120,14 +120,14 @@ async fn work_job(
                     now_ms,
                 );
                 let mut tally = Tally::start(store, job.project, &batch).await?;
-                let no_events = HashMap::new();
+                let mut no_events = HashMap::new();
                 let (_, conflicted) = membership::evaluate_inputs(
                     store,
                     job.project,
                     &segments,
                     scope,
                     &inputs,
-                    &no_events,
+                    &mut no_events,
                     &mut tally,
                 )
                 .await?;
@@ -138,7 +138,7 @@ async fn work_job(
                         &segments,
                         scope,
                         &conflicted,
-                        &no_events,
+                        &mut no_events,
                         &mut tally,
                     )
                     .await?;

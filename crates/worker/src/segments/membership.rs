@@ -252,10 +252,10 @@ pub async fn update(
         }
         return Ok(Outcome::default());
     }
-    let mut by_contact: HashMap<Uuid, Vec<Event>> = HashMap::new();
+    let mut by_contact: Unfolded = HashMap::new();
     for event in events {
         if let Some(contact) = event.contact_id {
-            by_contact.entry(contact).or_default().push(event.clone());
+            by_contact.entry(contact).or_default().push(event);
         }
     }
     let mut touched: Vec<Uuid> = contacts.to_vec();
@@ -270,7 +270,7 @@ pub async fn update(
         &segments,
         Scope::All,
         &touched,
-        &by_contact,
+        &mut by_contact,
         &mut tally,
     )
     .await?;
@@ -278,16 +278,19 @@ pub async fn update(
     Ok(outcome)
 }
 
+/// The events of a batch not yet folded into their contacts' summaries, by contact.
+pub type Unfolded<'a> = HashMap<Uuid, Vec<&'a Event>>;
+
 /// Evaluates `contacts` (read afresh) in `scope`, again for those whose inputs moved under the
 /// write, up to [`ATTEMPTS`] times. A contact whose events could not be folded in fails the call
-/// (the batch comes back); one without events is left to its next change.
+/// (the batch comes back); one whose summary is written is left to its next change.
 pub async fn settle(
     store: &Store,
     project: Uuid,
     segments: &ProjectSegments,
     scope: Scope,
     contacts: &[Uuid],
-    events: &HashMap<Uuid, Vec<Event>>,
+    events: &mut Unfolded<'_>,
     tally: &mut Tally,
 ) -> Result<Outcome, StoreError> {
     let mut outcome = Outcome::default();
@@ -318,15 +321,15 @@ pub async fn settle(
     Ok(outcome)
 }
 
-/// Evaluates contacts already read, folding in their `events`; returns what was done and the
-/// contacts whose write found their inputs changed.
+/// Evaluates contacts already read, folding in their `events` (taken out once written); returns
+/// what was done and the contacts whose write found their inputs changed.
 pub async fn evaluate_inputs(
     store: &Store,
     project: Uuid,
     segments: &ProjectSegments,
     scope: Scope,
     inputs: &[Inputs],
-    events: &HashMap<Uuid, Vec<Event>>,
+    events: &mut Unfolded<'_>,
     tally: &mut Tally,
 ) -> Result<(Outcome, Vec<Uuid>), StoreError> {
     let ids: Vec<Uuid> = inputs.iter().map(|i| i.contact_id).collect();
@@ -374,6 +377,7 @@ pub async fn evaluate_inputs(
             continue;
         }
         tally.seen(input.contact_id, &change.after);
+        events.remove(&input.contact_id);
         outcome.written += 1;
         outcome.events += change.events.len();
         outcome.moved += moves.len();
@@ -453,8 +457,10 @@ pub fn plan(
             "exit"
         };
         if emits {
-            // The id is derived from the batch: written again by the same batch (after a
-            // conflict, or when the batch comes back), it is the same event.
+            // The id is derived from the batch and its instant: written again after a refused
+            // summary write, it is the same event. (A batch that dies between the event and the
+            // summary and comes back decides again at a later instant: that event may be stored
+            // twice, as webhook deliveries are at least once.)
             let id = plunk_domain::id::derived_id(
                 now_ms.max(0) as u64,
                 &[
