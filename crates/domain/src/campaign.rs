@@ -182,13 +182,17 @@ impl Campaign {
         self.campaign_type != TemplateType::Transactional
     }
 
-    /// The id of the email this campaign sends `contact`: a UUIDv7 whose time is `sentAt` and
-    /// whose other bits come from the campaign and contact ids, so a resumed or repeated fan-out
-    /// finds the email it made before instead of making a second (§4).
-    pub fn email_id_for(&self, contact: Uuid) -> Uuid {
+    /// The id of the email this campaign sends the contact at `position` of its audience read
+    /// (page number × 256 + place in the page): a UUIDv7 whose time is `sentAt`, then the
+    /// position, then bits from the campaign and contact ids. A resumed or repeated page (its
+    /// contacts saved in the fan-out's checkpoint) finds the emails it made before instead of
+    /// making second ones (§4); ids of one campaign never collide; and they grow as the audience
+    /// is read, so the fan-out appends its records rather than scattering them.
+    pub fn email_id_for(&self, position: u64, contact: Uuid) -> Uuid {
         let at = self.sent_at.unwrap_or(self.created_at).unix_millis().max(0) as u64;
-        crate::id::derived_id(
+        crate::id::ordered_id(
             at,
+            position,
             &[b"campaign-email", self.id.as_bytes(), contact.as_bytes()],
         )
     }
@@ -734,9 +738,17 @@ mod tests {
         let mut c = created(json!({}));
         c.start_sending(Timestamp::now());
         let contact = Uuid::now_v7();
-        assert_eq!(c.email_id_for(contact), c.email_id_for(contact));
-        assert_ne!(c.email_id_for(contact), c.email_id_for(Uuid::now_v7()));
-        let (secs, _) = c.email_id_for(contact).get_timestamp().unwrap().to_unix();
+        assert_eq!(c.email_id_for(7, contact), c.email_id_for(7, contact));
+        assert_ne!(
+            c.email_id_for(7, contact),
+            c.email_id_for(7, Uuid::now_v7())
+        );
+        assert!(c.email_id_for(7, contact).to_string() < c.email_id_for(8, contact).to_string());
+        let (secs, _) = c
+            .email_id_for(7, contact)
+            .get_timestamp()
+            .unwrap()
+            .to_unix();
         assert_eq!(secs as i64, c.sent_at.unwrap().unix_seconds());
     }
 

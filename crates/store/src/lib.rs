@@ -291,7 +291,8 @@ async fn load_or_create_page_token_keys(table: &dyn Table) -> Result<PageTokenKe
 
 /// Reads a record out of an item body.
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
-    serde_json::from_value(item.body.clone())
+    // Read from the body in place (no copy of the whole tree first).
+    T::deserialize(&item.body)
         .map_err(|e| StoreError::Other(format!("corrupt item {:?}: {e}", item.key)))
 }
 

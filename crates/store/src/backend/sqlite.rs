@@ -202,8 +202,13 @@ fn write_item(tx: &Connection, item: &Item) -> Result<(), StoreError> {
         None => (None, None),
     };
     tx.prepare_cached(
-        "INSERT OR REPLACE INTO items (pk, sk, g1pk, g1sk, ttl, version, counter, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        // An upsert rather than `INSERT OR REPLACE`: a replace deletes the row and inserts it
+        // again, which needs a statement journal on every write.
+        "INSERT INTO items (pk, sk, g1pk, g1sk, ttl, version, counter, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (pk, sk) DO UPDATE SET g1pk = excluded.g1pk, g1sk = excluded.g1sk,
+           ttl = excluded.ttl, version = excluded.version, counter = excluded.counter,
+           body = excluded.body",
     )
     .map_err(other)?
     .execute(params![
@@ -214,10 +219,18 @@ fn write_item(tx: &Connection, item: &Item) -> Result<(), StoreError> {
         item.ttl,
         item.version as i64,
         item.counter,
-        item.body.to_string()
+        body_text(&item.body)?
     ])
     .map_err(other)?;
     Ok(())
+}
+
+/// An item body as stored: written straight into a buffer sized for a typical record (`Value`'s
+/// `Display` goes through the formatting machinery, and a growing string copies itself).
+fn body_text(body: &serde_json::Value) -> Result<String, StoreError> {
+    let mut out = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut out, body).map_err(|e| StoreError::Other(e.to_string()))?;
+    String::from_utf8(out).map_err(|e| StoreError::Other(e.to_string()))
 }
 
 /// Adds to a counter, creating it (with `ttl`) when absent or expired. Returns the new value.

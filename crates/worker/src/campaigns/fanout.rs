@@ -17,9 +17,10 @@
 //! page.
 //!
 //! Per page: the page's contacts are saved in the job (so a holder that dies leaves exactly
-//! that page to finish), their emails are accepted (ids derived from campaign and contact, so a
-//! repeated page writes nothing twice and its queue messages find their emails claimed or
-//! sent), and the checkpoint moves on with the page's counters in one transaction.
+//! that page to finish), their emails are accepted (ids derived from the campaign, the page
+//! number, the contact's place in the saved page and the contact, so a repeated page writes
+//! nothing twice and its queue messages find their emails claimed or sent, and ids grow as the
+//! audience is read, so the records are appended), and the checkpoint moves on with the page's counters in one transaction.
 //! Unsubscribed contacts are left out of MARKETING and HEADLESS campaigns; suppressed addresses
 //! get a `SUPPRESSED` record. A job whose campaign is no longer SENDING is dropped; a disabled
 //! project's campaign is cancelled; a campaign whose audience was read whole becomes SENT once
@@ -43,6 +44,7 @@ use plunk_store::repo::contacts::ContactFilter;
 use plunk_store::table::{Key, Position, StoreError};
 use plunk_store::{keys, Store};
 use serde_json::Map;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -266,15 +268,17 @@ async fn work_job(
                 &audience,
                 &mut job,
                 &mut version,
-                allowance.min(settings.page),
+                allowance.min(settings.page).min(PAGE_PLACES as usize),
             )
             .await?
             {
                 Some(page) => page,
                 None => break,
             };
-            let counts = match accept_page(acceptor, project_id, &campaign, &message, page, fresh)
-                .await
+            let counts = match accept_page(
+                acceptor, project_id, &campaign, &message, page, fresh, &job,
+            )
+            .await
             {
                 Ok(counts) => counts,
                 Err(AcceptError::SenderNotVerified { .. }) => {
@@ -507,6 +511,12 @@ async fn page_of(
     }
 }
 
+/// Places in a page for email ids: a page holds at most this many contacts, and the email of
+/// the contact at place `i` of page `p` has position `p × PAGE_PLACES + i`
+/// ([`Campaign::email_id_for`]), so the ids grow as the audience is read and never repeat (up to
+/// 2^25 pages; past that positions wrap and ids differ by their hashed bits alone).
+const PAGE_PLACES: u64 = 256;
+
 /// How one page's emails ended up.
 #[derive(Debug, Default, Clone, Copy)]
 struct PageCounts {
@@ -524,13 +534,25 @@ async fn accept_page(
     message: &Message,
     contacts: Vec<Contact>,
     fresh: bool,
+    job: &FanoutJob,
 ) -> Result<PageCounts, AcceptError> {
+    // Each contact's place among the page's saved contacts (not among those still found: a
+    // repeated page whose contact was deleted meanwhile gives the others the same ids).
+    let places: HashMap<Uuid, usize> = job
+        .page_contacts
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (*c, i))
+        .collect();
     let recipients: Vec<Recipient> = contacts
         .into_iter()
         .filter(|c| c.subscribed || !campaign.skips_unsubscribed())
-        .map(|c| Recipient {
-            email_id: campaign.email_id_for(c.id),
-            contact: RecipientContact::Existing(c),
+        .filter_map(|c| {
+            let place = *places.get(&c.id)?;
+            Some(Recipient {
+                email_id: campaign.email_id_for(job.pages * PAGE_PLACES + place as u64, c.id),
+                contact: RecipientContact::Existing(c),
+            })
         })
         .collect();
     if recipients.is_empty() {
