@@ -44,6 +44,34 @@ pub struct Background {
     pub outbox_dir: Option<PathBuf>,
     /// Seals and opens webhook signing secrets (the key file `webhook-secrets.key`).
     pub webhook_secrets: Arc<SecretBox>,
+    /// Ends the work that must not be cut off in the middle when the server stops.
+    pub shutdown: Shutdown,
+}
+
+/// How long a stopping server waits for the event dispatcher to finish its batch.
+const DISPATCH_STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// Stops the event dispatcher between two batches. The other loops are idempotent step by step
+/// (a send or a delivery cut off is retried from its queue) and simply end with the process.
+pub struct Shutdown {
+    stop: tokio::sync::watch::Sender<bool>,
+    dispatcher: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Shutdown {
+    /// Asks the dispatcher to stop and waits (at most [`DISPATCH_STOP_WAIT`]) until the batch it
+    /// is handling is finished and acknowledged, so the next start does not count it again.
+    pub async fn run(self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.dispatcher {
+            if tokio::time::timeout(DISPATCH_STOP_WAIT, task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the event dispatcher did not finish its batch in time");
+            }
+        }
+    }
 }
 
 /// Opens the local adapters and starts the send and feedback consumers, the event dispatcher, the
@@ -115,13 +143,18 @@ pub async fn start(
     );
     let webhook_queue = plunk_worker::webhooks::embedded_queue(&queues_db)
         .map_err(|e| Failure::store(format!("cannot open the webhook queue: {e}")))?;
-    if let Some(feed) = store.change_feed() {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let dispatcher = store.change_feed().map(|feed| {
         let dispatcher = plunk_worker::dispatch::Dispatcher {
             store: as_function("event-dispatch"),
             webhook_queue: webhook_queue.clone(),
         };
-        tokio::spawn(plunk_worker::dispatch::run_feed(dispatcher, feed.clone()));
-    }
+        tokio::spawn(plunk_worker::dispatch::run_feed(
+            dispatcher,
+            feed.clone(),
+            stopped,
+        ))
+    });
     tokio::spawn(plunk_worker::webhooks::run(WebhookWorker {
         store: as_function("webhook-delivery"),
         queue: webhook_queue.clone(),
@@ -168,5 +201,6 @@ pub async fn start(
         webhook_secrets,
         blobs,
         outbox_dir,
+        shutdown: Shutdown { stop, dispatcher },
     })
 }

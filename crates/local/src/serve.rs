@@ -87,9 +87,11 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     }
     println!("Serving the API at {base_url}  (try: curl {base_url}/health)");
     // The peer address reaches the handlers: per-source limits read it.
-    crate::http_server::serve(listener, app, shutdown())
+    let served = crate::http_server::serve(listener, app, shutdown())
         .await
-        .map_err(|e| Failure::store(e.to_string()))
+        .map_err(|e| Failure::store(e.to_string()));
+    runtime.shutdown.run().await;
+    served
 }
 
 /// The base URL of the hosted-page links in sent mail: `PLUNK_PUBLIC_URL` when set (e.g. behind

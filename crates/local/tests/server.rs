@@ -237,7 +237,10 @@ fn on_dynamodb_the_server_dispatches_events_from_the_table_stream_once() {
         track(&server, &key, &format!("user{i}@example.org"));
     }
     assert_eq!(count_within(&server, &key, 3), 3, "{}", server.log());
-    drop(server);
+    // Stopped as Ctrl-C stops it: the batch it was dispatching is finished and its checkpoint
+    // stored. (A server killed between counting a batch and storing its checkpoint counts that
+    // batch again on the next start: the feed is at least once.)
+    assert!(server.stop(), "the server did not stop on SIGTERM");
 
     let server = Server::start(&envs, &[], dir.path());
     track(&server, &key, "late@example.org");

@@ -138,10 +138,24 @@ const IDLE_POLL: Duration = Duration::from_millis(100);
 
 /// The local loop over the embedded change feed: read, handle, acknowledge. A failed batch is
 /// retried after a pause (it stays unacknowledged).
-pub async fn run_feed(dispatcher: Dispatcher, feed: Arc<dyn ChangeFeed>) {
-    loop {
+///
+/// The loop ends when `stop` turns true, but only between batches: a batch being handled is
+/// finished and acknowledged first. The event counters are not idempotent (a batch handled twice
+/// counts twice), so a server stopped with Ctrl-C or SIGTERM must not leave a counted batch
+/// unacknowledged for the next start to count again.
+pub async fn run_feed(
+    dispatcher: Dispatcher,
+    feed: Arc<dyn ChangeFeed>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let stopping = |stop: &tokio::sync::watch::Receiver<bool>| *stop.borrow();
+    // Waits `pause`, or less when asked to stop.
+    async fn pause(stop: &mut tokio::sync::watch::Receiver<bool>, pause: Duration) {
+        let _ = tokio::time::timeout(pause, stop.wait_for(|s| *s)).await;
+    }
+    while !stopping(&stop) {
         match feed.read(100).await {
-            Ok(records) if records.is_empty() => tokio::time::sleep(IDLE_POLL).await,
+            Ok(records) if records.is_empty() => pause(&mut stop, IDLE_POLL).await,
             Ok(records) => {
                 let items: Vec<Item> = records.iter().map(|r| r.item.clone()).collect();
                 let last = records.last().map(|r| r.seq).unwrap_or_default();
@@ -153,13 +167,13 @@ pub async fn run_feed(dispatcher: Dispatcher, feed: Arc<dyn ChangeFeed>) {
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "event dispatch failed; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        pause(&mut stop, Duration::from_secs(1)).await;
                     }
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the change feed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                pause(&mut stop, Duration::from_secs(1)).await;
             }
         }
     }

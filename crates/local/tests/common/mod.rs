@@ -145,6 +145,23 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Stops the server as Ctrl-C or a service manager would (SIGTERM) and waits until it has
+    /// exited, at most 20 seconds, then kills it. Returns whether it exited by itself.
+    pub fn stop(mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
