@@ -20,6 +20,11 @@
 //!
 //! Figures are printed, never asserted: they depend on the machine.
 
+/// The allocator of the deployed binaries (`plunk_functions`, `plunk`), so the figures are theirs.
+/// A benchmark binary that uses nothing else of this crate names it with `use plunk_bench as _;`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod fake_mailer;
 pub mod inproc;
 pub mod metered;

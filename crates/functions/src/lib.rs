@@ -12,6 +12,12 @@
 //! (default `dynamo`; `PLUNK_TABLE`, optional `PLUNK_DYNAMODB_ENDPOINT`), the AWS resources from
 //! the variables the SAM template sets, the local ones under `PLUNK_DATA_DIR` otherwise.
 
+/// Every Lambda binary links this crate, so this is their allocator: mimalloc rather than the system allocator: a fan-out builds and drops a few dozen small
+/// strings and maps per recipient, and glibc's malloc took a quarter of its CPU
+/// (`docs/benchmarks.md`, campaign fan-out).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod adapters;
 pub mod event_dispatch;
 pub mod feedback_consumer;

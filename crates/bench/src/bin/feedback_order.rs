@@ -16,6 +16,8 @@
 //! `contact.unsubscribed` events per contact, every campaign counter and the number of stored
 //! events per name are compared; any difference is a mismatch (exit 1). Throughput is printed.
 
+// The deployed binaries' allocator.
+use plunk_bench as _;
 use plunk_domain::contact::DataChange;
 use plunk_domain::email_record::{EmailRecord, EmailStatus, SourceType};
 use plunk_domain::event::SubscriptionSource;

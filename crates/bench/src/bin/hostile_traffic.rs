@@ -8,6 +8,8 @@
 //! were delivered, the server's peak memory (VmHWM) and the panics in its log; then the ratio of
 //! the two p99s. Exits 1 when a normal email was not delivered or the server panicked.
 
+// The deployed binaries' allocator.
+use plunk_bench as _;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};

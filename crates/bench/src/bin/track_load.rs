@@ -6,6 +6,8 @@
 //! Prints one `RESULT requests=… rps=… p50_ms=… p90_ms=… p99_ms=… max_ms=… non2xx=…
 //! socket_errors=… ok200=…` line (the format of infra/bench/common.lua).
 
+// The deployed binaries' allocator.
+use plunk_bench as _;
 use std::time::{Duration, Instant};
 
 #[tokio::main]
