@@ -281,8 +281,14 @@ async fn usage_of(
 ) -> Result<UsageResult, ApiError> {
     let (total_count, unique_contacts) = state.store.event_stats().totals(project, &name).await?;
     let used_in_segments = conditions_using(state, project, &name).await?;
-    // Workflows arrive with their issue; until then no workflow uses a name.
-    let used_in_workflows = Vec::new();
+    let used_in_workflows: Vec<Value> = state
+        .store
+        .workflows()
+        .event_users(project, &name)
+        .await?
+        .into_iter()
+        .map(|(id, name)| json!({ "id": id, "name": name }))
+        .collect();
     Ok(UsageResult {
         can_delete: !is_reserved_event_name(&name)
             && used_in_segments.is_empty()

@@ -19,6 +19,7 @@ pub mod template_preview;
 pub mod templates;
 pub mod track;
 pub mod webhooks;
+pub mod workflows;
 
 use axum::Router;
 use plunk_http_kit::{pipeline, AppState};
@@ -50,6 +51,8 @@ pub enum Group {
     Segments,
     /// `/campaigns`.
     Campaigns,
+    /// `/workflows`: workflows, their steps and transitions.
+    Workflows,
     /// The hosted pages: `/unsubscribe/:token`, `/subscribe/:token`, `/manage/:token`.
     Pages,
 }
@@ -68,6 +71,7 @@ impl Group {
         Group::Webhooks,
         Group::Segments,
         Group::Campaigns,
+        Group::Workflows,
         Group::Pages,
     ];
 
@@ -86,6 +90,7 @@ impl Group {
             Group::Webhooks => "webhooks",
             Group::Segments => "segments",
             Group::Campaigns => "campaigns",
+            Group::Workflows => "workflows",
             Group::Pages => "pages",
         }
     }
@@ -110,6 +115,7 @@ impl Group {
             Group::Webhooks => webhooks::router(state.clone()),
             Group::Segments => segments::router(state.clone()),
             Group::Campaigns => campaigns::router(state.clone()),
+            Group::Workflows => workflows::router(state.clone()),
             Group::Pages => pages::router(state.clone()),
         }
     }

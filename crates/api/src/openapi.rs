@@ -76,9 +76,20 @@ use utoipa::OpenApi;
         crate::campaigns::test,
         crate::campaigns::duplicate,
         crate::campaigns::stats,
+        crate::workflows::list,
+        crate::workflows::create,
+        crate::workflows::read,
+        crate::workflows::update,
+        crate::workflows::remove,
+        crate::workflows::graph_edits::add_step,
+        crate::workflows::graph_edits::update_step,
+        crate::workflows::graph_edits::remove_step,
+        crate::workflows::graph_edits::add_transition,
+        crate::workflows::graph_edits::remove_transition,
+        crate::workflows::graph_edits::insert_step,
     ),
     components(schemas(ErrorEnvelope, ErrorBody, FieldErrorDoc, ErrorCode)),
-    tags((name = "System"), (name = "Contacts"), (name = "Domains"), (name = "Public API"), (name = "Emails"), (name = "Templates"), (name = "Events"), (name = "Suppressions"), (name = "Webhooks"), (name = "Segments"), (name = "Campaigns"))
+    tags((name = "System"), (name = "Contacts"), (name = "Domains"), (name = "Public API"), (name = "Emails"), (name = "Templates"), (name = "Events"), (name = "Suppressions"), (name = "Webhooks"), (name = "Segments"), (name = "Campaigns"), (name = "Workflows"))
 )]
 struct ApiDoc;
 
@@ -306,6 +317,43 @@ const LINKS: &[(&str, &str, &str, &[LinkSpec])] = &[
             (
                 "DeleteCampaign",
                 "campaigns.remove",
+                "id",
+                "$response.body#/data/id",
+            ),
+        ],
+    ),
+    (
+        "/workflows",
+        "post",
+        "201",
+        &[
+            (
+                "GetWorkflow",
+                "workflows.read",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "UpdateWorkflow",
+                "workflows.update",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "AddStep",
+                "workflows.addStep",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "AddTransition",
+                "workflows.addTransition",
+                "id",
+                "$response.body#/data/id",
+            ),
+            (
+                "DeleteWorkflow",
+                "workflows.remove",
                 "id",
                 "$response.body#/data/id",
             ),

@@ -17,6 +17,7 @@ use plunk_http_kit::{
 use plunk_store::cursor::CursorBinding;
 use plunk_store::repo::templates::{TemplateError, TemplateFilter, MAX_INLINE_CONTENT_BYTES};
 use serde::Serialize;
+use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -361,9 +362,18 @@ pub async fn remove(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Envelope<TemplateDeleted>, ApiError> {
     let id = path_id(path, not_found)?;
-    // No workflows exist yet, so no SEND_EMAIL step can reference a template and the 409
-    // TEMPLATE_IN_USE refusal cannot arise. The workflows issue adds the reference check here
-    // (and in `usage`).
+    let users = state
+        .store
+        .workflows()
+        .template_users(auth.project.id, id)
+        .await?;
+    if !users.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::TemplateInUse,
+            "Workflow steps send this template",
+        )
+        .with_details(json!({ "usedBy": users })));
+    }
     state
         .store
         .templates()
@@ -416,10 +426,21 @@ pub async fn usage(
     {
         return Err(not_found());
     }
-    // No workflows exist yet (see `remove`): nothing references a template.
+    let workflows: Vec<TemplateWorkflowUse> = state
+        .store
+        .workflows()
+        .template_users(auth.project.id, id)
+        .await?
+        .into_iter()
+        .map(|u| TemplateWorkflowUse {
+            id: u.workflow_id.to_string(),
+            name: u.workflow_name,
+            step_ids: u.step_ids,
+        })
+        .collect();
     Ok(Envelope::ok(TemplateUsage {
-        workflows: Vec::new(),
-        can_delete: true,
+        can_delete: workflows.is_empty(),
+        workflows,
     }))
 }
 

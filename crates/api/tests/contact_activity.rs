@@ -89,7 +89,7 @@ on_both_backends! {
         for (contact, expected) in [(ada, true), (bob, false)] {
             let record = app.store.contacts().get(app.project.id, contact).await.unwrap().unwrap();
             let activity = app.store.activities().get(app.project.id, contact).await.unwrap();
-            let subject = Subject { contact: &record, activity: &activity };
+            let subject = Subject { contact: &record, activity: &activity, context: None };
             assert_eq!(
                 condition.matches(&subject, &|_| false, Timestamp::now().unix_millis()),
                 expected

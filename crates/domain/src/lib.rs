@@ -20,6 +20,7 @@ pub mod sending_domain;
 pub mod template;
 pub mod time;
 pub mod validation;
+pub mod workflow;
 
 pub use email::EmailAddress;
 pub use time::Timestamp;

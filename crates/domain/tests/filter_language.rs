@@ -45,7 +45,11 @@ fn first_error(filter: Value) -> (String, FieldCode) {
 }
 
 fn holds(condition: &Condition, contact: &Contact, activity: &Activity) -> bool {
-    let subject = Subject { contact, activity };
+    let subject = Subject {
+        contact,
+        activity,
+        context: None,
+    };
     condition.matches(&subject, &|_| false, NOW)
 }
 
@@ -76,6 +80,7 @@ fn the_spec_example_parses_and_matches_as_written() {
     let subject = Subject {
         contact: &pro,
         activity: &opened,
+        context: None,
     };
     assert!(condition.matches(&subject, &|_| false, NOW));
     assert!(

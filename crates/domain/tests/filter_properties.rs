@@ -496,6 +496,7 @@ fn agree(document: &Value, world: &World) -> Result<(), TestCaseError> {
     let subject = Subject {
         contact: &contact,
         activity: &activity,
+        context: None,
     };
     prop_assert_eq!(
         condition.matches(&subject, &is_member, NOW),
@@ -522,6 +523,7 @@ fn stable_until_next_change(
     let subject = Subject {
         contact: &contact,
         activity: &activity,
+        context: None,
     };
     let now = condition.matches(&subject, &is_member, NOW);
     let next = condition.next_change(&subject, NOW);

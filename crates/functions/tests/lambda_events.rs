@@ -68,6 +68,25 @@ async fn the_contacts_binary_answers_api_gateway_v2_events() {
 }
 
 #[tokio::test]
+async fn the_workflows_binary_creates_a_workflow_with_its_trigger() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, secret) = project_store(dir.path()).await;
+    let mut function = Function::start(env!("CARGO_BIN_EXE_workflows"), dir.path()).await;
+    let created = function
+        .invoke(fixture("workflows-create.json", &secret))
+        .await;
+    assert_eq!(created["statusCode"], 201, "{created}");
+    let workflow = body(&created)["data"].clone();
+    assert_eq!(workflow["triggerConfig"]["eventName"], "signed_up");
+    assert_eq!(workflow["steps"][0]["type"], "TRIGGER");
+    // The function serves its own group only.
+    let mut other = fixture("contacts-list.json", &secret);
+    other["requestContext"]["http"]["path"] = "/contacts".into();
+    let refused = function.invoke(other).await;
+    assert_eq!(refused["statusCode"], 404, "{refused}");
+}
+
+#[tokio::test]
 async fn the_system_binary_serves_health_and_no_contacts() {
     let dir = tempfile::tempdir().unwrap();
     let (_, secret) = project_store(dir.path()).await;

@@ -128,6 +128,21 @@ const PROFILES: &[(&str, &[&[&str]])] = &[
         ],
     ),
     (
+        "workflows",
+        &[
+            AUTH,
+            &[
+                "PROJECT#{id}#WORKFLOWS",
+                "PROJECT#{id}#WORKFLOWS#ENABLED#*",
+                "PROJECT#{id}#WORKFLOW#{id}#GRAPH",
+                // SEND_EMAIL steps: the template exists, and its uses.
+                "PROJECT#{id}#TEMPLATES",
+                "PROJECT#{id}#TEMPLATE#{id}#WORKFLOW_USES",
+                "SECRET#CURSOR",
+            ],
+        ],
+    ),
+    (
         "campaigns",
         &[
             AUTH,
@@ -196,6 +211,8 @@ const PROFILES: &[(&str, &[&[&str]])] = &[
             &[
                 "PROJECT#{id}#TEMPLATES",
                 "PROJECT#{id}#TEMPLATES#TYPE#*",
+                // TEMPLATE_IN_USE and the usage report.
+                "PROJECT#{id}#TEMPLATE#{id}#WORKFLOW_USES",
                 "PROJECT#{id}#SENDER#*",
                 "DOMAIN_NAME#*",
                 // The preview renders for a contact.
@@ -220,9 +237,11 @@ const PROFILES: &[(&str, &[&[&str]])] = &[
                 "PROJECT#{id}#COUNTERS",
                 "EVENT_DELETIONS",
                 "SECRET#CURSOR",
-                // Usage: the segments and campaigns whose conditions read a name.
+                // Usage: the segments and campaigns whose conditions read a name, and the
+                // workflows that trigger on it or wait for it.
                 "PROJECT#{id}#SEGMENTS",
                 "PROJECT#{id}#CAMPAIGNS#STATUS#*",
+                "PROJECT#{id}#WORKFLOWS",
             ],
         ],
     ),

@@ -451,6 +451,60 @@ pub fn templates_by_type_index(project: Uuid, template_type: &str) -> String {
     format!("PROJECT#{project}#TEMPLATES#TYPE#{template_type}")
 }
 
+/// Partition of a project's workflows, sort key = workflow id (UUIDv7: newest last). The items
+/// hold the workflow's settings and a summary of its graph; steps and transitions live in the
+/// workflow's own partition ([`workflow_graph_partition`]).
+pub fn workflows_partition(project: Uuid) -> String {
+    format!("PROJECT#{project}#WORKFLOWS")
+}
+
+/// A workflow item.
+pub fn workflow(project: Uuid, workflow: Uuid) -> Key {
+    Key::new(workflows_partition(project), workflow.to_string())
+}
+
+/// `Gsi1` partition of a project's enabled (`true`) or disabled (`false`) workflows (the
+/// `enabled` filter of the list), sort key = workflow id.
+pub fn workflows_by_enabled_index(project: Uuid, enabled: bool) -> String {
+    format!("PROJECT#{project}#WORKFLOWS#ENABLED#{enabled}")
+}
+
+/// Partition of one workflow's steps (`STEP#<id>`) and transitions (`TRANSITION#<id>`): the
+/// whole graph is one query.
+pub fn workflow_graph_partition(project: Uuid, workflow: Uuid) -> String {
+    format!("PROJECT#{project}#WORKFLOW#{workflow}#GRAPH")
+}
+
+/// A step of a workflow.
+pub fn workflow_step(project: Uuid, workflow: Uuid, step: Uuid) -> Key {
+    Key::new(
+        workflow_graph_partition(project, workflow),
+        format!("STEP#{step}"),
+    )
+}
+
+/// A transition of a workflow.
+pub fn workflow_transition(project: Uuid, workflow: Uuid, transition: Uuid) -> Key {
+    Key::new(
+        workflow_graph_partition(project, workflow),
+        format!("TRANSITION#{transition}"),
+    )
+}
+
+/// Partition of the workflow steps that send a template (`TEMPLATE_IN_USE`, the template's
+/// usage report), sort key `<workflowId>#<stepId>`.
+pub fn template_workflow_uses_partition(project: Uuid, template: Uuid) -> String {
+    format!("PROJECT#{project}#TEMPLATE#{template}#WORKFLOW_USES")
+}
+
+/// The use of `template` by a SEND_EMAIL step.
+pub fn template_workflow_use(project: Uuid, template: Uuid, workflow: Uuid, step: Uuid) -> Key {
+    Key::new(
+        template_workflow_uses_partition(project, template),
+        format!("{workflow}#{step}"),
+    )
+}
+
 /// Suffix of the events partitions: their new items are fed.
 pub const EVENT_PARTITION_SUFFIX: &str = "#EVENTS";
 /// Suffix of the contacts partitions: every write of a contact is fed (new and rewritten).

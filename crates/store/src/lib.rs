@@ -221,6 +221,11 @@ impl Store {
         repo::campaigns::Campaigns::new(self.table.as_ref())
     }
 
+    /// Workflows, their graphs and the template uses of their steps.
+    pub fn workflows(&self) -> repo::workflows::Workflows<'_> {
+        repo::workflows::Workflows::new(self.table.as_ref())
+    }
+
     /// The fan-out jobs of SENDING campaigns.
     pub fn campaign_fanouts(&self) -> repo::campaign_fanouts::CampaignFanouts<'_> {
         repo::campaign_fanouts::CampaignFanouts::new(self.table.as_ref())

@@ -106,7 +106,11 @@ impl Prepared {
                     depth: Cell::new(0),
                     now_ms,
                 };
-                let subject = Subject { contact, activity };
+                let subject = Subject {
+                    contact,
+                    activity,
+                    context: None,
+                };
                 self.root.matches(&subject, &resolver, now_ms)
             })
             .collect())
@@ -203,6 +207,7 @@ impl Memberships for Resolver<'_> {
             let subject = Subject {
                 contact: self.contact,
                 activity: self.activity,
+                context: None,
             };
             let hit = condition.matches(&subject, self, self.now_ms);
             self.depth.set(self.depth.get() - 1);

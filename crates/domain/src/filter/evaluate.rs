@@ -4,13 +4,16 @@ use super::parse::parse_date;
 use super::Activity;
 use super::{Bound, Condition, Field, Filter, Group, Kind, Logic, Order, Test};
 use crate::contact::Contact;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 /// The contact a condition is evaluated for, with its activity.
 pub struct Subject<'a> {
     pub contact: &'a Contact,
     pub activity: &'a Activity,
+    /// The context of the workflow execution a `CONDITION` step evaluates in, which its
+    /// `event.<path>` fields read; `None` outside workflows (such a field then finds nothing).
+    pub context: Option<&'a Map<String, Value>>,
 }
 
 /// Answers `memberOfSegment`: whether the contact under evaluation belongs to a segment (a
@@ -81,7 +84,7 @@ impl Filter {
             }
             Test::MemberOf { segment, negated } => memberships.is_member(*segment) != *negated,
             test => {
-                let value = self.value(subject.contact);
+                let value = self.value(subject);
                 value_test(
                     test,
                     self.field.kind(),
@@ -105,14 +108,14 @@ impl Filter {
             ],
             // True while `at <= now <= at + span`: it turns true at `at`, false after the span.
             Test::Within { span_ms } => {
-                let at = self.value(subject.contact).as_ref().and_then(date_of);
+                let at = self.value(subject).as_ref().and_then(date_of);
                 [
                     at,
                     at.map(|at| at.saturating_add(*span_ms).saturating_add(1)),
                 ]
             }
             Test::OlderThan { span_ms } => [
-                self.value(subject.contact)
+                self.value(subject)
                     .as_ref()
                     .and_then(date_of)
                     .map(|at| at.saturating_add(*span_ms).saturating_add(1)),
@@ -136,25 +139,30 @@ impl Filter {
         }
     }
 
-    /// The contact's value of a value field; `None` when absent or null.
-    fn value(&self, contact: &Contact) -> Option<Value> {
+    /// The subject's value of a value field; `None` when absent or null.
+    fn value(&self, subject: &Subject) -> Option<Value> {
+        let contact = subject.contact;
         let value = match &self.field {
             Field::Email => Value::String(contact.email.as_str().to_owned()),
             Field::Subscribed => Value::Bool(contact.subscribed),
             Field::CreatedAt => Value::String(contact.created_at.to_string()),
             Field::UpdatedAt => Value::String(contact.updated_at.to_string()),
-            Field::Data(path) => {
-                let (first, rest) = path.split_first()?;
-                let mut at = contact.data.get(first)?;
-                for key in rest {
-                    at = at.as_object()?.get(key)?;
-                }
-                at.clone()
-            }
+            Field::Data(path) => lookup(&contact.data, path)?.clone(),
+            Field::Context(path) => lookup(subject.context?, path)?.clone(),
             Field::Event(_) | Field::EmailStep(_) | Field::Segment => return None,
         };
         (!value.is_null()).then_some(value)
     }
+}
+
+/// The value at `path` (keys of nested objects) inside `object`.
+fn lookup<'v>(object: &'v Map<String, Value>, path: &[String]) -> Option<&'v Value> {
+    let (first, rest) = path.split_first()?;
+    let mut at = object.get(first)?;
+    for key in rest {
+        at = at.as_object()?.get(key)?;
+    }
+    Some(at)
 }
 
 /// A value operator on a field's value (`None`: absent or null). Missing values make the

@@ -7,6 +7,11 @@
 //! contact at one instant, from the contact, a small summary of its activity (never its event
 //! history) and a way to answer segment membership. [`references`] checks the segments a
 //! condition names: they exist, no cycle, chains at most three deep.
+//!
+//! Workflow `CONDITION` steps test one filter at a time with their own field names
+//! (`contact.email`, `data.<path>`, `event.<path>` for the execution's context …) and without
+//! the event-history operators: [`parse_workflow_filter`] reads them with the same operator,
+//! value and unit rules, and [`Subject::context`] carries the context they read.
 
 mod activity;
 mod evaluate;
@@ -15,7 +20,10 @@ pub mod references;
 
 pub use activity::{Activity, MAX_EVENT_NAMES};
 pub use evaluate::{Memberships, Subject};
-pub use parse::{parse, MAX_DEPTH, MAX_FILTERS, MAX_FILTERS_PER_GROUP, MAX_GROUPS, MAX_SIZE_BYTES};
+pub use parse::{
+    parse, parse_workflow_field, parse_workflow_filter, parse_workflow_test, MAX_DEPTH,
+    MAX_FILTERS, MAX_FILTERS_PER_GROUP, MAX_GROUPS, MAX_SIZE_BYTES,
+};
 
 use serde_json::Value;
 use uuid::Uuid;
@@ -69,6 +77,10 @@ pub enum Field {
     EmailStep(EmailStep),
     /// Membership of another segment.
     Segment,
+    /// A value in the context of a workflow execution, by its path of keys (a workflow
+    /// condition's `event.<path>`): what the triggering event or the awaited event carried, not
+    /// the contact's event history.
+    Context(Vec<String>),
 }
 
 /// A step of an email's life that `email.<step>` filters ask about; the occurrence time is the
@@ -128,7 +140,7 @@ impl Field {
             Field::Email => Kind::String,
             Field::Subscribed => Kind::Boolean,
             Field::CreatedAt | Field::UpdatedAt => Kind::Date,
-            Field::Data(_) => Kind::Any,
+            Field::Data(_) | Field::Context(_) => Kind::Any,
             Field::Event(_) | Field::EmailStep(_) => Kind::Event,
             Field::Segment => Kind::Segment,
         }

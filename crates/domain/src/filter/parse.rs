@@ -52,6 +52,64 @@ pub fn parse(document: &Value, path: &str) -> Result<Condition, Vec<FieldError>>
     }
 }
 
+/// Parses ONE filter of a workflow `CONDITION` step: `object` holds `field`, `operator` and
+/// `value`/`unit` as the operator needs, at `path` of the body (for example `config`). Fields are
+/// the workflow's (`contact.email`, `contact.subscribed`, `contact.createdAt`, `data.<path>` or
+/// `contact.data.<path>`, `event.<path>` for the execution's context); the operators are the
+/// segment language's value operators, with its rules for values and units.
+pub fn parse_workflow_filter(
+    object: &Map<String, Value>,
+    path: &str,
+) -> Result<Filter, Vec<FieldError>> {
+    let mut parser = Parser::default();
+    let field = parser.field(
+        object.get("field"),
+        &format!("{path}.field"),
+        Language::Workflow,
+    );
+    let test = parser.test(field.as_ref(), object, path, Language::Workflow);
+    match (field, test) {
+        (Some(field), Some(test)) if parser.errors.is_empty() => Ok(Filter { field, test }),
+        _ => Err(parser.errors),
+    }
+}
+
+/// Parses a workflow condition's field name `raw`, the member at `path` (for example
+/// `config.field`): the fields of [`parse_workflow_filter`]. A multi-branch condition names its
+/// field once for all of its branches.
+pub fn parse_workflow_field(raw: Option<&Value>, path: &str) -> Result<Field, Vec<FieldError>> {
+    let mut parser = Parser::default();
+    match parser.field(raw, path, Language::Workflow) {
+        Some(field) => Ok(field),
+        None => Err(parser.errors),
+    }
+}
+
+/// Parses the `operator` and its `value`/`unit` from `object` at `path` (one branch of a
+/// multi-branch condition, `config.branches[1]`) as a test of `field`. With `field` `None` (the
+/// field itself was refused) only the presence and type of `operator` are checked, as in
+/// [`parse_workflow_filter`].
+pub fn parse_workflow_test(
+    field: Option<&Field>,
+    object: &Map<String, Value>,
+    path: &str,
+) -> Result<Test, Vec<FieldError>> {
+    let mut parser = Parser::default();
+    match parser.test(field, object, path, Language::Workflow) {
+        Some(test) if parser.errors.is_empty() => Ok(test),
+        _ => Err(parser.errors),
+    }
+}
+
+/// Which field names and operators a filter may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Language {
+    /// Segments and campaign audiences: the contact, its activity and other segments.
+    Segment,
+    /// Workflow conditions: the contact and the execution's context, never the event history.
+    Workflow,
+}
+
 #[derive(Default)]
 struct Parser {
     errors: Vec<FieldError>,
@@ -202,28 +260,59 @@ impl Parser {
 
     fn filter(&mut self, value: &Value, path: &str) -> Option<Filter> {
         let object = self.object(value, path)?;
-        let field_path = format!("{path}.field");
-        let field = match object.get("field") {
-            Some(Value::String(raw)) => match parse_field(raw) {
-                Some(field) => Some(field),
-                None => {
+        let field = self.field(
+            object.get("field"),
+            &format!("{path}.field"),
+            Language::Segment,
+        );
+        let test = self.test(field.as_ref(), object, path, Language::Segment);
+        Some(Filter {
+            field: field?,
+            test: test?,
+        })
+    }
+
+    /// The field named by `raw`, the member at `path`, in `language`.
+    fn field(&mut self, raw: Option<&Value>, path: &str, language: Language) -> Option<Field> {
+        match raw {
+            Some(Value::String(raw)) => {
+                let field = match language {
+                    Language::Segment => parse_field(raw),
+                    Language::Workflow => parse_workflow_field_name(raw),
+                };
+                if field.is_none() {
+                    let known = match language {
+                        Language::Segment => "email, subscribed, createdAt, updatedAt, data.<key>, event.<name>, email.<sent|delivered|opened|clicked|bounced|complained> or segment",
+                        Language::Workflow => "contact.email, contact.subscribed, contact.createdAt, data.<path> (or contact.data.<path>) or event.<path>",
+                    };
                     self.error(
-                        field_path,
+                        path.to_owned(),
                         FieldCode::InvalidString,
-                        format!("Unknown field \"{raw}\": use email, subscribed, createdAt, updatedAt, data.<key>, event.<name>, email.<sent|delivered|opened|clicked|bounced|complained> or segment"),
+                        format!("Unknown field \"{raw}\": use {known}"),
                     );
-                    None
                 }
-            },
+                field
+            }
             None | Some(Value::Null) => {
-                self.error(field_path, FieldCode::Required, "Required");
+                self.error(path.to_owned(), FieldCode::Required, "Required");
                 None
             }
             Some(_) => {
-                self.error(field_path, FieldCode::InvalidType, "Expected a string");
+                self.error(path.to_owned(), FieldCode::InvalidType, "Expected a string");
                 None
             }
-        };
+        }
+    }
+
+    /// The operator of the filter `object` at `path` with its value and unit, checked against
+    /// `field` (`None` when the field was refused: then only the operator's presence counts).
+    fn test(
+        &mut self,
+        field: Option<&Field>,
+        object: &Map<String, Value>,
+        path: &str,
+        language: Language,
+    ) -> Option<Test> {
         let operator_path = format!("{path}.operator");
         let operator = match object.get("operator") {
             Some(Value::String(op)) => Some(op.as_str()),
@@ -241,7 +330,8 @@ impl Parser {
             }
         };
         let (field, operator) = (field?, operator?);
-        let Some(shape) = Shape::of(operator) else {
+        let shape = Shape::of(operator).filter(|shape| shape.in_language(language));
+        let Some(shape) = shape else {
             self.error(
                 operator_path,
                 FieldCode::InvalidOperator,
@@ -250,12 +340,12 @@ impl Parser {
             return None;
         };
         if !shape.allows(field.kind())
-            || (field == Field::Subscribed && !matches!(shape, Shape::Equals { .. }))
+            || (*field == Field::Subscribed && !matches!(shape, Shape::Equals { .. }))
         {
             self.error(
                 operator_path,
                 FieldCode::InvalidOperator,
-                format!("\"{operator}\" cannot be used on {}", kind_name(&field)),
+                format!("\"{operator}\" cannot be used on {}", kind_name(field)),
             );
             return None;
         }
@@ -263,15 +353,15 @@ impl Parser {
         let value = object.get("value").filter(|v| !v.is_null());
         let test = match shape {
             Shape::Equals { negated } => {
-                let value = self.scalar(value, &value_path, &field)?;
+                let value = self.scalar(value, &value_path, field)?;
                 Test::Equals { value, negated }
             }
             Shape::Contains { negated } => {
-                let value = self.scalar(value, &value_path, &field)?;
+                let value = self.scalar(value, &value_path, field)?;
                 Test::Contains { value, negated }
             }
             Shape::Compare(order) => {
-                let bound = self.bound(value, &value_path, &field)?;
+                let bound = self.bound(value, &value_path, field)?;
                 Test::Compare { order, bound }
             }
             Shape::Exists { negated } => {
@@ -312,7 +402,7 @@ impl Parser {
                 Test::MemberOf { segment, negated }
             }
         };
-        Some(Filter { field, test })
+        Some(test)
     }
 
     /// The value of `equals`/`contains`: a scalar of a type the field can hold.
@@ -496,6 +586,21 @@ impl Shape {
         })
     }
 
+    /// Whether the operator exists in `language`: workflow conditions have no event-history
+    /// or segment operators (they read the contact and the execution's context only).
+    fn in_language(self, language: Language) -> bool {
+        match language {
+            Language::Segment => true,
+            Language::Workflow => !matches!(
+                self,
+                Shape::Triggered { .. }
+                    | Shape::TriggeredWithin { .. }
+                    | Shape::TriggeredOlderThan
+                    | Shape::MemberOf { .. }
+            ),
+        }
+    }
+
     /// The field kinds the operator applies to (segments.md's operator table).
     fn allows(self, kind: Kind) -> bool {
         use Kind::*;
@@ -516,6 +621,7 @@ impl Shape {
 fn kind_name(field: &Field) -> &'static str {
     match field {
         Field::Subscribed => "subscribed (only equals/notEquals with a boolean)",
+        Field::Context(_) => "an event field",
         _ => match field.kind() {
             Kind::String => "a string field",
             Kind::Boolean => "a boolean field",
@@ -538,11 +644,7 @@ fn parse_field(raw: &str) -> Option<Field> {
         _ => {}
     }
     if let Some(path) = raw.strip_prefix("data.") {
-        let keys: Vec<String> = path.split('.').map(str::to_owned).collect();
-        let valid = keys
-            .iter()
-            .all(|k| !k.is_empty() && k.chars().count() <= MAX_DATA_KEY_CHARS);
-        return valid.then_some(Field::Data(keys));
+        return key_path(path).map(Field::Data);
     }
     if let Some(name) = raw.strip_prefix("event.") {
         let valid = !name.trim().is_empty() && name.chars().count() <= MAX_EVENT_NAME_CHARS;
@@ -555,6 +657,35 @@ fn parse_field(raw: &str) -> Option<Field> {
             .map(Field::EmailStep);
     }
     None
+}
+
+/// A workflow condition's field name, or `None` when workflows have no such field.
+fn parse_workflow_field_name(raw: &str) -> Option<Field> {
+    match raw {
+        "contact.email" => return Some(Field::Email),
+        "contact.subscribed" => return Some(Field::Subscribed),
+        "contact.createdAt" => return Some(Field::CreatedAt),
+        _ => {}
+    }
+    if let Some(path) = raw
+        .strip_prefix("contact.data.")
+        .or_else(|| raw.strip_prefix("data."))
+    {
+        return key_path(path).map(Field::Data);
+    }
+    if let Some(path) = raw.strip_prefix("event.") {
+        return key_path(path).map(Field::Context);
+    }
+    None
+}
+
+/// The keys of a dotted path (`profile.tier`): each non-empty and at most
+/// [`MAX_DATA_KEY_CHARS`] characters.
+fn key_path(path: &str) -> Option<Vec<String>> {
+    let keys: Vec<String> = path.split('.').map(str::to_owned).collect();
+    keys.iter()
+        .all(|k| !k.is_empty() && k.chars().count() <= MAX_DATA_KEY_CHARS)
+        .then_some(keys)
 }
 
 /// A date value: `YYYY-MM-DD` (midnight UTC) or RFC 3339, as Unix milliseconds.

@@ -22,3 +22,4 @@ pub mod suppressions;
 pub mod templates;
 pub mod turns;
 pub mod webhooks;
+pub mod workflows;

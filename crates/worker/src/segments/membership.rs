@@ -424,7 +424,11 @@ pub fn plan(
     let now_ms = tally.now_ms;
     let now = Timestamp::from_millis(now_ms).unwrap_or_else(Timestamp::now);
     let resolver = Resolver::new(contact, activity, members, &segments.conditions, now_ms);
-    let subject = Subject { contact, activity };
+    let subject = Subject {
+        contact,
+        activity,
+        context: None,
+    };
     let mut plan = Plan {
         after: input.membership.clone(),
         ..Plan::default()

@@ -1,0 +1,301 @@
+//! `/workflows` (workflows.md §5) in process on both backends: workflows CRUD with the trigger
+//! rules, the structural edits with the graph rules of §2, the template and event usage reports
+//! fed by workflow steps, and tenant isolation.
+
+mod common;
+
+use common::{TestApp, TestResponse};
+use http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+fn error_fields(res: &TestResponse) -> Vec<(String, String)> {
+    res.body["error"]["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| {
+                    (
+                        e["field"].as_str().unwrap_or_default().to_owned(),
+                        e["code"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn has_error(res: &TestResponse, field: &str, code: &str) -> bool {
+    error_fields(res)
+        .iter()
+        .any(|(f, c)| f == field && c == code)
+}
+
+async fn workflow(app: &TestApp, name: &str, event: &str) -> (String, String) {
+    let res = app
+        .call(
+            Method::POST,
+            "/workflows",
+            Some(json!({"name": name, "eventName": event})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    let id = res.data()["id"].as_str().unwrap().to_owned();
+    let trigger = res.data()["steps"][0]["id"].as_str().unwrap().to_owned();
+    (id, trigger)
+}
+
+async fn step(app: &TestApp, workflow: &str, body: Value) -> TestResponse {
+    app.call(
+        Method::POST,
+        &format!("/workflows/{workflow}/steps"),
+        Some(body),
+    )
+    .await
+}
+
+async fn added_step(app: &TestApp, workflow: &str, body: Value) -> (String, Value) {
+    let res = step(app, workflow, body).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    (
+        res.data()["step"]["id"].as_str().unwrap().to_owned(),
+        res.data()["transition"].clone(),
+    )
+}
+
+async fn transition(app: &TestApp, workflow: &str, body: Value) -> TestResponse {
+    app.call(
+        Method::POST,
+        &format!("/workflows/{workflow}/transitions"),
+        Some(body),
+    )
+    .await
+}
+
+async fn template(app: &TestApp) -> String {
+    let created = app
+        .call(Method::POST, "/domains", Some(json!({"domain": "acme.io"})))
+        .await;
+    let domain = created.data()["id"].as_str().unwrap_or_default().to_owned();
+    app.call(Method::POST, &format!("/domains/{domain}/verify"), None)
+        .await;
+    let res = app
+        .call(
+            Method::POST,
+            "/templates",
+            Some(
+                json!({"name": "Welcome", "subject": "Hi", "body": "<p>Hi</p>",
+                "from": "hello@acme.io", "type": "TRANSACTIONAL"}),
+            ),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    res.data()["id"].as_str().unwrap().to_owned()
+}
+
+fn at(x: f64, y: f64) -> Value {
+    json!({"x": x, "y": y})
+}
+
+on_both_backends! {
+    async fn workflows_are_created_with_their_trigger_listed_changed_and_deleted(app: TestApp) {
+        let res = app.call(Method::POST, "/workflows", Some(json!({"name": "Onboarding", "eventName": "  signed_up "}))).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        let w = res.data().clone();
+        assert_eq!((w["enabled"].as_bool(), w["triggerType"].as_str(), w["allowReentry"].as_bool()), (Some(false), Some("EVENT"), Some(false)));
+        assert_eq!(w["triggerConfig"], json!({"eventName": "signed_up"}));
+        assert_eq!((w["stepCount"].as_u64(), w["activeExecutions"].as_u64()), (Some(1), Some(0)));
+        assert_eq!(w["steps"].as_array().unwrap().len(), 1);
+        assert_eq!(w["steps"][0]["type"], "TRIGGER");
+        assert_eq!(w["transitions"], json!([]));
+        let id = w["id"].as_str().unwrap().to_owned();
+
+        // Bad bodies: every problem listed, nothing written.
+        let res = app.call(Method::POST, "/workflows", Some(json!({"name": "", "eventName": " ", "enabled": "yes"}))).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.body);
+        assert!(has_error(&res, "name", "too_small"), "{}", res.body);
+        assert!(has_error(&res, "eventName", "too_small"), "{}", res.body);
+        assert!(has_error(&res, "enabled", "invalid_type"), "{}", res.body);
+        let res = app.call(Method::PATCH, &format!("/workflows/{id}"), Some(json!({"triggerType": "SCHEDULE"}))).await;
+        assert!(has_error(&res, "triggerType", "invalid_enum_value"), "{}", res.body);
+
+        // Changes; a second workflow enabled from the start.
+        let res = app.call(Method::PATCH, &format!("/workflows/{id}"), Some(json!({"name": "Welcome", "description": "New users", "allowReentry": true, "triggerConfig": {"eventName": "registered"}}))).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        assert_eq!((res.data()["name"].as_str(), res.data()["description"].as_str()), (Some("Welcome"), Some("New users")));
+        assert_eq!(res.data()["triggerConfig"], json!({"eventName": "registered"}));
+        let res = app.call(Method::PATCH, &format!("/workflows/{id}"), Some(json!({"triggerType": "MANUAL", "triggerConfig": null, "description": null}))).await;
+        assert_eq!((res.data()["triggerType"].as_str(), &res.data()["triggerConfig"], &res.data()["description"]), (Some("MANUAL"), &Value::Null, &Value::Null), "{}", res.body);
+        let res = app.call(Method::PATCH, &format!("/workflows/{id}"), Some(json!({"triggerType": "EVENT"}))).await;
+        assert!(has_error(&res, "triggerConfig", "required"), "{}", res.body);
+        let res = app.call(Method::POST, "/workflows", Some(json!({"name": "Reminder", "eventName": "cart", "enabled": true}))).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        let enabled = res.data()["id"].as_str().unwrap().to_owned();
+
+        let list = app.call(Method::GET, "/workflows", None).await;
+        let ids: Vec<&str> = list.data()["items"].as_array().unwrap().iter().map(|w| w["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, vec![enabled.as_str(), id.as_str()], "newest first");
+        assert!(list.data()["items"][0].get("steps").is_none(), "lists carry no graph");
+        let list = app.call(Method::GET, "/workflows?enabled=true", None).await;
+        assert_eq!(list.data()["items"].as_array().unwrap().len(), 1);
+        assert_eq!(list.data()["items"][0]["id"], enabled.as_str());
+        let list = app.call(Method::GET, "/workflows?enabled=false&limit=1", None).await;
+        assert_eq!((list.data()["items"][0]["id"].as_str(), list.data()["hasMore"].as_bool()), (Some(id.as_str()), Some(false)));
+        let res = app.call(Method::PATCH, &format!("/workflows/{enabled}"), Some(json!({"enabled": false}))).await;
+        assert_eq!(res.data()["enabled"], false);
+        let list = app.call(Method::GET, "/workflows?enabled=true", None).await;
+        assert_eq!(list.data()["items"], json!([]), "the enabled index follows the change");
+
+        // Another project sees none of it.
+        let (_, key) = app.other_project().await;
+        for (method, path) in [(Method::GET, format!("/workflows/{id}")), (Method::DELETE, format!("/workflows/{id}"))] {
+            let res = app.raw(method, &path, Some(&key), None, &[]).await;
+            assert_eq!((res.status, res.code()), (StatusCode::NOT_FOUND, "WORKFLOW_NOT_FOUND"));
+        }
+        let res = app.raw(Method::POST, &format!("/workflows/{id}/steps"), Some(&key),
+            Some(json!({"type": "EXIT", "name": "End", "position": at(0.0, 1.0)}).to_string()), &[("content-type", "application/json")]).await;
+        assert_eq!(res.code(), "WORKFLOW_NOT_FOUND");
+        let list = app.raw(Method::GET, "/workflows", Some(&key), None, &[]).await;
+        assert_eq!(list.data()["items"], json!([]));
+
+        let res = app.call(Method::DELETE, &format!("/workflows/{id}"), None).await;
+        assert_eq!(res.data(), &json!({"id": id, "deleted": true}));
+        let res = app.call(Method::GET, &format!("/workflows/{id}"), None).await;
+        assert_eq!(res.code(), "WORKFLOW_NOT_FOUND");
+        let res = app.call(Method::GET, "/workflows/not-an-id", None).await;
+        assert_eq!(res.code(), "WORKFLOW_NOT_FOUND");
+    }
+
+    async fn steps_and_transitions_keep_the_graph_rules(app: TestApp) {
+        let template = template(&app).await;
+        let (id, trigger) = workflow(&app, "Onboarding", "signed_up").await;
+        let (send, auto) = added_step(&app, &id, json!({"type": "SEND_EMAIL", "name": "Welcome", "position": at(0.0, 100.0), "config": {}, "autoConnect": true})).await;
+        assert_eq!((auto["fromStepId"].as_str(), auto["toStepId"].as_str()), (Some(trigger.as_str()), Some(send.as_str())));
+        assert_eq!((&auto["condition"], &auto["waitOutcome"]), (&Value::Null, &Value::Null));
+        let (delay, _) = added_step(&app, &id, json!({"type": "DELAY", "name": "Wait", "position": at(0.0, 200.0), "config": {"amount": 2, "unit": "days"}, "autoConnect": true})).await;
+        let (check, _) = added_step(&app, &id, json!({"type": "CONDITION", "name": "Pro?", "position": at(0.0, 300.0),
+            "config": {"field": "data.plan", "operator": "equals", "value": "pro"}, "autoConnect": true})).await;
+        let (exit, none) = added_step(&app, &id, json!({"type": "EXIT", "name": "Done", "position": at(0.0, 400.0), "config": {"reason": "pro"}, "autoConnect": true})).await;
+        assert_eq!(none, Value::Null, "a CONDITION takes no plain transition");
+        let (update, _) = added_step(&app, &id, json!({"type": "UPDATE_CONTACT", "name": "Tag", "position": at(200.0, 400.0), "config": {"updates": {"stage": "free"}}})).await;
+
+        // Configs are checked by type.
+        let res = step(&app, &id, json!({"type": "DELAY", "name": "Long", "position": at(0.0, 0.0), "config": {"amount": 400, "unit": "days"}})).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.body);
+        let res = step(&app, &id, json!({"type": "WEBHOOK", "name": "CRM", "position": at(0.0, 0.0), "config": {"url": "http://169.254.169.254/latest"}})).await;
+        assert!(has_error(&res, "config.url", "forbidden_address"), "{}", res.body);
+        let res = step(&app, &id, json!({"type": "TRIGGER", "name": "Another", "position": at(0.0, 0.0), "config": {}})).await;
+        assert!(has_error(&res, "type", "custom"), "{}", res.body);
+        let res = step(&app, &id, json!({"type": "CONDITION", "name": "Bad", "position": at(0.0, 0.0), "config": {"field": "data.plan", "operator": "resembles", "value": 1}})).await;
+        assert!(error_fields(&res).iter().any(|(_, c)| c == "invalid_operator"), "{}", res.body);
+        let res = step(&app, &id, json!({"type": "SEND_EMAIL", "name": "X", "position": at(0.0, 0.0), "templateId": uuid::Uuid::now_v7()})).await;
+        assert_eq!((res.status, res.code()), (StatusCode::NOT_FOUND, "TEMPLATE_NOT_FOUND"));
+
+        // Transitions by the from-step's type.
+        let res = transition(&app, &id, json!({"fromStepId": check, "toStepId": exit, "condition": {"branch": "yes"}})).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        let yes = res.data()["id"].as_str().unwrap().to_owned();
+        let res = transition(&app, &id, json!({"fromStepId": check, "toStepId": update, "condition": {"branch": "yes"}})).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "the yes branch is taken: {}", res.body);
+        let res = transition(&app, &id, json!({"fromStepId": check, "toStepId": update, "condition": {"branch": "maybe"}})).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.body);
+        let res = transition(&app, &id, json!({"fromStepId": check, "toStepId": update, "condition": {"branch": "no"}})).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        let res = transition(&app, &id, json!({"fromStepId": update, "toStepId": send})).await;
+        assert!(error_fields(&res).iter().any(|(_, c)| c == "graph_cycle"), "{}", res.body);
+        let res = transition(&app, &id, json!({"fromStepId": update, "toStepId": update})).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "a self-loop: {}", res.body);
+        let res = transition(&app, &id, json!({"fromStepId": update, "toStepId": trigger})).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "the trigger is never a target: {}", res.body);
+        let res = transition(&app, &id, json!({"fromStepId": exit, "toStepId": update})).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "EXIT has no way on: {}", res.body);
+        let res = transition(&app, &id, json!({"fromStepId": delay, "toStepId": update})).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "one plain transition per step: {}", res.body);
+        let res = transition(&app, &id, json!({"fromStepId": uuid::Uuid::now_v7(), "toStepId": update})).await;
+        assert_eq!((res.status, res.code()), (StatusCode::NOT_FOUND, "WORKFLOW_STEP_NOT_FOUND"));
+
+        // A config change that would orphan a transition is refused.
+        let res = app.call(Method::PATCH, &format!("/workflows/{id}/steps/{check}"), Some(json!({"config":
+            {"mode": "multi", "field": "data.plan", "branches": [{"id": "pro", "name": "Pro", "operator": "equals", "value": "pro"}]}}))).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.body);
+
+        // Enabling runs the full check: the SEND_EMAIL step has no template yet.
+        let res = app.call(Method::PATCH, &format!("/workflows/{id}"), Some(json!({"enabled": true}))).await;
+        assert!(has_error(&res, "steps[1].templateId", "required"), "{}", res.body);
+        let res = app.call(Method::PATCH, &format!("/workflows/{id}/steps/{send}"), Some(json!({"templateId": template, "name": "Welcome mail"}))).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        assert_eq!((res.data()["templateId"].as_str(), res.data()["name"].as_str()), (Some(template.as_str()), Some("Welcome mail")));
+        let res = app.call(Method::PATCH, &format!("/workflows/{id}"), Some(json!({"enabled": true}))).await;
+        assert_eq!((res.status, res.data()["enabled"].as_bool()), (StatusCode::OK, Some(true)), "{}", res.body);
+
+        // insert-step keeps the condition on the first half.
+        let res = app.call(Method::POST, &format!("/workflows/{id}/transitions/{yes}/insert-step"),
+            Some(json!({"type": "DELAY", "name": "Pause", "config": {"amount": 1, "unit": "hours"}}))).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        let pause = res.data()["step"]["id"].as_str().unwrap().to_owned();
+        let halves = res.data()["transitions"].as_array().unwrap().clone();
+        assert_eq!((halves[0]["fromStepId"].as_str(), halves[0]["toStepId"].as_str(), &halves[0]["condition"]), (Some(check.as_str()), Some(pause.as_str()), &json!({"branch": "yes"})));
+        assert_eq!((halves[1]["fromStepId"].as_str(), halves[1]["toStepId"].as_str()), (Some(pause.as_str()), Some(exit.as_str())));
+
+        // Splicing it out again reconnects its neighbours with the condition.
+        let res = app.call(Method::DELETE, &format!("/workflows/{id}/steps/{pause}?splice=true"), None).await;
+        assert_eq!(res.data(), &json!({"id": pause, "deleted": true}), "{}", res.body);
+        let graph = app.call(Method::GET, &format!("/workflows/{id}"), None).await;
+        let to_exit: Vec<&Value> = graph.data()["transitions"].as_array().unwrap().iter().filter(|t| t["toStepId"] == exit.as_str()).collect();
+        assert_eq!(to_exit.len(), 1);
+        assert_eq!((to_exit[0]["fromStepId"].as_str(), &to_exit[0]["condition"]), (Some(check.as_str()), &json!({"branch": "yes"})));
+        assert_eq!(graph.data()["stepCount"], 6);
+        let res = app.call(Method::DELETE, &format!("/workflows/{id}/steps/{check}?splice=true"), None).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "a CONDITION cannot be spliced: {}", res.body);
+        let res = app.call(Method::DELETE, &format!("/workflows/{id}/steps/{trigger}"), None).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.body);
+        let res = app.call(Method::DELETE, &format!("/workflows/{id}/steps/{}", uuid::Uuid::now_v7()), None).await;
+        assert_eq!(res.code(), "WORKFLOW_STEP_NOT_FOUND");
+        let res = app.call(Method::DELETE, &format!("/workflows/{id}/transitions/{}", uuid::Uuid::now_v7()), None).await;
+        assert_eq!(res.code(), "WORKFLOW_TRANSITION_NOT_FOUND");
+
+        // Deleting a step takes its transitions with it.
+        let res = app.call(Method::DELETE, &format!("/workflows/{id}/steps/{delay}"), None).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        let graph = app.call(Method::GET, &format!("/workflows/{id}"), None).await;
+        assert!(graph.data()["transitions"].as_array().unwrap().iter().all(|t| t["fromStepId"] != delay.as_str() && t["toStepId"] != delay.as_str()));
+        let res = app.call(Method::DELETE, &format!("/workflows/{id}/transitions/{yes}"), None).await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "replaced by the splice: {}", res.body);
+    }
+
+    async fn steps_that_send_a_template_hold_it_and_workflows_show_in_event_usage(app: TestApp) {
+        let template = template(&app).await;
+        let (id, _) = workflow(&app, "Onboarding", "signed_up").await;
+        let (send, _) = added_step(&app, &id, json!({"type": "SEND_EMAIL", "name": "Welcome", "position": at(0.0, 1.0), "templateId": template, "autoConnect": true})).await;
+        let (wait, _) = added_step(&app, &id, json!({"type": "WAIT_FOR_EVENT", "name": "Buy", "position": at(0.0, 2.0), "config": {"eventName": "purchase", "timeout": 3600}, "autoConnect": true})).await;
+
+        let usage = app.call(Method::GET, &format!("/templates/{template}/usage"), None).await;
+        assert_eq!(usage.data(), &json!({"workflows": [{"id": id, "name": "Onboarding", "stepIds": [send]}], "canDelete": false}));
+        let res = app.call(Method::DELETE, &format!("/templates/{template}"), None).await;
+        assert_eq!((res.status, res.code()), (StatusCode::CONFLICT, "TEMPLATE_IN_USE"));
+        assert_eq!(res.body["error"]["details"]["usedBy"], json!([{"workflowId": id, "workflowName": "Onboarding", "stepIds": [send]}]));
+
+        // A renamed workflow shows its new name.
+        app.call(Method::PATCH, &format!("/workflows/{id}"), Some(json!({"name": "Welcome series"}))).await;
+        let usage = app.call(Method::GET, &format!("/templates/{template}/usage"), None).await;
+        assert_eq!(usage.data()["workflows"][0]["name"], "Welcome series");
+
+        for (event, used) in [("signed_up", true), ("purchase", true), ("other", false)] {
+            let usage = app.call(Method::GET, &format!("/events/{event}/usage"), None).await;
+            let expected = if used { json!([{"id": id, "name": "Welcome series"}]) } else { json!([]) };
+            assert_eq!(usage.data()["usedInWorkflows"], expected, "{event}");
+        }
+        let res = app.call(Method::DELETE, &format!("/workflows/{id}/steps/{wait}"), None).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        let usage = app.call(Method::GET, "/events/purchase/usage", None).await;
+        assert_eq!(usage.data()["usedInWorkflows"], json!([]));
+
+        // The step leaves the template: it can go.
+        let res = app.call(Method::PATCH, &format!("/workflows/{id}/steps/{send}"), Some(json!({"templateId": null}))).await;
+        assert_eq!(res.data()["templateId"], Value::Null, "{}", res.body);
+        let usage = app.call(Method::GET, &format!("/templates/{template}/usage"), None).await;
+        assert_eq!(usage.data(), &json!({"workflows": [], "canDelete": true}));
+        let res = app.call(Method::DELETE, &format!("/templates/{template}"), None).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    }
+}
