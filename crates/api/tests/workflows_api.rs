@@ -136,6 +136,15 @@ on_both_backends! {
         let ids: Vec<&str> = list.data()["items"].as_array().unwrap().iter().map(|w| w["id"].as_str().unwrap()).collect();
         assert_eq!(ids, vec![enabled.as_str(), id.as_str()], "newest first");
         assert!(list.data()["items"][0].get("steps").is_none(), "lists carry no graph");
+        let first = app.call(Method::GET, "/workflows?limit=1", None).await;
+        assert_eq!((first.data()["items"][0]["id"].as_str(), first.data()["hasMore"].as_bool()), (Some(enabled.as_str()), Some(true)));
+        let cursor = first.data()["nextCursor"].as_str().unwrap().to_owned();
+        let second = app.call(Method::GET, &format!("/workflows?limit=1&cursor={cursor}"), None).await;
+        assert_eq!((second.data()["items"][0]["id"].as_str(), second.data()["hasMore"].as_bool()), (Some(id.as_str()), Some(false)));
+        let res = app.call(Method::GET, &format!("/workflows?limit=1&enabled=true&cursor={cursor}"), None).await;
+        assert_eq!(res.code(), "INVALID_CURSOR", "a cursor is bound to its filters");
+        let res = app.raw(Method::GET, "/workflows", Some("sk_not_a_key"), None, &[]).await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
         let list = app.call(Method::GET, "/workflows?enabled=true", None).await;
         assert_eq!(list.data()["items"].as_array().unwrap().len(), 1);
         assert_eq!(list.data()["items"][0]["id"], enabled.as_str());
