@@ -87,6 +87,12 @@ use utoipa::OpenApi;
         crate::workflows::graph_edits::add_transition,
         crate::workflows::graph_edits::remove_transition,
         crate::workflows::graph_edits::insert_step,
+        crate::workflows::executions::start_execution,
+        crate::workflows::executions::list_executions,
+        crate::workflows::executions::read_execution,
+        crate::workflows::executions::cancel_execution,
+        crate::workflows::executions::remove_execution,
+        crate::workflows::executions::cancel_all_executions,
     ),
     components(schemas(ErrorEnvelope, ErrorBody, FieldErrorDoc, ErrorCode)),
     tags((name = "System"), (name = "Contacts"), (name = "Domains"), (name = "Public API"), (name = "Emails"), (name = "Templates"), (name = "Events"), (name = "Suppressions"), (name = "Webhooks"), (name = "Segments"), (name = "Campaigns"), (name = "Workflows"))

@@ -308,6 +308,7 @@ async fn accept(
         headers: plan.request.headers.clone(),
         attachments: plan.request.attachments.clone(),
         one_shot: plan.request.data.one_shot.clone(),
+        event: serde_json::Map::new(),
         template: plan.template.as_ref().map(|t| (t.id, t.template_type)),
         marketing: plan.marketing,
         tracking: plan.tracking,

@@ -217,6 +217,7 @@ pub async fn preview(
         attachments: Vec::new(),
         one_shot: Map::new(),
         template_type: Some(request.template_type),
+        event: Default::default(),
         campaign_content: None,
     };
     let urls = HostedUrls::new(PLACEHOLDER_BASE, "preview");

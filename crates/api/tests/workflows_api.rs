@@ -93,6 +93,57 @@ async fn template(app: &TestApp) -> String {
     res.data()["id"].as_str().unwrap().to_owned()
 }
 
+async fn track(app: &TestApp, event: &str, email: &str, data: Value) {
+    let res = app
+        .call(
+            Method::POST,
+            "/v1/track",
+            Some(json!({"event": event, "email": email, "data": data})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+}
+
+async fn executions(app: &TestApp, workflow: &str) -> Vec<Value> {
+    let res = app
+        .call(
+            Method::GET,
+            &format!("/workflows/{workflow}/executions"),
+            None,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    res.data()["items"].as_array().unwrap().clone()
+}
+
+async fn execution(app: &TestApp, workflow: &str, id: &str) -> Value {
+    let res = app
+        .call(
+            Method::GET,
+            &format!("/workflows/{workflow}/executions/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    res.data().clone()
+}
+
+async fn contact_data(app: &TestApp, email: &str) -> Value {
+    let res = app
+        .call(Method::GET, &format!("/contacts?search={email}"), None)
+        .await;
+    res.data()["items"][0]["data"].clone()
+}
+
+async fn link(app: &TestApp, workflow: &str, from: &str, to: &str, extra: Value) {
+    let mut body = json!({"fromStepId": from, "toStepId": to});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let res = transition(app, workflow, body).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+}
+
 fn at(x: f64, y: f64) -> Value {
     json!({"x": x, "y": y})
 }
@@ -306,5 +357,156 @@ on_both_backends! {
         assert_eq!(usage.data(), &json!({"workflows": [], "canDelete": true}));
         let res = app.call(Method::DELETE, &format!("/templates/{template}"), None).await;
         assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    }
+
+    async fn an_event_runs_its_workflow_step_by_step_once_per_contact(app: TestApp) {
+        let template = template(&app).await;
+        let (id, _) = workflow(&app, "Welcome", "signed_up").await;
+        let (send, _) = added_step(&app, &id, json!({"type": "SEND_EMAIL", "name": "Hello", "position": at(0.0, 1.0), "templateId": template, "autoConnect": true})).await;
+        let (delay, _) = added_step(&app, &id, json!({"type": "DELAY", "name": "A minute", "position": at(0.0, 2.0), "config": {"amount": 1, "unit": "minutes"}, "autoConnect": true})).await;
+        let (check, _) = added_step(&app, &id, json!({"type": "CONDITION", "name": "Pro?", "position": at(0.0, 3.0),
+            "config": {"field": "event.plan", "operator": "equals", "value": "pro"}, "autoConnect": true})).await;
+        let (exit, _) = added_step(&app, &id, json!({"type": "EXIT", "name": "Pro", "position": at(0.0, 4.0), "config": {"reason": "pro plan"}})).await;
+        let (tag, _) = added_step(&app, &id, json!({"type": "UPDATE_CONTACT", "name": "Tag", "position": at(1.0, 4.0), "config": {"updates": {"stage": "free"}}})).await;
+        link(&app, &id, &check, &exit, json!({"condition": {"branch": "yes"}})).await;
+        link(&app, &id, &check, &tag, json!({"condition": {"branch": "no"}})).await;
+
+        // Disabled: events start nothing.
+        track(&app, "signed_up", "early@x.io", json!({"plan": "free"})).await;
+        app.run_workflows().await;
+        assert!(executions(&app, &id).await.is_empty());
+        let res = app.call(Method::PATCH, &format!("/workflows/{id}"), Some(json!({"enabled": true}))).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+
+        track(&app, "signed_up", "ada@x.io", json!({"plan": "free"})).await;
+        app.run_workflows().await;
+        let list = executions(&app, &id).await;
+        assert_eq!(list.len(), 1, "{list:?}");
+        let run = list[0]["id"].as_str().unwrap().to_owned();
+        let e = execution(&app, &id, &run).await;
+        assert_eq!((e["status"].as_str(), e["currentStepId"].as_str()), (Some("WAITING"), Some(delay.as_str())), "{e}");
+        assert_eq!(e["context"], json!({"plan": "free"}));
+        let steps = e["steps"].as_array().unwrap();
+        let kinds: Vec<(&str, &str)> = steps.iter().map(|s| (s["type"].as_str().unwrap(), s["status"].as_str().unwrap())).collect();
+        assert_eq!(kinds, vec![("TRIGGER", "COMPLETED"), ("SEND_EMAIL", "COMPLETED"), ("DELAY", "SCHEDULED")]);
+        let email = steps[1]["output"]["emailId"].as_str().unwrap().to_owned();
+        let record = app.call(Method::GET, &format!("/emails/{email}"), None).await;
+        assert_eq!(record.status, StatusCode::OK, "{}", record.body);
+        assert_eq!((record.data()["sourceType"].as_str(), record.data()["workflowId"].as_str(), record.data()["workflowExecutionId"].as_str()),
+            (Some("WORKFLOW"), Some(id.as_str()), Some(run.as_str())), "{}", record.body);
+        assert_eq!(steps[1]["stepId"], send.as_str());
+
+        // While it waits the graph is locked, and its trigger is in use.
+        let res = step(&app, &id, json!({"type": "EXIT", "name": "More", "position": at(0.0, 9.0)})).await;
+        assert_eq!((res.status, res.code()), (StatusCode::CONFLICT, "WORKFLOW_LOCKED"));
+        assert_eq!(res.body["error"]["details"]["reason"], "ACTIVE_EXECUTIONS");
+        let w = app.call(Method::GET, &format!("/workflows/{id}"), None).await;
+        assert_eq!(w.data()["activeExecutions"], 1);
+        let res = app.call(Method::PATCH, &format!("/workflows/{id}"), Some(json!({"triggerConfig": {"eventName": "registered"}}))).await;
+        assert_eq!((res.status, res.code()), (StatusCode::CONFLICT, "WORKFLOW_LOCKED"));
+
+        // Nothing moves before the minute is up, however often it is told to.
+        app.run_workflows().await;
+        assert_eq!(execution(&app, &id, &run).await["status"], "WAITING");
+        // The minute passes: the timer fires, the condition routes "no", the contact is tagged.
+        app.run_workflows_at(90_000).await;
+        let e = execution(&app, &id, &run).await;
+        assert_eq!(e["status"], "COMPLETED", "{e}");
+        let kinds: Vec<&str> = e["steps"].as_array().unwrap().iter().map(|s| s["type"].as_str().unwrap()).collect();
+        assert_eq!(kinds, vec!["TRIGGER", "SEND_EMAIL", "DELAY", "CONDITION", "UPDATE_CONTACT"]);
+        assert_eq!(e["steps"][3]["output"], json!({"branch": "no"}));
+        assert_eq!(contact_data(&app, "ada@x.io").await["stage"], "free");
+        let w = app.call(Method::GET, &format!("/workflows/{id}"), None).await;
+        assert_eq!(w.data()["activeExecutions"], 0);
+
+        // No re-entry: a second signed_up starts nothing; the same event twice starts one.
+        track(&app, "signed_up", "ada@x.io", json!({"plan": "pro"})).await;
+        app.run_workflows().await;
+        assert_eq!(executions(&app, &id).await.len(), 1);
+
+        // The other branch ends at EXIT with its reason.
+        // (Later clocks for Bob: the timers of minutes already worked are not read again.)
+        track(&app, "signed_up", "bob@x.io", json!({"plan": "pro"})).await;
+        app.run_workflows_at(200_000).await;
+        app.run_workflows_at(400_000).await;
+        let bob = executions(&app, &id).await.into_iter().find(|e| e["id"] != run.as_str()).unwrap();
+        assert_eq!((bob["status"].as_str(), bob["exitReason"].as_str()), (Some("EXITED"), Some("pro plan")), "{bob}");
+        let list = app.call(Method::GET, &format!("/workflows/{id}/executions?status=EXITED"), None).await;
+        assert_eq!(list.data()["items"].as_array().unwrap().len(), 1);
+        let ada = app.call(Method::GET, "/contacts?search=ada@x.io", None).await.data()["items"][0]["id"].as_str().unwrap().to_owned();
+        let list = app.call(Method::GET, &format!("/workflows/{id}/executions?contactId={ada}"), None).await;
+        assert_eq!(list.data()["items"][0]["id"], run.as_str());
+
+        // One email per run, whatever was redelivered.
+        let emails = app.call(Method::GET, "/emails", None).await;
+        let workflow_mail = emails.data()["items"].as_array().unwrap().iter().filter(|e| e["sourceType"] == "WORKFLOW").count();
+        assert_eq!(workflow_mail, 2);
+    }
+
+    async fn a_wait_moves_on_with_its_event_or_takes_the_timeout_route(app: TestApp) {
+        let (id, _) = workflow(&app, "Checkout", "started").await;
+        let (wait, _) = added_step(&app, &id, json!({"type": "WAIT_FOR_EVENT", "name": "Paid?", "position": at(0.0, 1.0),
+            "config": {"eventName": "paid", "timeout": 3600}, "autoConnect": true})).await;
+        let (tag, _) = added_step(&app, &id, json!({"type": "UPDATE_CONTACT", "name": "Paid", "position": at(0.0, 2.0), "config": {"updates": {"paid": true}}})).await;
+        let (exit, _) = added_step(&app, &id, json!({"type": "EXIT", "name": "Gave up", "position": at(1.0, 2.0), "config": {"reason": "timeout"}})).await;
+        link(&app, &id, &wait, &tag, json!({"waitOutcome": "EVENT"})).await;
+        link(&app, &id, &wait, &exit, json!({"waitOutcome": "TIMEOUT"})).await;
+        app.call(Method::PATCH, &format!("/workflows/{id}"), Some(json!({"enabled": true}))).await;
+
+        // An event from before the wait does not count; one after it does.
+        track(&app, "paid", "ada@x.io", json!({"amount": 1})).await;
+        track(&app, "started", "ada@x.io", json!({"cart": "c1"})).await;
+        track(&app, "started", "bob@x.io", json!({"cart": "c2"})).await;
+        app.run_workflows().await;
+        let list = executions(&app, &id).await;
+        assert_eq!(list.len(), 2);
+        assert!(list.iter().all(|e| e["status"] == "WAITING"), "{list:?}");
+        track(&app, "paid", "ada@x.io", json!({"amount": 5})).await;
+        app.run_workflows().await;
+        let list = executions(&app, &id).await;
+        let ada = list.iter().find(|e| e["context"]["cart"] == "c1").unwrap();
+        assert_eq!(ada["status"], "COMPLETED", "{ada}");
+        assert_eq!(ada["context"], json!({"cart": "c1", "amount": 5}));
+        assert_eq!(contact_data(&app, "ada@x.io").await["paid"], true);
+        let steps = execution(&app, &id, ada["id"].as_str().unwrap()).await["steps"].clone();
+        assert_eq!(steps[1]["output"], json!({"outcome": "EVENT"}));
+
+        // Bob's hour runs out.
+        let bob = list.iter().find(|e| e["context"]["cart"] == "c2").unwrap()["id"].as_str().unwrap().to_owned();
+        app.run_workflows_at(30 * 60_000).await;
+        assert_eq!(execution(&app, &id, &bob).await["status"], "WAITING");
+        app.run_workflows_at(62 * 60_000).await;
+        let e = execution(&app, &id, &bob).await;
+        assert_eq!((e["status"].as_str(), e["exitReason"].as_str()), (Some("EXITED"), Some("timeout")), "{e}");
+
+        // Cancel: a waiting execution ends and its wait is gone; a second cancel is refused.
+        track(&app, "started", "carol@x.io", json!({})).await;
+        app.run_workflows().await;
+        let carol = executions(&app, &id).await.into_iter().find(|e| e["status"] == "WAITING").unwrap()["id"].as_str().unwrap().to_owned();
+        let res = app.call(Method::POST, &format!("/workflows/{id}/executions/{carol}/cancel"), None).await;
+        assert_eq!((res.status, res.data()["status"].as_str()), (StatusCode::OK, Some("CANCELLED")), "{}", res.body);
+        let res = app.call(Method::POST, &format!("/workflows/{id}/executions/{carol}/cancel"), None).await;
+        assert_eq!((res.status, res.code()), (StatusCode::CONFLICT, "EXECUTION_NOT_ACTIVE"));
+        track(&app, "paid", "carol@x.io", json!({})).await;
+        app.run_workflows().await;
+        assert_eq!(execution(&app, &id, &carol).await["status"], "CANCELLED");
+
+        // Manual starts: the re-entry rule, unknown contacts, cancel-all.
+        let dave = app.call(Method::POST, "/contacts", Some(json!({"email": "dave@x.io"}))).await.data()["id"].as_str().unwrap().to_owned();
+        let res = app.call(Method::POST, &format!("/workflows/{id}/executions"), Some(json!({"contactId": dave, "context": {"cart": "c4"}}))).await;
+        assert_eq!((res.status, res.data()["status"].as_str()), (StatusCode::CREATED, Some("RUNNING")), "{}", res.body);
+        let res = app.call(Method::POST, &format!("/workflows/{id}/executions"), Some(json!({"contactId": dave}))).await;
+        assert_eq!(res.code(), "WORKFLOW_REENTRY_NOT_ALLOWED");
+        let res = app.call(Method::POST, &format!("/workflows/{id}/executions"), Some(json!({"contactId": uuid::Uuid::now_v7()}))).await;
+        assert_eq!(res.code(), "CONTACT_NOT_FOUND");
+        app.run_workflows().await;
+        let res = app.call(Method::POST, &format!("/workflows/{id}/executions/cancel-all"), None).await;
+        assert_eq!(res.data(), &json!({"cancelled": 1}), "{}", res.body);
+        let res = app.call(Method::PATCH, &format!("/workflows/{id}"), Some(json!({"enabled": false}))).await;
+        assert_eq!(res.status, StatusCode::OK);
+        let res = app.call(Method::POST, &format!("/workflows/{id}/executions"), Some(json!({"contactId": dave}))).await;
+        assert_eq!(res.code(), "WORKFLOW_DISABLED");
+        let res = app.call(Method::GET, &format!("/workflows/{id}/executions/{}", uuid::Uuid::now_v7()), None).await;
+        assert_eq!(res.code(), "EXECUTION_NOT_FOUND");
     }
 }

@@ -179,6 +179,9 @@ pub struct EmailContent {
     /// templates.md §4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_type: Option<crate::template::TemplateType>,
+    /// Workflow mail: the execution's context, the `event` variable of its template.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub event: Map<String, Value>,
     /// Campaign mail: `subject` and `body` are empty here and read from this campaign at send
     /// time (a campaign cannot change while it sends), so a million recipients do not each store
     /// a copy of the content.

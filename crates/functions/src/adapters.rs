@@ -53,6 +53,7 @@ use plunk_worker::pacing::{Pacer, TablePace, DEFAULT_RATE};
 use plunk_worker::scheduler::Scheduler;
 use plunk_worker::send::{SendWorker, SenderConfig};
 use plunk_worker::webhooks::WebhookWorker;
+use plunk_worker::workflows::engine::Engine;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -301,11 +302,61 @@ impl Environment {
         })
     }
 
-    /// The event dispatcher (counters and webhook fan-out).
+    /// The workflow queue: SQS with `PLUNK_WORKFLOW_QUEUE_URL`, the embedded queue with the
+    /// embedded store, else `None`.
+    pub async fn workflow_queue(&self) -> Result<Option<Arc<dyn Queue>>, ConfigError> {
+        if let Some(url) = var("PLUNK_WORKFLOW_QUEUE_URL") {
+            let client = aws_sdk_sqs::Client::new(self.aws().await);
+            return Ok(Some(Arc::new(SqsQueue::new(client, url))));
+        }
+        let Some(dir) = &self.local_dir else {
+            return Ok(None);
+        };
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
+        Ok(Some(plunk_worker::workflows::engine::embedded_queue(
+            &dir.join("queues.db"),
+        )?))
+    }
+
+    /// The workflow queue, required.
+    pub async fn required_workflow_queue(&self) -> Result<Arc<dyn Queue>, ConfigError> {
+        self.workflow_queue().await?.ok_or(ConfigError::Missing {
+            var: "PLUNK_WORKFLOW_QUEUE_URL",
+            why: "workflow executions are queued on SQS",
+        })
+    }
+
+    /// The event dispatcher (counters, webhook fan-out, workflow starts).
     pub async fn dispatcher(&self) -> Result<Dispatcher, ConfigError> {
         Ok(Dispatcher {
             store: self.store.clone(),
             webhook_queue: self.required_webhook_queue().await?,
+            workflow_queue: self.required_workflow_queue().await?,
+        })
+    }
+
+    /// The workflow engine: the workflow queue, and the accept step over the send queues and
+    /// blobs. Deployed functions never call private addresses from WEBHOOK steps.
+    pub async fn engine(&self) -> Result<Engine, ConfigError> {
+        let queues = self.send_queues().await?.ok_or(ConfigError::Missing {
+            var: SEND_QUEUE_URL_VARS[1],
+            why: "workflow emails are queued on SQS",
+        })?;
+        let blobs = self.blobs().await.ok_or(ConfigError::Missing {
+            var: "PLUNK_BLOB_BUCKET",
+            why: "workflow emails' large bodies are kept in S3",
+        })?;
+        Ok(Engine {
+            acceptor: plunk_worker::accept::Acceptor {
+                store: self.store.clone(),
+                blobs,
+                queues,
+            },
+            store: self.store.clone(),
+            queue: self.required_workflow_queue().await?,
+            allow_private_webhooks: false,
+            clock: Arc::new(plunk_worker::clock::SystemClock),
         })
     }
 
@@ -369,6 +420,16 @@ impl Environment {
                 return Err(ConfigError::Missing {
                     var: "PLUNK_WEBHOOK_QUEUE_URL",
                     why: "webhook test sends and retries are queued on SQS",
+                })
+            }
+            None => {}
+        }
+        match self.workflow_queue().await? {
+            Some(queue) => state = state.with_workflow_queue(queue),
+            None if matches!(group, Group::Workflows) => {
+                return Err(ConfigError::Missing {
+                    var: "PLUNK_WORKFLOW_QUEUE_URL",
+                    why: "manually started executions are queued on SQS",
                 })
             }
             None => {}

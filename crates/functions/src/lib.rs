@@ -7,6 +7,7 @@
 //! - `scheduler` runs the every-minute tick ([`scheduler`]).
 //! - `event-dispatch` takes the table's stream of new events ([`event_dispatch`]).
 //! - `webhook-delivery` takes the webhook queue's SQS events ([`webhook_delivery`]).
+//! - `workflow-worker` takes the workflow queue's SQS events ([`workflow_worker`]).
 //!
 //! Every adapter comes from the environment ([`adapters`]): the store from `PLUNK_STORE`
 //! (default `dynamo`; `PLUNK_TABLE`, optional `PLUNK_DYNAMODB_ENDPOINT`), the AWS resources from
@@ -25,6 +26,7 @@ pub mod scheduler;
 pub mod send_consumer;
 pub mod webhook_delivery;
 pub mod webhook_key;
+pub mod workflow_worker;
 
 use lambda_http::request::RequestContext;
 use lambda_http::{Error, Request, RequestExt};

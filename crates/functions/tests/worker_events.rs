@@ -239,7 +239,7 @@ async fn the_scheduler_requeues_an_email_left_pending_and_reports_it() {
 
     assert_eq!(
         report,
-        json!({ "minutesSwept": 1, "requeued": 1, "failed": 0, "campaignRecipients": 0 })
+        json!({ "minutesSwept": 1, "requeued": 1, "failed": 0, "campaignRecipients": 0, "workflowTimers": 0 })
     );
     let queue = EmbeddedQueue::open_without_redrive(
         &arranged.dir.path().join("queues.db"),
@@ -259,7 +259,7 @@ async fn the_scheduler_requeues_an_email_left_pending_and_reports_it() {
         .await;
     assert_eq!(
         again,
-        json!({ "minutesSwept": 0, "requeued": 0, "failed": 0, "campaignRecipients": 0 }),
+        json!({ "minutesSwept": 0, "requeued": 0, "failed": 0, "campaignRecipients": 0, "workflowTimers": 0 }),
         "a second tick in the same minute has nothing left to do"
     );
 }

@@ -97,6 +97,8 @@ pub struct AppState {
     pub webhook_queue: Arc<dyn Queue>,
     /// Seals webhook signing secrets before they are stored.
     pub webhook_secrets: Arc<plunk_webhooks::SecretBox>,
+    /// Where workflow executions are queued (manual starts).
+    pub workflow_queue: Arc<dyn Queue>,
 }
 
 impl AppState {
@@ -112,7 +114,14 @@ impl AppState {
             blobs: Arc::new(MemoryBlobs::default()),
             webhook_queue: Arc::new(MemoryQueue::default()),
             webhook_secrets: Arc::new(plunk_webhooks::SecretBox::ephemeral()),
+            workflow_queue: Arc::new(MemoryQueue::default()),
         }
+    }
+
+    /// Replaces the workflow queue.
+    pub fn with_workflow_queue(mut self, queue: Arc<dyn Queue>) -> Self {
+        self.workflow_queue = queue;
+        self
     }
 
     /// Replaces the box that seals webhook secrets (the deployment's data key).

@@ -1,6 +1,7 @@
 //! The background work of `plunk serve`: the embedded send and feedback queues, blob folder and
 //! mailer, the send consumer, the feedback consumer, the event dispatcher over the store's change
-//! feed, the webhook delivery loop and the every-minute scheduler tick, all in this process.
+//! feed, the webhook delivery loop, the workflow engine over its queue and the every-minute
+//! scheduler tick, all in this process.
 //!
 //! The mailer (outbox or SMTP) reports Send and Delivery onto the embedded feedback queue after
 //! each message, as SES does through EventBridge; `plunk simulate` adds bounces, complaints,
@@ -31,6 +32,8 @@ use std::time::Duration;
 
 /// The key file of the webhook secrets' data key in the data directory.
 const WEBHOOK_KEY_FILE: &str = "webhook-secrets.key";
+/// Workflow timers one pass of the local loop queues at most.
+const WORKFLOW_TIMER_BUDGET: usize = 10_000;
 /// How often the local server works campaign fan-outs.
 const FANOUT_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -46,6 +49,8 @@ pub struct Background {
     pub webhook_secrets: Arc<SecretBox>,
     /// Ends the work that must not be cut off in the middle when the server stops.
     pub shutdown: Shutdown,
+    /// The embedded workflow queue.
+    pub workflow_queue: Arc<dyn Queue>,
 }
 
 /// How long a stopping server waits for the event dispatcher to finish its batch.
@@ -143,11 +148,28 @@ pub async fn start(
     );
     let webhook_queue = plunk_worker::webhooks::embedded_queue(&queues_db)
         .map_err(|e| Failure::store(format!("cannot open the webhook queue: {e}")))?;
+    let workflow_queue = plunk_worker::workflows::engine::embedded_queue(&queues_db)
+        .map_err(|e| Failure::store(format!("cannot open the workflow queue: {e}")))?;
+    let workflow_store = as_function("workflow-worker");
+    tokio::spawn(plunk_worker::workflows::engine::run_queue(
+        plunk_worker::workflows::engine::Engine {
+            acceptor: plunk_worker::accept::Acceptor {
+                store: workflow_store.clone(),
+                blobs: blobs.clone(),
+                queues: queues.clone(),
+            },
+            store: workflow_store,
+            queue: workflow_queue.clone(),
+            allow_private_webhooks: settings.allow_private_webhooks,
+            clock: Arc::new(SystemClock),
+        },
+    ));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let dispatcher = store.change_feed().map(|feed| {
         let dispatcher = plunk_worker::dispatch::Dispatcher {
             store: as_function("event-dispatch"),
             webhook_queue: webhook_queue.clone(),
+            workflow_queue: workflow_queue.clone(),
         };
         tokio::spawn(plunk_worker::dispatch::run_feed(
             dispatcher,
@@ -172,6 +194,7 @@ pub async fn start(
     // Campaign fan-outs and segment passes every few seconds here (the minute tick does them on
     // AWS), so a campaign sent from `make dev` starts at once and a new segment is counted.
     let fanning = scheduler.clone();
+    let (timer_store, timer_queue) = (as_function("scheduler"), workflow_queue.clone());
     tokio::spawn(async move {
         let mut every = tokio::time::interval(FANOUT_INTERVAL);
         loop {
@@ -182,6 +205,16 @@ pub async fn start(
             }
             if let Err(e) = fanning.segment_passes(now_ms).await {
                 tracing::warn!(error = %e, "segment pass failed");
+            }
+            // Workflow timers every few seconds here too: the minute tick does them on AWS.
+            let timers = plunk_worker::workflows::timers::work(
+                &timer_store,
+                timer_queue.as_ref(),
+                now_ms,
+                WORKFLOW_TIMER_BUDGET,
+            );
+            if let Err(e) = timers.await {
+                tracing::warn!(error = %e, "workflow timers failed");
             }
         }
     });
@@ -202,5 +235,6 @@ pub async fn start(
         blobs,
         outbox_dir,
         shutdown: Shutdown { stop, dispatcher },
+        workflow_queue,
     })
 }

@@ -70,6 +70,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         .with_send_queues(runtime.queues.clone())
         .with_blobs(runtime.blobs.clone())
         .with_webhook_queue(runtime.webhook_queue.clone())
+        .with_workflow_queue(runtime.workflow_queue.clone())
         .with_webhook_secrets(runtime.webhook_secrets.clone());
     let extra = match &runtime.outbox_dir {
         Some(dir) => crate::outbox_page::router(dir.clone()),

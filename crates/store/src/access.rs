@@ -135,6 +135,18 @@ const PROFILES: &[(&str, &[&[&str]])] = &[
                 "PROJECT#{id}#WORKFLOWS",
                 "PROJECT#{id}#WORKFLOWS#ENABLED#*",
                 "PROJECT#{id}#WORKFLOW#{id}#GRAPH",
+                "PROJECT#{id}#WORKFLOW_TRIGGERS",
+                // Active executions (the locks, `activeExecutions`).
+                "PROJECT#{id}#COUNTERS",
+                // Executions: manual starts (the contact, its entry), lists, cancels (their
+                // timers and waits).
+                "PROJECT#{id}#WORKFLOW#{id}#EXECUTIONS",
+                "PROJECT#{id}#WORKFLOW#{id}#EXECUTIONS#STATUS#*",
+                "PROJECT#{id}#WORKFLOW#{id}#ENTRIES",
+                "PROJECT#{id}#EXECUTION#{id}#STEPS",
+                "PROJECT#{id}#CONTACTS",
+                "PROJECT#{id}#CONTACT#{id}#WAITS",
+                "WORKFLOW_TIMERS#*",
                 // SEND_EMAIL steps: the template exists, and its uses.
                 "PROJECT#{id}#TEMPLATES",
                 "PROJECT#{id}#TEMPLATE#{id}#WORKFLOW_USES",
@@ -320,6 +332,38 @@ const PROFILES: &[(&str, &[&[&str]])] = &[
             "PROJECT#{id}#COUNTERS",
             "PROJECT#{id}#EVENTS",
             "SEGMENT_TIMERS#*",
+            // Workflows: the triggers an event starts, the executions it starts (with the
+            // contact's entry and the active counter) and the waits it ends.
+            "PROJECT#{id}#WORKFLOW_TRIGGERS",
+            "PROJECT#{id}#WORKFLOWS",
+            "PROJECT#{id}#WORKFLOW#{id}#GRAPH",
+            "PROJECT#{id}#WORKFLOW#{id}#EXECUTIONS",
+            "PROJECT#{id}#WORKFLOW#{id}#ENTRIES",
+            "PROJECT#{id}#CONTACT#{id}#WAITS",
+        ]],
+    ),
+    (
+        "workflow-worker",
+        &[&[
+            "PROJECT#{id}",
+            "PROJECT#{id}#WORKFLOWS",
+            "PROJECT#{id}#WORKFLOW#{id}#GRAPH",
+            "PROJECT#{id}#WORKFLOW#{id}#EXECUTIONS",
+            "PROJECT#{id}#EXECUTION#{id}#STEPS",
+            "PROJECT#{id}#COUNTERS",
+            "PROJECT#{id}#CONTACT#{id}#WAITS",
+            "WORKFLOW_TIMERS#*",
+            // UPDATE_CONTACT: the contact and the subscription event.
+            "PROJECT#{id}#CONTACTS",
+            "PROJECT#{id}#EVENTS",
+            // SEND_EMAIL: the template, the sender domain, suppressions, the record and its
+            // queued content.
+            "PROJECT#{id}#TEMPLATES",
+            "PROJECT#{id}#SENDER#*",
+            "DOMAIN_NAME#*",
+            "PROJECT#{id}#SUPPRESSION#*",
+            "PROJECT#{id}#EMAILS",
+            "SWEEP#*",
         ]],
     ),
     (
@@ -355,6 +399,9 @@ const PROFILES: &[(&str, &[&[&str]])] = &[
             "PROJECT#{id}#CONTACTS",
             "SEGMENT_TIMERS#*",
             "SYSTEM#SEGMENT_TIMERS",
+            // Workflow timers: the due minutes and how far they were worked.
+            "WORKFLOW_TIMERS#*",
+            "SYSTEM#WORKFLOW_TIMERS",
             // Campaigns: scheduled starts, the fan-out and its checkpoints, completion.
             "PROJECT#{id}",
             "PROJECT#{id}#CAMPAIGNS",

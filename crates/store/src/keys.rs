@@ -491,6 +491,108 @@ pub fn workflow_transition(project: Uuid, workflow: Uuid, transition: Uuid) -> K
     )
 }
 
+/// Partition of a project's enabled EVENT workflows by trigger, sort key
+/// `<eventName>#<workflowId>`: the dispatcher finds the workflows an event starts by one query
+/// with the name as prefix.
+pub fn workflow_triggers_partition(project: Uuid) -> String {
+    format!("PROJECT#{project}#WORKFLOW_TRIGGERS")
+}
+
+/// The entry saying `workflow` starts on `event_name`.
+pub fn workflow_trigger(project: Uuid, event_name: &str, workflow: Uuid) -> Key {
+    Key::new(
+        workflow_triggers_partition(project),
+        format!("{event_name}#{workflow}"),
+    )
+}
+
+/// Partition of a workflow's executions, sort key = execution id (newest last).
+pub fn workflow_executions_partition(project: Uuid, workflow: Uuid) -> String {
+    format!("PROJECT#{project}#WORKFLOW#{workflow}#EXECUTIONS")
+}
+
+/// An execution.
+pub fn workflow_execution(project: Uuid, workflow: Uuid, execution: Uuid) -> Key {
+    Key::new(
+        workflow_executions_partition(project, workflow),
+        execution.to_string(),
+    )
+}
+
+/// `Gsi1` partition of a workflow's executions in one status (the `status` filter).
+pub fn workflow_executions_by_status_index(project: Uuid, workflow: Uuid, status: &str) -> String {
+    format!("PROJECT#{project}#WORKFLOW#{workflow}#EXECUTIONS#STATUS#{status}")
+}
+
+/// Partition of the records of the steps an execution ran, sort key = the step's place.
+pub fn execution_steps_partition(project: Uuid, execution: Uuid) -> String {
+    format!("PROJECT#{project}#EXECUTION#{execution}#STEPS")
+}
+
+/// The record of the `place`-th step an execution ran.
+pub fn execution_step(project: Uuid, execution: Uuid, place: u32) -> Key {
+    Key::new(
+        execution_steps_partition(project, execution),
+        format!("{place:03}"),
+    )
+}
+
+/// Partition of the contacts that entered a workflow, sort key = contact id: the re-entry rule
+/// reads the contact's last execution there.
+pub fn workflow_entries_partition(project: Uuid, workflow: Uuid) -> String {
+    format!("PROJECT#{project}#WORKFLOW#{workflow}#ENTRIES")
+}
+
+/// The entry of `contact` into `workflow`: `{executionId, active}`.
+pub fn workflow_entry(project: Uuid, workflow: Uuid, contact: Uuid) -> Key {
+    Key::new(
+        workflow_entries_partition(project, workflow),
+        contact.to_string(),
+    )
+}
+
+/// The counter of a workflow's active (RUNNING or WAITING) executions.
+pub fn workflow_active_counter(project: Uuid, workflow: Uuid) -> Key {
+    counter(project, &format!("workflow#{workflow}#active"))
+}
+
+/// Partition of the WAIT_FOR_EVENT steps a contact's executions wait in, sort key
+/// `<eventName>#<executionId>`: an event finds the executions waiting for it by one query.
+pub fn contact_waits_partition(project: Uuid, contact: Uuid) -> String {
+    format!("PROJECT#{project}#CONTACT#{contact}#WAITS")
+}
+
+/// The wait of `execution` for `event_name`.
+pub fn contact_wait(project: Uuid, contact: Uuid, event_name: &str, execution: Uuid) -> Key {
+    Key::new(
+        contact_waits_partition(project, contact),
+        format!("{event_name}#{execution}"),
+    )
+}
+
+/// Shards of each minute's workflow timers.
+pub const WORKFLOW_TIMER_SHARDS: u32 = 16;
+
+/// Partition of one shard of the workflow timers due in `minute` (Unix minutes).
+pub fn workflow_timers_partition(minute: i64, shard: u32) -> String {
+    format!("WORKFLOW_TIMERS#{minute}#{shard}")
+}
+
+/// The timer waking `execution` of `project` in `minute` (a DELAY's end, a WAIT_FOR_EVENT's
+/// timeout).
+pub fn workflow_timer(minute: i64, project: Uuid, execution: Uuid) -> Key {
+    let shard = (execution.as_u128() % u128::from(WORKFLOW_TIMER_SHARDS)) as u32;
+    Key::new(
+        workflow_timers_partition(minute, shard),
+        format!("{project}#{execution}"),
+    )
+}
+
+/// How far the scheduler has worked through the workflow timers.
+pub fn workflow_timers_state() -> Key {
+    Key::new("SYSTEM#WORKFLOW_TIMERS", "STATE")
+}
+
 /// Partition of the workflow steps that send a template (`TEMPLATE_IN_USE`, the template's
 /// usage report), sort key `<workflowId>#<stepId>`.
 pub fn template_workflow_uses_partition(project: Uuid, template: Uuid) -> String {

@@ -221,6 +221,11 @@ impl Store {
         repo::campaigns::Campaigns::new(self.table.as_ref())
     }
 
+    /// Workflow executions, the records of their steps, their waits and timers.
+    pub fn executions(&self) -> repo::executions::Executions<'_> {
+        repo::executions::Executions::new(self.table.as_ref())
+    }
+
     /// Workflows, their graphs and the template uses of their steps.
     pub fn workflows(&self) -> repo::workflows::Workflows<'_> {
         repo::workflows::Workflows::new(self.table.as_ref())

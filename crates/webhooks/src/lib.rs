@@ -6,7 +6,7 @@
 //! - [`signature`]: Standard Webhooks signing and verification;
 //! - [`patterns`]: event filter patterns;
 //! - [`ssrf`]: which URLs and addresses may be called;
-//! - [`delivery`]: one signed HTTP attempt;
+//! - [`delivery`]: one vetted outgoing HTTP call, and a signed delivery attempt made with it;
 //! - [`schedule`]: when the next attempt is due;
 //! - [`payload`]: the request body.
 
@@ -19,7 +19,9 @@ pub mod secret_box;
 pub mod signature;
 pub mod ssrf;
 
-pub use delivery::{attempt, AttemptOutcome, AttemptPolicy, AttemptRequest};
+pub use delivery::{
+    attempt, call, AttemptOutcome, AttemptPolicy, AttemptRequest, HttpCall, Method, RequestBody,
+};
 pub use secret::WebhookSecret;
 pub use secret_box::SecretBox;
 pub use url::Url;

@@ -58,6 +58,8 @@ pub struct Message {
     pub attachments: Vec<AttachmentInput>,
     /// Values for rendering only, never stored on contacts.
     pub one_shot: Map<String, Value>,
+    /// The `event` variable of the template: a workflow execution's context (empty elsewhere).
+    pub event: Map<String, Value>,
     /// The template used, with its type (MARKETING gets the footer and needs subscribers).
     pub template: Option<(Uuid, TemplateType)>,
     pub marketing: bool,
@@ -194,6 +196,7 @@ impl Acceptor {
                 attachments: Vec::new(),
                 one_shot: message.one_shot.clone(),
                 template_type: Some(campaign_type),
+                event: Map::new(),
                 campaign_content: Some(campaign),
             },
             None => self.store_shared(project, message).await?,
@@ -390,6 +393,7 @@ impl Acceptor {
             attachments,
             one_shot: message.one_shot.clone(),
             template_type: message.template.map(|(_, t)| t),
+            event: message.event.clone(),
             campaign_content: None,
         })
     }

@@ -10,7 +10,8 @@
 //!   ([`crate::segments::membership`]), storing entry and exit events of tracked segments, which
 //!   come back through the feed as events.
 //!
-//! Workflows will hook in here too.
+//! - starts the workflows the events trigger and wakes the executions waiting for them
+//!   ([`crate::workflows::start`]).
 
 use crate::segments::membership::Batch;
 use crate::webhooks::WebhookError;
@@ -33,6 +34,8 @@ pub struct Dispatcher {
     pub store: Store,
     /// Where webhook deliveries are queued.
     pub webhook_queue: Arc<dyn Queue>,
+    /// Where workflow executions are queued: events start and wake them.
+    pub workflow_queue: Arc<dyn Queue>,
 }
 
 /// What a batch of feed items holds for one project.
@@ -126,6 +129,16 @@ impl Dispatcher {
         // writes nothing.
         let contacts: Vec<Uuid> = batch.contacts.iter().copied().collect();
         crate::segments::membership::update(&self.store, project, events, &contacts, key).await?;
+        if !events.is_empty() {
+            // Starting is idempotent (an execution's id comes from its event), waking too.
+            crate::workflows::start::on_events(
+                &self.store,
+                self.workflow_queue.as_ref(),
+                project,
+                events,
+            )
+            .await?;
+        }
         if !events.is_empty() {
             self.store.event_stats().count(project, events).await?;
         }

@@ -14,6 +14,7 @@
 //! - [`dispatch`]: counters and fan-out for every newly stored event.
 //! - [`webhooks`]: webhook deliveries and their attempts.
 //! - [`feedback`]: applies provider notifications (delivery, bounces, opens …) to emails.
+//! - [`workflows`]: running workflows, step by step.
 
 pub mod accept;
 pub mod audience;
@@ -28,3 +29,4 @@ pub mod scheduler;
 pub mod segments;
 pub mod send;
 pub mod webhooks;
+pub mod workflows;

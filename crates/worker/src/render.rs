@@ -68,7 +68,7 @@ pub fn render_email(
         subscribe_url: url(|u| &u.subscribe),
         manage_url: url(|u| &u.manage),
         data,
-        event: Map::new(),
+        event: content.event.clone(),
     };
     Ok(Rendered {
         subject: render_subject(&content.subject, &ctx).map_err(|error| RenderFailure {

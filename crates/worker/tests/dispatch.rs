@@ -75,6 +75,7 @@ async fn a_project_with_a_corrupt_webhook_does_not_block_the_others() {
     let dispatcher = Dispatcher {
         store: store.clone(),
         webhook_queue: Arc::new(MemoryQueue::default()),
+        workflow_queue: Arc::new(MemoryQueue::default()),
     };
     let items: Vec<Item> = records.iter().map(|r| r.item.clone()).collect();
     dispatcher.handle(&items).await.expect("the batch is done");

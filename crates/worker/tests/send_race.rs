@@ -114,6 +114,7 @@ async fn send_feedback_applied_before_the_sender_saves_loses_nothing() {
         attachments: vec![],
         one_shot: serde_json::Map::new(),
         template_type: None,
+        event: Default::default(),
         campaign_content: None,
     };
     store

@@ -166,6 +166,7 @@ impl World {
             attachments: vec![],
             one_shot: serde_json::Map::new(),
             template_type: spec.template_type,
+            event: Default::default(),
             campaign_content: None,
         };
         self.store

@@ -74,13 +74,7 @@ async fn commit(
     state
         .store
         .workflows()
-        .save(
-            project,
-            &updated,
-            version,
-            Some((record.workflow.name.as_str(), before)),
-            change,
-        )
+        .save(project, record, &updated, version, Some(before), change)
         .await
         .map_err(workflow_error)?;
     Ok(())

@@ -5,6 +5,7 @@
 //! both pass the rules against the same old graph.
 
 mod body;
+pub mod executions;
 pub mod graph_edits;
 
 use crate::paging::{self, ListPage};
@@ -52,6 +53,22 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/workflows/{id}/transitions/{transition_id}/insert-step",
             secret(post(graph_edits::insert_step)),
+        )
+        .route(
+            "/workflows/{id}/executions",
+            secret(get(executions::list_executions).post(executions::start_execution)),
+        )
+        .route(
+            "/workflows/{id}/executions/cancel-all",
+            secret(post(executions::cancel_all_executions)),
+        )
+        .route(
+            "/workflows/{id}/executions/{execution_id}",
+            secret(get(executions::read_execution).delete(executions::remove_execution)),
+        )
+        .route(
+            "/workflows/{id}/executions/{execution_id}/cancel",
+            secret(post(executions::cancel_execution)),
         )
         .with_state(state)
 }
@@ -287,7 +304,6 @@ pub async fn create(
         workflow,
         step_count: graph.steps.len(),
         active_executions: 0,
-        trigger_used: false,
         wait_event_names: Vec::new(),
     };
     state
@@ -359,7 +375,7 @@ pub async fn update(
         .map_err(ApiError::validation)?;
     if trigger.changed {
         unlocked(&before)?;
-        if trigger.event_name_changed && before.trigger_used {
+        if trigger.event_name_changed && state.store.executions().any(project, id).await? {
             return Err(ApiError::new(
                 ErrorCode::WorkflowLocked,
                 "The trigger's event name cannot change after the workflow's first execution",
@@ -379,9 +395,10 @@ pub async fn update(
             .workflows()
             .save(
                 project,
+                &before,
                 &after,
                 version,
-                renamed.then_some((before.workflow.name.as_str(), &graph)),
+                renamed.then_some(&graph),
                 &GraphChange::default(),
             )
             .await

@@ -34,6 +34,8 @@ pub struct TestApp {
     pub public: String,
     /// Event ids already given to the dispatcher (DynamoDB runs, which have no local feed).
     pub dispatched: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The workflow queue the dispatcher and the engine share.
+    pub workflow_queue: Arc<dyn plunk_messaging::queue::Queue>,
 }
 
 /// A response, body parsed as JSON when it is JSON.
@@ -104,13 +106,17 @@ impl TestApp {
             .create("Test", 1000, Tracking::Enabled, "en")
             .await
             .unwrap();
+        let workflow_queue: Arc<dyn plunk_messaging::queue::Queue> =
+            Arc::new(plunk_messaging::memory::MemoryQueue::default());
         Some(Self {
-            state: AppState::new(store.clone(), settings),
+            state: AppState::new(store.clone(), settings)
+                .with_workflow_queue(workflow_queue.clone()),
             store,
             project,
             secret: secret.expose().to_owned(),
             public: public.expose().to_owned(),
             dispatched: Default::default(),
+            workflow_queue,
         })
     }
 
@@ -203,6 +209,7 @@ impl TestApp {
         let dispatcher = plunk_worker::dispatch::Dispatcher {
             store: self.as_function("event-dispatch"),
             webhook_queue: self.state.webhook_queue.clone(),
+            workflow_queue: self.workflow_queue.clone(),
         };
         if let Some(feed) = self.store.change_feed() {
             loop {
@@ -260,7 +267,84 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// The workflow engine as the `workflow-worker` function runs it, over this app's queues.
+    pub fn engine(&self) -> plunk_worker::workflows::engine::Engine {
+        self.engine_at(0)
+    }
+
+    /// The engine with its clock `ahead_ms` ahead of the system's.
+    pub fn engine_at(&self, ahead_ms: i64) -> plunk_worker::workflows::engine::Engine {
+        let store = self.as_function("workflow-worker");
+        plunk_worker::workflows::engine::Engine {
+            acceptor: plunk_worker::accept::Acceptor {
+                store: store.clone(),
+                blobs: self.state.blobs.clone(),
+                queues: self.state.send_queues.clone(),
+            },
+            store,
+            queue: self.workflow_queue.clone(),
+            allow_private_webhooks: true,
+            clock: Arc::new(Ahead(ahead_ms)),
+        }
+    }
+
+    /// Dispatches new events, then works the workflow queue until it is empty (messages
+    /// delayed for later stay), repeating while the steps record new events.
+    pub async fn run_workflows(&self) {
+        self.run_workflows_at(0).await
+    }
+
+    /// [`Self::run_workflows`] `ahead_ms` in the future: the workflow timers due by then are
+    /// queued first (as the scheduler's tick would), and the engine's clock reads that time.
+    pub async fn run_workflows_at(&self, ahead_ms: i64) {
+        let engine = self.engine_at(ahead_ms);
+        let now_ms = plunk_worker::clock::Clock::now_ms(&Ahead(ahead_ms));
+        plunk_worker::workflows::timers::work(
+            &self.as_function("scheduler"),
+            self.workflow_queue.as_ref(),
+            now_ms,
+            10_000,
+        )
+        .await
+        .unwrap();
+        for _ in 0..20 {
+            self.dispatch_events().await;
+            let messages = self
+                .workflow_queue
+                .receive(10, Duration::from_secs(60), Duration::ZERO)
+                .await
+                .unwrap();
+            if messages.is_empty() {
+                return;
+            }
+            for m in messages {
+                assert!(
+                    engine.handle(&m.body, &m.receipt).await,
+                    "a workflow job failed"
+                );
+            }
+        }
+    }
+}
+
 /// Default settings for tests: key lookups are not cached, so key changes apply at once.
+/// The system clock moved `.0` milliseconds ahead.
+struct Ahead(i64);
+
+#[async_trait::async_trait]
+impl plunk_worker::clock::Clock for Ahead {
+    fn now_ms(&self) -> i64 {
+        plunk_worker::clock::SystemClock.now_ms() + self.0
+    }
+
+    async fn sleep_until_ms(&self, at_ms: i64) {
+        plunk_worker::clock::SystemClock
+            .sleep_until_ms(at_ms - self.0)
+            .await
+    }
+}
+
 pub fn test_settings() -> Settings {
     Settings {
         key_cache_ttl: Duration::ZERO,

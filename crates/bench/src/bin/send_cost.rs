@@ -251,6 +251,7 @@ async fn after_the_send(
     let dispatcher = Dispatcher {
         store: store.clone(),
         webhook_queue: Arc::new(MemoryQueue::default()),
+        workflow_queue: Arc::new(MemoryQueue::default()),
     };
     let before = table.usage();
     let (mut dispatch_ms, mut dispatch_batches) = (0.0, 0usize);

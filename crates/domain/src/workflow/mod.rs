@@ -9,8 +9,10 @@
 //! | `config::condition` | `CONDITION` steps: their filters and routing |
 //! | `config::webhook` | `WEBHOOK` steps: URL, method, headers and body |
 //! | `graph` | what transitions may exist, enabling, auto-connecting, following, splicing |
+//! | `execution` | executions and the records of the steps they ran |
 
 pub mod config;
+pub mod execution;
 pub mod graph;
 
 pub use config::{

@@ -6,12 +6,11 @@ use plunk_functions::{adapters::Environment, init_tracing, scheduler};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let scheduler = Environment::from_env("scheduler")
-        .await?
-        .scheduler()
-        .await?;
+    let environment = Environment::from_env("scheduler").await?;
+    let scheduler = environment.scheduler().await?;
+    let workflow_queue = environment.required_workflow_queue().await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| {
-        scheduler::handle(&scheduler, event)
+        scheduler::handle(&scheduler, workflow_queue.as_ref(), event)
     }))
     .await
 }

@@ -291,6 +291,7 @@ pub async fn pending_email_from(
         attachments: vec![],
         one_shot,
         template_type: None,
+        event: Default::default(),
         campaign_content: None,
     };
     assert!(store

@@ -63,11 +63,17 @@ pub struct BlobAccess {
     pub reads: &'static [BlobPrefix],
 }
 
-const BLOB_ACCESS: [BlobAccess; 2] = [
+const BLOB_ACCESS: [BlobAccess; 3] = [
     // The accept step stores attachments and large bodies.
     BlobAccess {
         function: "public-api",
         writes: &[BlobPrefix::Attachments, BlobPrefix::Bodies],
+        reads: &[],
+    },
+    // A workflow's SEND_EMAIL step stores a template body too large for a table item.
+    BlobAccess {
+        function: "workflow-worker",
+        writes: &[BlobPrefix::Bodies],
         reads: &[],
     },
     // The send worker reads them back to build the message.

@@ -10,6 +10,7 @@ pub mod domains;
 pub mod emails;
 pub mod event_stats;
 pub mod events;
+pub mod executions;
 pub mod feedback;
 pub mod idempotency;
 pub mod memberships;

@@ -12,7 +12,7 @@
 use crate::keys;
 use crate::repo::scan;
 use crate::table::{Condition, Index, Item, Key, Position, Query, StoreError, Table, WriteOp};
-use plunk_domain::workflow::{Step, StepType, Transition, Workflow};
+use plunk_domain::workflow::{Step, StepType, Transition, TriggerType, Workflow};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -31,12 +31,10 @@ pub struct WorkflowRecord {
     pub workflow: Workflow,
     /// Steps in the graph, the TRIGGER included.
     pub step_count: usize,
-    /// Executions RUNNING or WAITING.
-    #[serde(default)]
+    /// Executions RUNNING or WAITING (not stored here: read from the workflow's active
+    /// counter when the workflow is read).
+    #[serde(skip)]
     pub active_executions: u64,
-    /// Whether an execution was ever started: the trigger's event name is fixed from then on.
-    #[serde(default)]
-    pub trigger_used: bool,
     /// The event names WAIT_FOR_EVENT steps wait for (the trigger's is in `workflow`).
     #[serde(default)]
     pub wait_event_names: Vec<String>,
@@ -224,6 +222,14 @@ fn use_changes(
     ops
 }
 
+/// The trigger entry a workflow keeps: only while it is enabled and started by an event.
+fn trigger_key(project: Uuid, record: &WorkflowRecord) -> Option<Key> {
+    let w = &record.workflow;
+    let config = w.trigger_config.as_ref()?;
+    (w.enabled && w.trigger_type == TriggerType::Event)
+        .then(|| keys::workflow_trigger(project, &config.event_name, w.id))
+}
+
 fn put(item: Item) -> WriteOp {
     WriteOp::Put {
         item,
@@ -236,16 +242,42 @@ impl<'a> Workflows<'a> {
         Self { table }
     }
 
-    /// One workflow with its version.
+    /// One workflow with its version and its count of active executions.
     pub async fn get(
         &self,
         project: Uuid,
         id: Uuid,
     ) -> Result<Option<(WorkflowRecord, u64)>, StoreError> {
         match self.table.get(&keys::workflow(project, id)).await? {
-            Some(item) => Ok(Some((crate::decode(&item)?, item.version))),
+            Some(item) => {
+                let mut record: WorkflowRecord = crate::decode(&item)?;
+                record.active_executions = self.active_counts(project, &[id]).await?[0];
+                Ok(Some((record, item.version)))
+            }
             None => Ok(None),
         }
+    }
+
+    /// The counts of active executions of `workflows`, in order.
+    async fn active_counts(
+        &self,
+        project: Uuid,
+        workflows: &[Uuid],
+    ) -> Result<Vec<u64>, StoreError> {
+        let keys: Vec<Key> = workflows
+            .iter()
+            .map(|w| keys::workflow_active_counter(project, *w))
+            .collect();
+        let mut counts = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            for item in self.table.batch_get(chunk).await? {
+                counts.push(
+                    item.and_then(|i| i.counter)
+                        .map_or(0, |c| u64::try_from(c).unwrap_or(0)),
+                );
+            }
+        }
+        Ok(counts)
     }
 
     /// The whole graph of a workflow (at most 100 steps and their transitions).
@@ -287,30 +319,36 @@ impl<'a> Workflows<'a> {
             ops.push(put(step_item(project, step)));
             ops.extend(template_use(project, step, &record.workflow.name).map(put));
         }
+        if let Some(key) = trigger_key(project, record) {
+            ops.push(put(Item::new(key, json!({}))));
+        }
         self.table
             .transact(ops)
             .await
             .map_err(WorkflowError::from_write)
     }
 
-    /// Writes `record` (read at `version`) and the graph `change` in one transaction.
-    /// `before` is the graph the change applies to, with the workflow's name before it; the
-    /// template uses follow the steps (and a renamed workflow rewrites them, so usage reports
-    /// show the new name). `None` when the change touches no step and keeps the name.
+    /// Writes `record` (`old` read at `version`) and the graph `change` in one transaction, with
+    /// the trigger entry following the enabled state and trigger. `before` is the graph the
+    /// change applies to; the template uses follow the steps (and a renamed workflow rewrites
+    /// them, so usage reports show the new name). `None` when the change touches no step and
+    /// keeps the name.
     /// `Conflict` when the workflow changed since it was read. Returns the new version.
     pub async fn save(
         &self,
         project: Uuid,
+        old: &WorkflowRecord,
         record: &WorkflowRecord,
         version: u64,
-        before: Option<(&str, &Graph)>,
+        before: Option<&Graph>,
         change: &GraphChange,
     ) -> Result<u64, WorkflowError> {
         let mut ops = vec![WriteOp::Put {
             item: workflow_item(project, record, version + 1),
             condition: Condition::VersionEquals(version),
         }];
-        if let Some((old_name, graph)) = before {
+        if let Some(graph) = before {
+            let old_name = old.workflow.name.as_str();
             ops.extend(use_changes(
                 project,
                 old_name,
@@ -318,6 +356,18 @@ impl<'a> Workflows<'a> {
                 &record.workflow.name,
                 change,
             ));
+        }
+        let (old_trigger, new_trigger) = (trigger_key(project, old), trigger_key(project, record));
+        if old_trigger != new_trigger {
+            if let Some(key) = old_trigger {
+                ops.push(WriteOp::Delete {
+                    key,
+                    condition: Condition::None,
+                });
+            }
+            if let Some(key) = new_trigger {
+                ops.push(put(Item::new(key, json!({}))));
+            }
         }
         for step in &change.delete_steps {
             ops.push(WriteOp::Delete {
@@ -360,6 +410,9 @@ impl<'a> Workflows<'a> {
             )
             .await
             .map_err(WorkflowError::from_write)?;
+        if let Some(key) = trigger_key(project, record) {
+            self.table.delete(&key, Condition::None).await?;
+        }
         for step in &graph.steps {
             if let Some(item) = template_use(project, step, &record.workflow.name) {
                 self.table.delete(&item.key, Condition::None).await?;
@@ -402,8 +455,16 @@ impl<'a> Workflows<'a> {
             Ok(Some((record, item.position(index))))
         })
         .await?;
+        let mut items: Vec<WorkflowRecord> = page.items.into_iter().map(|(r, _)| r).collect();
+        let ids: Vec<Uuid> = items.iter().map(|r| r.workflow.id).collect();
+        for (record, count) in items
+            .iter_mut()
+            .zip(self.active_counts(project, &ids).await?)
+        {
+            record.active_executions = count;
+        }
         Ok(WorkflowPage {
-            items: page.items.into_iter().map(|(r, _)| r).collect(),
+            items,
             next: page.next,
         })
     }
@@ -471,5 +532,22 @@ impl<'a> Workflows<'a> {
                 _ => return Ok(users),
             }
         }
+    }
+
+    /// The enabled EVENT workflows an event named `event_name` starts.
+    pub async fn triggered_by(
+        &self,
+        project: Uuid,
+        event_name: &str,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let mut query = Query::new(Index::Primary, keys::workflow_triggers_partition(project));
+        query.sort_prefix = Some(format!("{event_name}#"));
+        query.limit = 1000;
+        let page = self.table.query(query).await?;
+        Ok(page
+            .items
+            .iter()
+            .filter_map(|item| item.key.sk.rsplit('#').next()?.parse().ok())
+            .collect())
     }
 }

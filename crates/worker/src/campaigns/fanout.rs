@@ -595,6 +595,7 @@ pub fn message(campaign: &Campaign, project: &Project) -> Message {
         headers: Vec::new(),
         attachments: Vec::new(),
         one_shot: Map::new(),
+        event: Map::new(),
         template: None,
         marketing,
         tracking: match project.tracking {
