@@ -141,6 +141,7 @@ async fn malformed_unknown_and_revoked_keys_are_401_invalid_api_key() {
         "/webhooks",
         "/segments",
         "/campaigns",
+        "/workflows",
     ] {
         let res = app.get_from("203.0.113.9", path, &unknown).await;
         assert_error_envelope(&res, 401, "INVALID_API_KEY");

@@ -367,7 +367,7 @@ on_both_backends! {
         let (check, _) = added_step(&app, &id, json!({"type": "CONDITION", "name": "Pro?", "position": at(0.0, 3.0),
             "config": {"field": "event.plan", "operator": "equals", "value": "pro"}, "autoConnect": true})).await;
         let (exit, _) = added_step(&app, &id, json!({"type": "EXIT", "name": "Pro", "position": at(0.0, 4.0), "config": {"reason": "pro plan"}})).await;
-        let (tag, _) = added_step(&app, &id, json!({"type": "UPDATE_CONTACT", "name": "Tag", "position": at(1.0, 4.0), "config": {"updates": {"stage": "free"}}})).await;
+        let (tag, _) = added_step(&app, &id, json!({"type": "UPDATE_CONTACT", "name": "Tag", "position": at(1.0, 4.0), "config": {"updates": {"stage": "free"}, "subscriptionAction": "unsubscribe"}})).await;
         link(&app, &id, &check, &exit, json!({"condition": {"branch": "yes"}})).await;
         link(&app, &id, &check, &tag, json!({"condition": {"branch": "no"}})).await;
 
@@ -416,6 +416,11 @@ on_both_backends! {
         assert_eq!(kinds, vec!["TRIGGER", "SEND_EMAIL", "DELAY", "CONDITION", "UPDATE_CONTACT"]);
         assert_eq!(e["steps"][3]["output"], json!({"branch": "no"}));
         assert_eq!(contact_data(&app, "ada@x.io").await["stage"], "free");
+        let contact = app.call(Method::GET, "/contacts?search=ada@x.io", None).await.data()["items"][0].clone();
+        assert_eq!(contact["subscribed"], false, "{contact}");
+        let events = app.call(Method::GET, &format!("/contacts/{}/events", contact["id"].as_str().unwrap()), None).await;
+        let unsubscribed = events.data()["items"].as_array().unwrap().iter().find(|e| e["name"] == "contact.unsubscribed").cloned();
+        assert_eq!(unsubscribed.map(|e| e["data"]["source"].clone()), Some(json!("workflow")), "{}", events.body);
         let w = app.call(Method::GET, &format!("/workflows/{id}"), None).await;
         assert_eq!(w.data()["activeExecutions"], 0);
 
@@ -508,5 +513,22 @@ on_both_backends! {
         assert_eq!(res.code(), "WORKFLOW_DISABLED");
         let res = app.call(Method::GET, &format!("/workflows/{id}/executions/{}", uuid::Uuid::now_v7()), None).await;
         assert_eq!(res.code(), "EXECUTION_NOT_FOUND");
+    }
+
+    async fn an_execution_whose_message_is_lost_is_picked_up_by_its_watchdog(app: TestApp) {
+        let (id, _) = workflow(&app, "Slow", "never_sent").await;
+        added_step(&app, &id, json!({"type": "DELAY", "name": "Wait", "position": at(0.0, 1.0), "config": {"amount": 1, "unit": "minutes"}, "autoConnect": true})).await;
+        app.call(Method::PATCH, &format!("/workflows/{id}"), Some(json!({"enabled": true}))).await;
+        let erin = app.call(Method::POST, "/contacts", Some(json!({"email": "erin@x.io"}))).await.data()["id"].as_str().unwrap().to_owned();
+        let res = app.call(Method::POST, &format!("/workflows/{id}/executions"), Some(json!({"contactId": erin}))).await;
+        let lost = res.data()["id"].as_str().unwrap().to_owned();
+        // The message is lost (a crash between the start and the queue).
+        for m in app.workflow_queue.receive(10, std::time::Duration::from_secs(60), std::time::Duration::ZERO).await.unwrap() {
+            app.workflow_queue.delete(&m.receipt).await.unwrap();
+        }
+        app.run_workflows().await;
+        assert_eq!(execution(&app, &id, &lost).await["status"], "RUNNING");
+        app.run_workflows_at(6 * 60_000).await;
+        assert_eq!(execution(&app, &id, &lost).await["status"], "WAITING", "moved on to its wait");
     }
 }

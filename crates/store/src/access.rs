@@ -340,6 +340,8 @@ const PROFILES: &[(&str, &[&[&str]])] = &[
             "PROJECT#{id}#WORKFLOW#{id}#EXECUTIONS",
             "PROJECT#{id}#WORKFLOW#{id}#ENTRIES",
             "PROJECT#{id}#CONTACT#{id}#WAITS",
+            // A started execution's watchdog timer.
+            "WORKFLOW_TIMERS#*",
         ]],
     ),
     (
@@ -359,7 +361,6 @@ const PROFILES: &[(&str, &[&[&str]])] = &[
             // SEND_EMAIL: the template, the sender domain, suppressions, the record and its
             // queued content.
             "PROJECT#{id}#TEMPLATES",
-            "PROJECT#{id}#SENDER#*",
             "DOMAIN_NAME#*",
             "PROJECT#{id}#SUPPRESSION#*",
             "PROJECT#{id}#EMAILS",

@@ -82,9 +82,22 @@ fn put(item: Item) -> WriteOp {
     }
 }
 
-/// The items a wait keeps: its timer, and for an event its wait under the contact.
+/// Minutes after its last change at which a RUNNING execution is queued again: its message was
+/// lost or its worker died (a healthy run saves every step, moving this timer on).
+pub const WATCHDOG_MINUTES: i64 = 5;
+
+/// The items an active execution keeps: a waiting one its timer and, for an event, its wait
+/// under the contact; a running one a watchdog timer, so nothing stays RUNNING silently.
 fn wait_items(project: Uuid, execution: &Execution) -> Vec<Item> {
     let Some(wait) = &execution.wait else {
+        if execution.status == ExecutionStatus::Running {
+            let minute = execution.updated_at.unix_seconds().div_euclid(60) + WATCHDOG_MINUTES;
+            return vec![Item::new(
+                keys::workflow_timer(minute, project, execution.id),
+                json!({"workflowId": execution.workflow_id, "watchdog": true}),
+            )
+            .with_ttl(minute * 60 + TIMER_TTL_SECONDS)];
+        }
         return Vec::new();
     };
     let mut items = Vec::new();
@@ -166,6 +179,8 @@ impl<'a> Executions<'a> {
                 delta: 1,
             },
         ];
+        let mut ops = ops;
+        ops.extend(wait_items(project, execution).into_iter().map(put));
         match self.table.transact(ops).await {
             Ok(()) => Ok(Ok(())),
             Err(e) if e.is_condition_failed() => {
