@@ -144,6 +144,59 @@ async fn link(app: &TestApp, workflow: &str, from: &str, to: &str, extra: Value)
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
 }
 
+/// WEBHOOK steps call a local receiver: an app whose settings allow private addresses.
+#[tokio::test]
+async fn a_webhook_step_calls_its_url_with_the_rendered_body_and_fails_the_execution_on_a_4xx() {
+    let settings = plunk_http_kit::Settings {
+        allow_private_webhooks: true,
+        ..common::test_settings()
+    };
+    let app = TestApp::with_settings(common::Backend::Sqlite, settings)
+        .await
+        .unwrap();
+    let receiver = common::webhook_receiver::receiver().await;
+    let (id, _) = workflow(&app, "CRM", "ordered").await;
+    added_step(&app, &id, json!({"type": "WEBHOOK", "name": "Tell the CRM", "position": at(0.0, 1.0),
+        "config": {"url": receiver.url, "headers": {"X-Source": "plunk {{ event.id }}"},
+            "body": {"order": "{{ event.id }}", "who": "{{ email }}", "n": 1}}, "autoConnect": true})).await;
+    app.call(
+        Method::PATCH,
+        &format!("/workflows/{id}"),
+        Some(json!({"enabled": true})),
+    )
+    .await;
+
+    track(&app, "ordered", "ada@x.io", json!({"id": "o1"})).await;
+    app.run_workflows().await;
+    let seen = receiver.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    let body: Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(body, json!({"order": "o1", "who": "ada@x.io", "n": 1}));
+    assert_eq!(seen[0].headers["x-source"], "plunk o1");
+    assert!(seen[0].headers.contains_key("idempotency-key"));
+    let run = executions(&app, &id).await[0].clone();
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    let steps = execution(&app, &id, run["id"].as_str().unwrap()).await["steps"].clone();
+    assert_eq!(steps[1]["output"]["status"], 200, "{steps}");
+
+    // A 404 is final: the step and the execution fail, with the answer kept.
+    *receiver.status.lock().unwrap() = 404;
+    track(&app, "ordered", "bob@x.io", json!({"id": "o2"})).await;
+    app.run_workflows().await;
+    let failed = executions(&app, &id)
+        .await
+        .into_iter()
+        .find(|e| e["context"]["id"] == "o2")
+        .unwrap();
+    assert_eq!(failed["status"], "FAILED", "{failed}");
+    let steps = execution(&app, &id, failed["id"].as_str().unwrap()).await["steps"].clone();
+    assert_eq!(
+        (steps[1]["status"].as_str(), &steps[1]["output"]["status"]),
+        (Some("FAILED"), &json!(404)),
+        "{steps}"
+    );
+}
+
 fn at(x: f64, y: f64) -> Value {
     json!({"x": x, "y": y})
 }
