@@ -461,8 +461,9 @@ on_both_backends! {
         // Nothing moves before the minute is up, however often it is told to.
         app.run_workflows().await;
         assert_eq!(execution(&app, &id, &run).await["status"], "WAITING");
-        // The minute passes: the timer fires, the condition routes "no", the contact is tagged.
-        app.run_workflows_at(90_000).await;
+        // The minute passes (counted to the next whole minute): the timer fires, the condition
+        // routes "no", the contact is tagged.
+        app.run_workflows_at(125_000).await;
         let e = execution(&app, &id, &run).await;
         assert_eq!(e["status"], "COMPLETED", "{e}");
         let kinds: Vec<&str> = e["steps"].as_array().unwrap().iter().map(|s| s["type"].as_str().unwrap()).collect();

@@ -191,9 +191,8 @@ impl Engine {
             return Ok(Progress::Stop);
         };
         let now_ms = now.unix_millis();
-        // Timers fire in the tick of their minute: a time due later in the current minute is
-        // due now (DELAY counts in minutes; a timeout a few seconds early is still a timeout).
-        let due = |at: i64| at.div_euclid(60_000) <= now_ms.div_euclid(60_000);
+        // Ends fall on whole minutes (`wait_of`), so the tick of a timer's minute finds it due.
+        let due = |at: i64| now_ms >= at;
         let (outcome, merge) = match &wait {
             Wait::Delay { due_ms, .. } if due(*due_ms) => (None, None),
             Wait::Event {
@@ -801,20 +800,28 @@ fn new_record(execution: &Execution, step: &Step, now: Timestamp) -> StepExecuti
     }
 }
 
-/// What a DELAY or WAIT_FOR_EVENT step begun at `now` waits for.
+/// What a DELAY or WAIT_FOR_EVENT step begun at `now` waits for. Its end is rounded up to a
+/// whole minute: timers fire in the scheduler's tick of their minute, so a DELAY of one minute
+/// lasts between one and two minutes, never less than asked.
 fn wait_of(step: &Step, now: Timestamp) -> Option<Wait> {
     let config = parse_config(step.step_type, &step.config, "config", &|_| Ok(())).ok()?;
     let now_ms = now.unix_millis();
+    let end = |after_ms: i64| {
+        let at = now_ms.saturating_add(after_ms);
+        at.saturating_add(59_999)
+            .div_euclid(60_000)
+            .saturating_mul(60_000)
+    };
     match config {
         StepConfig::Delay { .. } => Some(Wait::Delay {
             step_id: step.id,
-            due_ms: now_ms.saturating_add(config.delay_ms()?),
+            due_ms: end(config.delay_ms()?),
         }),
         StepConfig::WaitForEvent { ref event_name, .. } => Some(Wait::Event {
             step_id: step.id,
             event_name: event_name.clone(),
             since_ms: now_ms,
-            timeout_ms: config.timeout_ms().map(|t| now_ms.saturating_add(t)),
+            timeout_ms: config.timeout_ms().map(end),
         }),
         _ => None,
     }
