@@ -33,6 +33,9 @@
 #      on the wall clock (BENCH_FAIRNESS_SECONDS, 180) with transactional mail of three projects
 #      beside it and a second project's campaign started a minute in: transactional wait p50/p99,
 #      the second campaign's first-email wait, each campaign's share once both run.
+#  15. workflow-timers: BENCH_WORKFLOW_EXECUTIONS (10,000) workflow executions waiting on a DELAY
+#      that ends in one minute: the tick of that minute queues them, the engine advances them;
+#      fails unless all of them advance; prints time and table units per advanced step.
 #
 # Load is spread over 16 projects (a project allows at most 30,000 requests a minute); the
 # summary reports non-2xx responses so 429s (or anything else) would show.
@@ -102,7 +105,7 @@ apt_install() {
 log "building (profile bench)"
 (cd "$ROOT" && cargo build --profile bench -p plunk-bench -p plunk-local)
 mkdir -p "$WORK/bin"
-for b in upsert-hot-path send-accept track-accept track-load pacing faults send-cost feedback-order template-fuzz hostile-traffic webhook-isolation campaign-fanout campaign-fairness segment-cost plunk; do
+for b in upsert-hot-path send-accept track-accept track-load pacing faults send-cost feedback-order template-fuzz hostile-traffic webhook-isolation campaign-fanout campaign-fairness segment-cost workflow-timers plunk; do
     cp "$CARGO_TARGET_DIR/release/$b" "$WORK/bin/"
 done
 PLUNK="$WORK/bin/plunk"
@@ -136,6 +139,7 @@ BENCH_FANOUT_RECIPIENTS="$FANOUT_RECIPIENTS" BENCH_FANOUT_CRASHES="$FANOUT_CRASH
 run_check segment-cost
 log "campaign-fairness: ${BENCH_FAIRNESS_SECONDS:-180} s on the wall clock"
 run_check campaign-fairness
+run_check workflow-timers
 if [[ "$HOSTILE_SECONDS" -gt 0 ]]; then
     log "hostile-traffic: two runs of $HOSTILE_SECONDS s"
     run_check hostile-traffic "$PLUNK" "$HOSTILE_SECONDS"
@@ -287,6 +291,9 @@ $(grep -v '^setup:' "$WORK/segment-cost.txt")
 
 13. Priority and fairness while a large campaign drains (in process, wall clock, 14/s)
 $(grep -v '^setup:' "$WORK/campaign-fairness.txt")
+
+14. Workflow timers: executions due in one minute advanced in its tick (in process, metered)
+$(grep -v '^setup:' "$WORK/workflow-timers.txt")
 
 failed checks:${FAILED_CHECKS:- none}
 total time: $((SECONDS - START_SECONDS)) s (including the build)

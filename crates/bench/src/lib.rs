@@ -14,6 +14,8 @@
 //! - `send-accept`: `POST /v1/send` latency in process.
 //! - `template-fuzz`: generated templates and data through the syntax check and every render;
 //!   counts panics (must be 0) and prints the slowest render.
+//! - `workflow-timers`: workflow executions waiting on a DELAY that ends in one minute, all
+//!   advanced by that minute's tick; time and table units per advanced step.
 //!
 //! The HTTP load test (many connections against `plunk serve`) is `wrk` driven by
 //! `infra/bench/*.lua`; it needs no code here.
