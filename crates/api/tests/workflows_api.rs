@@ -550,6 +550,18 @@ on_both_backends! {
         app.run_workflows().await;
         assert_eq!(execution(&app, &id, &carol).await["status"], "CANCELLED");
 
+        // A deleted contact's wait ends with its erasure (no event of it can come).
+        track(&app, "started", "gus@x.io", json!({"cart": "c5"})).await;
+        app.run_workflows().await;
+        let gus = executions(&app, &id).await.into_iter().find(|e| e["context"]["cart"] == "c5").unwrap();
+        assert_eq!(gus["status"], "WAITING");
+        let res = app.call(Method::DELETE, &format!("/contacts/{}", gus["contactId"].as_str().unwrap()), None).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        let now_ms = plunk_domain::Timestamp::now().unix_millis();
+        app.as_function("scheduler").contact_erasure().work(now_ms, 10_000).await.unwrap();
+        let e = execution(&app, &id, gus["id"].as_str().unwrap()).await;
+        assert_eq!((e["status"].as_str(), e["exitReason"].as_str()), (Some("CANCELLED"), Some("CONTACT_DELETED")), "{e}");
+
         // Manual starts: the re-entry rule, unknown contacts, cancel-all.
         let dave = app.call(Method::POST, "/contacts", Some(json!({"email": "dave@x.io"}))).await.data()["id"].as_str().unwrap().to_owned();
         let res = app.call(Method::POST, &format!("/workflows/{id}/executions"), Some(json!({"contactId": dave, "context": {"cart": "c4"}}))).await;

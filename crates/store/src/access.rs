@@ -400,9 +400,12 @@ const PROFILES: &[(&str, &[&[&str]])] = &[
             "PROJECT#{id}#CONTACTS",
             "SEGMENT_TIMERS#*",
             "SYSTEM#SEGMENT_TIMERS",
-            // Workflow timers: the due minutes and how far they were worked.
+            // Workflow timers: the due minutes and how far they were worked; a deleted
+            // contact's waiting executions are cancelled with its erasure.
             "WORKFLOW_TIMERS#*",
             "SYSTEM#WORKFLOW_TIMERS",
+            "PROJECT#{id}#CONTACT#{id}#WAITS",
+            "PROJECT#{id}#WORKFLOW#{id}#EXECUTIONS",
             // Campaigns: scheduled starts, the fan-out and its checkpoints, completion.
             "PROJECT#{id}",
             "PROJECT#{id}#CAMPAIGNS",

@@ -154,7 +154,13 @@ impl<'a> ContactErasure<'a> {
         erased: &mut Erased,
     ) -> Result<usize, StoreError> {
         let job_key = keys::contact_erasure(job.project, job.contact);
-        let mut examined = 0;
+        // Executions waiting for an event of the contact would wait for ever: they end now.
+        // (Running and delayed ones end CANCELLED when they next run and find no contact.)
+        let now = plunk_domain::Timestamp::from_millis(now_ms)
+            .unwrap_or_else(plunk_domain::Timestamp::now);
+        let mut examined = crate::repo::executions::Executions::new(self.table)
+            .cancel_waits_of(job.project, job.contact, now)
+            .await?;
         while examined < budget {
             match job.phase {
                 Phase::Events => {

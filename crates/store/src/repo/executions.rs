@@ -366,6 +366,55 @@ impl<'a> Executions<'a> {
             .collect())
     }
 
+    /// Ends `CANCELLED` (`CONTACT_DELETED`) every execution of `contact` waiting for one of its
+    /// events (a deleted contact has none to come); returns how many waits were read.
+    pub async fn cancel_waits_of(
+        &self,
+        project: Uuid,
+        contact: Uuid,
+        now: plunk_domain::Timestamp,
+    ) -> Result<usize, StoreError> {
+        let mut query = Query::new(
+            Index::Primary,
+            keys::contact_waits_partition(project, contact),
+        );
+        query.limit = 100;
+        let waits = self.table.query(query).await?.items;
+        for item in &waits {
+            let (Some(workflow), Some(execution)) = (
+                item.body["workflowId"]
+                    .as_str()
+                    .and_then(|w| w.parse::<Uuid>().ok()),
+                item.key
+                    .sk
+                    .rsplit('#')
+                    .next()
+                    .and_then(|e| e.parse::<Uuid>().ok()),
+            ) else {
+                continue;
+            };
+            // A few attempts: the engine may be moving the same execution.
+            for _ in 0..3 {
+                let Some((before, version)) = self.get(project, workflow, execution).await? else {
+                    break;
+                };
+                if !before.status.is_active() {
+                    break;
+                }
+                let mut after = before.clone();
+                after.end(
+                    ExecutionStatus::Cancelled,
+                    Some("CONTACT_DELETED".into()),
+                    now,
+                );
+                if self.save(project, &before, version, &after, None).await? {
+                    break;
+                }
+            }
+        }
+        Ok(waits.len())
+    }
+
     /// One page of the timers of `minute` and `shard`, after `start_after`.
     pub async fn due_timers(
         &self,
