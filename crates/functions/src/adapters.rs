@@ -281,7 +281,21 @@ impl Environment {
     /// The webhook delivery queue: SQS with `PLUNK_WEBHOOK_QUEUE_URL`, the embedded queue with the
     /// embedded store, else `None`.
     pub async fn webhook_queue(&self) -> Result<Option<Arc<dyn Queue>>, ConfigError> {
-        if let Some(url) = var("PLUNK_WEBHOOK_QUEUE_URL") {
+        self.queue(
+            "PLUNK_WEBHOOK_QUEUE_URL",
+            plunk_worker::webhooks::embedded_queue,
+        )
+        .await
+    }
+
+    /// SQS at the URL in `url_var`, else the embedded queue `embedded` opens in the data
+    /// directory's `queues.db` with the embedded store, else `None`.
+    async fn queue(
+        &self,
+        url_var: &str,
+        embedded: fn(&std::path::Path) -> Result<Arc<dyn Queue>, QueueError>,
+    ) -> Result<Option<Arc<dyn Queue>>, ConfigError> {
+        if let Some(url) = var(url_var) {
             let client = aws_sdk_sqs::Client::new(self.aws().await);
             return Ok(Some(Arc::new(SqsQueue::new(client, url))));
         }
@@ -290,9 +304,7 @@ impl Environment {
         };
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
-        Ok(Some(plunk_worker::webhooks::embedded_queue(
-            &dir.join("queues.db"),
-        )?))
+        Ok(Some(embedded(&dir.join("queues.db"))?))
     }
 
     async fn required_webhook_queue(&self) -> Result<Arc<dyn Queue>, ConfigError> {
@@ -305,18 +317,11 @@ impl Environment {
     /// The workflow queue: SQS with `PLUNK_WORKFLOW_QUEUE_URL`, the embedded queue with the
     /// embedded store, else `None`.
     pub async fn workflow_queue(&self) -> Result<Option<Arc<dyn Queue>>, ConfigError> {
-        if let Some(url) = var("PLUNK_WORKFLOW_QUEUE_URL") {
-            let client = aws_sdk_sqs::Client::new(self.aws().await);
-            return Ok(Some(Arc::new(SqsQueue::new(client, url))));
-        }
-        let Some(dir) = &self.local_dir else {
-            return Ok(None);
-        };
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
-        Ok(Some(plunk_worker::workflows::engine::embedded_queue(
-            &dir.join("queues.db"),
-        )?))
+        self.queue(
+            "PLUNK_WORKFLOW_QUEUE_URL",
+            plunk_worker::workflows::engine::embedded_queue,
+        )
+        .await
     }
 
     /// The workflow queue, required.

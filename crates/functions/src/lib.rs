@@ -20,6 +20,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod adapters;
+pub mod concurrent_batch;
 pub mod event_dispatch;
 pub mod feedback_consumer;
 pub mod scheduler;

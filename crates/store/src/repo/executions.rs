@@ -448,10 +448,7 @@ impl<'a> Executions<'a> {
     /// How far the scheduler has worked the timers: `(minute, shard, position)` with its
     /// version.
     pub async fn timers_progress(&self) -> Result<Option<(TimerProgress, u64)>, StoreError> {
-        match self.table.get(&keys::workflow_timers_state()).await? {
-            Some(item) => Ok(Some((crate::decode(&item)?, item.version))),
-            None => Ok(None),
-        }
+        super::progress::load(self.table, &keys::workflow_timers_state()).await
     }
 
     /// Stores the progress if it is still at `version` (`None`: never stored); false when
@@ -461,17 +458,7 @@ impl<'a> Executions<'a> {
         progress: &TimerProgress,
         version: Option<u64>,
     ) -> Result<bool, StoreError> {
-        let (next, condition) = match version {
-            Some(v) => (v + 1, Condition::VersionEquals(v)),
-            None => (1, Condition::NotExists),
-        };
-        let item =
-            Item::new(keys::workflow_timers_state(), crate::encode(progress)).with_version(next);
-        match self.table.put(item, condition).await {
-            Ok(()) => Ok(true),
-            Err(e) if e.is_condition_failed() => Ok(false),
-            Err(e) => Err(e),
-        }
+        super::progress::save(self.table, keys::workflow_timers_state(), progress, version).await
     }
 }
 

@@ -561,10 +561,7 @@ impl<'a> Memberships<'a> {
 
     /// How far the timers have been worked through (`None`: never).
     pub async fn timers_progress(&self) -> Result<Option<(TimersProgress, u64)>, StoreError> {
-        match self.table.get(&keys::segment_timers_state()).await? {
-            Some(item) => Ok(Some((crate::decode(&item)?, item.version))),
-            None => Ok(None),
-        }
+        super::progress::load(self.table, &keys::segment_timers_state()).await
     }
 
     /// The instant up to which every due timer has been worked (`None`: never worked), read
@@ -593,17 +590,7 @@ impl<'a> Memberships<'a> {
         progress: &TimersProgress,
         version: Option<u64>,
     ) -> Result<bool, StoreError> {
-        let (next, condition) = match version {
-            Some(v) => (v + 1, Condition::VersionEquals(v)),
-            None => (1, Condition::NotExists),
-        };
-        let item =
-            Item::new(keys::segment_timers_state(), crate::encode(progress)).with_version(next);
-        match self.table.put(item, condition).await {
-            Ok(()) => Ok(true),
-            Err(e) if e.is_condition_failed() => Ok(false),
-            Err(e) => Err(e),
-        }
+        super::progress::save(self.table, keys::segment_timers_state(), progress, version).await
     }
 }
 

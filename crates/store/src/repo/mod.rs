@@ -14,6 +14,7 @@ pub mod executions;
 pub mod feedback;
 pub mod idempotency;
 pub mod memberships;
+mod progress;
 pub mod projects;
 pub mod rate_limit;
 pub mod scan;

@@ -38,6 +38,8 @@ pub async fn on_events(
     let mut report = Started::default();
     let mut jobs: Vec<Job> = Vec::new();
     let mut triggers: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
+    // Each workflow is read once per batch, however many of its events the batch holds.
+    let mut entries: BTreeMap<Uuid, Option<Entry>> = BTreeMap::new();
     for event in events {
         let Some(contact) = event.contact_id else {
             continue;
@@ -47,7 +49,13 @@ pub async fn on_events(
             triggers.insert(&event.name, workflows);
         }
         for workflow in &triggers[event.name.as_str()] {
-            if let Some(job) = start(store, project, *workflow, contact, event).await? {
+            if !entries.contains_key(workflow) {
+                entries.insert(*workflow, entry_of(store, project, *workflow).await?);
+            }
+            let Some(entry) = entries[workflow] else {
+                continue;
+            };
+            if let Some(job) = start(store, project, *workflow, entry, contact, event).await? {
                 report.started += 1;
                 jobs.push(job);
             }
@@ -74,15 +82,19 @@ pub async fn on_events(
     Ok(report)
 }
 
-/// Starts `workflow` for `contact` by `event`, if the workflow is still enabled and the
-/// re-entry rule lets the contact in; the job to run it.
-async fn start(
+/// What starting an execution of a workflow needs.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    trigger_step: Uuid,
+    allow_reentry: bool,
+}
+
+/// The entry of `workflow` if it is still there and enabled.
+async fn entry_of(
     store: &Store,
     project: Uuid,
     workflow: Uuid,
-    contact: Uuid,
-    event: &Event,
-) -> Result<Option<Job>, StoreError> {
+) -> Result<Option<Entry>, StoreError> {
     let Some((record, _)) = store.workflows().get(project, workflow).await? else {
         return Ok(None);
     };
@@ -90,25 +102,38 @@ async fn start(
         return Ok(None);
     }
     let graph = store.workflows().graph(project, workflow).await?;
-    let Some(trigger) = graph
+    Ok(graph
         .steps
         .iter()
         .find(|s| s.step_type == StepType::Trigger)
-    else {
-        return Ok(None);
-    };
+        .map(|trigger| Entry {
+            trigger_step: trigger.id,
+            allow_reentry: record.workflow.allow_reentry,
+        }))
+}
+
+/// Starts `workflow` for `contact` by `event` if the re-entry rule lets the contact in; the job
+/// to run it.
+async fn start(
+    store: &Store,
+    project: Uuid,
+    workflow: Uuid,
+    entry: Entry,
+    contact: Uuid,
+    event: &Event,
+) -> Result<Option<Job>, StoreError> {
     let id = execution_id_for_event(workflow, event.id, event.created_at);
     let execution = Execution::start(
         id,
         workflow,
         contact,
-        trigger.id,
+        entry.trigger_step,
         event.data.clone(),
         Timestamp::now(),
     );
     match store
         .executions()
-        .start(project, &execution, record.workflow.allow_reentry)
+        .start(project, &execution, entry.allow_reentry)
         .await?
     {
         Ok(()) => {}
