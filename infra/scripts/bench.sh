@@ -36,6 +36,13 @@
 #  15. workflow-timers: BENCH_WORKFLOW_EXECUTIONS (10,000) workflow executions waiting on a DELAY
 #      that ends in one minute: the tick of that minute queues them, the engine advances them;
 #      fails unless all of them advance; prints time and table units per advanced step.
+#  16. workflow-faults: BENCH_WORKFLOW_FAULT_SCHEDULES (10,000) randomised fault schedules over a
+#      workflow of every step type (duplicate and concurrent deliveries, crashes before and after
+#      each store operation and after the webhook answered, failing webhooks, lost deletes, a
+#      worker outage); fails on a step run twice, an email queued twice or an execution not ended.
+#  17. workflow-latency: against plunk serve (section 2's server), /v1/track with the public key to
+#      the email of the workflow's first SEND_EMAIL in the outbox, BENCH_WORKFLOW_LATENCY_N (200)
+#      events one every 250 ms; p50/p99. Its cost per step and per email is a column of send-cost.
 #
 # Load is spread over 16 projects (a project allows at most 30,000 requests a minute); the
 # summary reports non-2xx responses so 429s (or anything else) would show.
@@ -70,6 +77,8 @@ HOSTILE_SECONDS="${BENCH_HOSTILE_SECONDS:-600}"
 WEBHOOK_SECONDS="${BENCH_WEBHOOK_SECONDS:-60}"
 FANOUT_RECIPIENTS="${BENCH_FANOUT_RECIPIENTS:-1000000}"
 FANOUT_CRASHES="${BENCH_FANOUT_CRASHES:-1000}"
+WORKFLOW_FAULT_SCHEDULES="${BENCH_WORKFLOW_FAULT_SCHEDULES:-10000}"
+WORKFLOW_LATENCY_N="${BENCH_WORKFLOW_LATENCY_N:-200}"
 IDS_PER_PROJECT=125
 
 START_SECONDS=$SECONDS
@@ -105,7 +114,7 @@ apt_install() {
 log "building (profile bench)"
 (cd "$ROOT" && cargo build --profile bench -p plunk-bench -p plunk-local)
 mkdir -p "$WORK/bin"
-for b in upsert-hot-path send-accept track-accept track-load pacing faults send-cost feedback-order template-fuzz hostile-traffic webhook-isolation campaign-fanout campaign-fairness segment-cost workflow-timers plunk; do
+for b in upsert-hot-path send-accept track-accept track-load pacing faults send-cost feedback-order template-fuzz hostile-traffic webhook-isolation campaign-fanout campaign-fairness segment-cost workflow-timers workflow-faults workflow-latency plunk; do
     cp "$CARGO_TARGET_DIR/release/$b" "$WORK/bin/"
 done
 PLUNK="$WORK/bin/plunk"
@@ -140,6 +149,8 @@ run_check segment-cost
 log "campaign-fairness: ${BENCH_FAIRNESS_SECONDS:-180} s on the wall clock"
 run_check campaign-fairness
 run_check workflow-timers
+log "workflow-faults: $WORKFLOW_FAULT_SCHEDULES schedules"
+run_check workflow-faults "$WORKFLOW_FAULT_SCHEDULES"
 if [[ "$HOSTILE_SECONDS" -gt 0 ]]; then
     log "hostile-traffic: two runs of $HOSTILE_SECONDS s"
     run_check hostile-traffic "$PLUNK" "$HOSTILE_SECONDS"
@@ -214,6 +225,13 @@ run_wrk get get_contact.lua "$WORK/ids.txt"
 log "load test: POST /v1/track with public keys (track-load, every response awaited)"
 "$WORK/bin/track-load" "$BASE_URL" "$WORK/public-keys.txt" "${DURATION%s}" "$CONNECTIONS" | tee "$WORK/track.txt"
 TRACK_OK=$(sed -n 's/^RESULT.* ok200=\([0-9]*\).*/\1/p' "$WORK/track.txt")
+
+log "workflow-latency: $WORKFLOW_LATENCY_N sign-ups, /v1/track to the outbox"
+"$PLUNK" project create --name "bench-workflows" --rate-limit 30000 --json >"$WORK/project.json"
+if ! "$WORK/bin/workflow-latency" "$BASE_URL" "$(jq -r .secretKey "$WORK/project.json")" \
+    "$(jq -r .publicKey "$WORK/project.json")" "$WORK/data/outbox" "$WORKFLOW_LATENCY_N" | tee "$WORK/workflow-latency.txt"; then
+    FAILED_CHECKS="$FAILED_CHECKS workflow-latency"
+fi
 
 kill -TERM "$SERVER_PID"
 wait "$SERVER_PID" || true
@@ -294,6 +312,17 @@ $(grep -v '^setup:' "$WORK/campaign-fairness.txt")
 
 14. Workflow timers: executions due in one minute advanced in its tick (in process, metered)
 $(grep -v '^setup:' "$WORK/workflow-timers.txt")
+
+15. Workflows: each step once under $WORKFLOW_FAULT_SCHEDULES fault schedules (in process, simulated clock)
+$(sed -n 's/^workflow-faults: //p' "$WORK/workflow-faults.txt")
+$(sed -n '/^execution ended/,$p' "$WORK/workflow-faults.txt")
+
+16. Workflows: /v1/track (public key) to the first SEND_EMAIL's email in the outbox (plunk serve, one every 250 ms)
+$(printf '%9s %9s %9s %9s %9s %7s' emails "p50 ms" "p90 ms" "p99 ms" "max ms" missing)
+$(printf '%9s %9s %9s %9s %9s %7s' "$(field workflow-latency emails)" "$(field workflow-latency p50_ms)" \
+    "$(field workflow-latency p90_ms)" "$(field workflow-latency p99_ms)" "$(field workflow-latency max_ms)" \
+    "$(field workflow-latency missing)")
+   (cost per workflow step and email: the "workflow email" column of section 6)
 
 failed checks:${FAILED_CHECKS:- none}
 total time: $((SECONDS - START_SECONDS)) s (including the build)

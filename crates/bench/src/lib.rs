@@ -16,6 +16,10 @@
 //!   counts panics (must be 0) and prints the slowest render.
 //! - `workflow-timers`: workflow executions waiting on a DELAY that ends in one minute, all
 //!   advanced by that minute's tick; time and table units per advanced step.
+//! - `workflow-faults`: randomised fault schedules over a workflow of every step type; counts
+//!   steps run twice, emails queued twice and executions left unended (all must be 0).
+//! - `workflow-latency`: against a running `plunk serve`, `/v1/track` to the first SEND_EMAIL's
+//!   email in the outbox, p50/p99.
 //!
 //! The HTTP load test (many connections against `plunk serve`) is `wrk` driven by
 //! `infra/bench/*.lua`; it needs no code here.
@@ -28,6 +32,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod fake_mailer;
+pub mod fault_kit;
 pub mod inproc;
 pub mod metered;
 pub mod prices;

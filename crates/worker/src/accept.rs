@@ -8,11 +8,13 @@
 //! 3. stores what the recipients share once (a body too large for a table item, attachments);
 //! 4. per recipient: upserts the contact (or takes the one given), writes the email record
 //!    (`PENDING`, or `SUPPRESSED` with its `email.suppressed` event) and its queued content;
-//! 5. queues the `PENDING` emails on their class's queue.
+//! 5. queues the `PENDING` emails on their class's queue: those this call wrote (a campaign's
+//!    also when an earlier attempt wrote them, since its fan-out owns their queueing).
 //!
 //! A rejection in steps 1–2 writes nothing. Email ids are the caller's, so a retried request (the
-//! same idempotency key) or a resumed fan-out page writes each email once. A failed enqueue
-//! leaves records the scheduler's sweep queues again. Errors are [`AcceptError`]s; HTTP maps
+//! same idempotency key), a resumed fan-out page or a repeated workflow step writes each email
+//! once, and queues a transactional or workflow email at most once. A failed enqueue (or a crash
+//! before it) leaves records the scheduler's sweep queues again. Errors are [`AcceptError`]s; HTTP maps
 //! them to the envelope, a fan-out to its own retry.
 
 use bytes::Bytes;
@@ -212,12 +214,17 @@ impl Acceptor {
             let (contact_id, contact_email) = (to.contact_id, to.email.clone());
             let record = record_of(message, to, c.recipient.email_id, c.suppression, now);
             let status = record.status;
-            if batched {
+            // A record an earlier attempt wrote is queued again only for a campaign (its fan-out
+            // owns the queueing); transactional and workflow mail left PENDING by that attempt is
+            // re-queued by the scheduler's sweep, so a repeated accept never queues it twice.
+            let queue = if batched {
                 batch.push(record.clone());
+                true
             } else {
-                self.write_email(project, &content, &record, now).await?;
-            }
-            if status == EmailStatus::Pending {
+                let created = self.write_email(project, &content, &record, now).await?;
+                created || message.class == SendClass::Campaign
+            };
+            if status == EmailStatus::Pending && queue {
                 jobs.push(SendJob {
                     project_id: project,
                     email_id: record.id,
@@ -473,20 +480,20 @@ impl Acceptor {
     }
 
     /// Writes one recipient's record (and content, or `email.suppressed`) unless an earlier
-    /// attempt did.
+    /// attempt did; whether this call created it.
     async fn write_email(
         &self,
         project: Uuid,
         content: &EmailContent,
         record: &EmailRecord,
         now: Timestamp,
-    ) -> Result<(), AcceptError> {
+    ) -> Result<bool, AcceptError> {
         let queued = (record.status == EmailStatus::Pending).then_some(content);
         let created = self.store.emails().accept(project, record, queued).await?;
         if created && record.status == EmailStatus::Suppressed {
             self.record_suppressed(project, record, now).await?;
         }
-        Ok(())
+        Ok(created)
     }
 
     /// `email.suppressed` of a record created `SUPPRESSED`.

@@ -31,6 +31,7 @@
 
 use async_trait::async_trait;
 use axum::http::Method;
+use plunk_bench::fault_kit::{current_ctx, gated, run_in, Ctx, FaultCounts, Gate, OpFault};
 use plunk_bench::inproc::{self, call};
 use plunk_bench::stats::keyed_unit;
 use plunk_domain::email_record::EmailStatus;
@@ -52,10 +53,9 @@ use plunk_worker::send::{Outcome, SendWorker, SenderConfig};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
 use uuid::Uuid;
 
 const SEED: u64 = 0xFA17_5EED;
@@ -81,7 +81,6 @@ const P_DUP: u64 = 6;
 const P_ACK: u64 = 7;
 const P_ENQUEUE: u64 = 8;
 const P_ENQUEUE_DUP: u64 = 9;
-const P_GATE: u64 = 10;
 const P_SUPPRESS: u64 = 11;
 const P_RECIPIENTS: u64 = 12;
 
@@ -139,162 +138,6 @@ impl Profile {
     }
 }
 
-/// Faults injected, summed over schedules.
-#[derive(Debug, Default, Clone)]
-struct FaultCounts {
-    counts: BTreeMap<&'static str, u64>,
-}
-
-impl FaultCounts {
-    fn add(&mut self, name: &'static str, n: u64) {
-        *self.counts.entry(name).or_insert(0) += n;
-    }
-    fn merge(&mut self, other: &FaultCounts) {
-        for (k, v) in &other.counts {
-            self.add(k, *v);
-        }
-    }
-}
-
-/// A consumer's crash: set once, wakes whoever waits.
-#[derive(Default)]
-struct Crash {
-    hit: AtomicBool,
-    notify: Notify,
-}
-
-impl Crash {
-    fn trigger(&self) {
-        self.hit.store(true, Ordering::SeqCst);
-        self.notify.notify_waiters();
-    }
-
-    async fn wait(&self) {
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.hit.load(Ordering::SeqCst) {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-/// Serialises the store operations of two copies of one delivery in a drawn order, so concurrent
-/// duplicates interleave differently per schedule but the same way every run.
-struct Gate {
-    keys: [u64; 4],
-    state: Mutex<GateState>,
-    notify: Notify,
-}
-
-#[derive(Default)]
-struct GateState {
-    holder: Option<u8>,
-    position: u64,
-    finished: [bool; 2],
-}
-
-impl Gate {
-    fn new(keys: [u64; 4]) -> Self {
-        Self {
-            keys,
-            state: Mutex::new(GateState::default()),
-            notify: Notify::new(),
-        }
-    }
-
-    fn turn(&self, position: u64) -> u8 {
-        let [a, b, c, d] = self.keys;
-        u8::from(keyed_unit(&[a, b, c, d, P_GATE, position]) >= 0.5)
-    }
-
-    async fn acquire(&self, copy: u8) {
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            {
-                let mut s = self.state.lock().expect("gate");
-                let other_done = s.finished[usize::from(1 - copy)];
-                if s.holder.is_none() && (other_done || self.turn(s.position) == copy) {
-                    s.holder = Some(copy);
-                    return;
-                }
-            }
-            notified.await;
-        }
-    }
-
-    fn release(&self, copy: u8) {
-        {
-            let mut s = self.state.lock().expect("gate");
-            if s.holder == Some(copy) {
-                s.holder = None;
-                s.position += 1;
-            }
-        }
-        self.notify.notify_waiters();
-    }
-
-    fn finish(&self, copy: u8) {
-        {
-            let mut s = self.state.lock().expect("gate");
-            s.finished[usize::from(copy)] = true;
-            if s.holder == Some(copy) {
-                s.holder = None;
-            }
-        }
-        self.notify.notify_waiters();
-    }
-}
-
-/// Who is running: one copy of one delivery of one email.
-struct Ctx {
-    email: usize,
-    delivery: u64,
-    copy: u8,
-    ops: AtomicU64,
-    crash: Crash,
-    gate: Option<Arc<Gate>>,
-}
-
-impl Ctx {
-    fn new(email: usize, delivery: u64, copy: u8, gate: Option<Arc<Gate>>) -> Arc<Self> {
-        Arc::new(Self {
-            email,
-            delivery,
-            copy,
-            ops: AtomicU64::new(0),
-            crash: Crash::default(),
-            gate,
-        })
-    }
-
-    fn finish(&self) {
-        if let Some(g) = &self.gate {
-            g.finish(self.copy);
-        }
-    }
-
-    /// The consumer dies here: never returns (the caller's future is dropped).
-    async fn die<T>(&self) -> T {
-        self.finish();
-        self.crash.trigger();
-        std::future::pending::<T>().await
-    }
-}
-
-tokio::task_local! {
-    static CTX: Arc<Ctx>;
-}
-
-fn current_ctx() -> Option<Arc<Ctx>> {
-    CTX.try_with(Arc::clone).ok()
-}
-
 /// Everything one schedule shares.
 struct World {
     schedule: u64,
@@ -338,7 +181,7 @@ impl World {
             self.met
                 .lock()
                 .expect("met")
-                .entry(ctx.email)
+                .entry(ctx.unit)
                 .or_default()
                 .insert(name);
         }
@@ -350,7 +193,7 @@ impl World {
             let ctx = current_ctx().map(|c| {
                 format!(
                     " [email #{} delivery {} copy {}]",
-                    c.email, c.delivery, c.copy
+                    c.unit, c.delivery, c.copy
                 )
             });
             eprintln!(
@@ -379,15 +222,6 @@ impl World {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OpFault {
-    None,
-    ErrorBefore,
-    ErrorAfter,
-    CrashBefore,
-    CrashAfter,
-}
-
 /// The store with faults, and the simulated claim time.
 struct FaultTable {
     inner: Arc<dyn Table>,
@@ -402,16 +236,10 @@ impl FaultTable {
         let p = w.profile;
         if let Some(ctx) = ctx {
             let op = ctx.ops.fetch_add(1, Ordering::SeqCst);
-            let u = w.draw(&[
-                P_OP,
-                ctx.email as u64,
-                ctx.delivery,
-                u64::from(ctx.copy),
-                op,
-            ]);
+            let u = w.draw(&[P_OP, ctx.unit as u64, ctx.delivery, u64::from(ctx.copy), op]);
             let half = w.draw(&[
                 P_OP,
-                ctx.email as u64,
+                ctx.unit as u64,
                 ctx.delivery,
                 u64::from(ctx.copy),
                 op,
@@ -454,44 +282,7 @@ impl FaultTable {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
-        let ctx = current_ctx();
-        let gate = ctx
-            .as_ref()
-            .and_then(|c| c.gate.clone().map(|g| (g, c.copy)));
-        if let Some((g, copy)) = &gate {
-            g.acquire(*copy).await;
-        }
-        let release = || {
-            if let Some((g, copy)) = &gate {
-                g.release(*copy);
-            }
-        };
-        let unavailable = || StoreError::Unavailable("injected store fault".into());
-        match self.decide(ctx.as_deref(), tick_eligible) {
-            OpFault::None => {
-                let r = f().await;
-                release();
-                r
-            }
-            OpFault::ErrorBefore => {
-                release();
-                Err(unavailable())
-            }
-            OpFault::ErrorAfter => {
-                let _ = f().await;
-                release();
-                Err(unavailable())
-            }
-            OpFault::CrashBefore => {
-                release();
-                ctx.expect("crashes only inside a delivery").die().await
-            }
-            OpFault::CrashAfter => {
-                let _ = f().await;
-                release();
-                ctx.expect("crashes only inside a delivery").die().await
-            }
-        }
+        gated(|| self.decide(current_ctx().as_deref(), tick_eligible), f).await
     }
 
     /// A claim (`SENDING`) gets the simulated time as `sendingAt`.
@@ -777,15 +568,7 @@ impl Queue for SimQueue {
 
 /// Runs one copy of a delivery; `None` when its consumer crashed.
 async fn run_copy(worker: &SendWorker, body: &str, ctx: Arc<Ctx>) -> Option<Outcome> {
-    let handled = CTX.scope(ctx.clone(), consumer::handle(worker, body));
-    tokio::select! {
-        biased;
-        outcome = handled => {
-            ctx.finish();
-            Some(outcome)
-        }
-        _ = ctx.crash.wait() => None,
-    }
+    run_in(ctx, consumer::handle(worker, body)).await
 }
 
 /// What one schedule found.

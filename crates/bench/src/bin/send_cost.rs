@@ -33,16 +33,18 @@ use plunk_bench::metered::{
 };
 use plunk_domain::contact::DataChange;
 use plunk_domain::email_record::SendClass;
-use plunk_domain::event::SubscriptionSource;
+use plunk_domain::event::{Event, EventSource, SubscriptionSource};
 use plunk_domain::feedback::{FeedbackKind, ProviderEvent};
 use plunk_domain::{EmailAddress, Timestamp};
 use plunk_http_kit::{AppState, Settings};
 use plunk_messaging::memory::{MemoryBlobs, MemoryQueue};
+use plunk_messaging::queue::Queue;
 use plunk_messaging::send_queues::SendQueues;
 use plunk_store::backend::sqlite::SqliteTable;
 use plunk_store::keys;
 use plunk_store::table::{Condition, Index, Item, Query, Table};
 use plunk_store::Store;
+use plunk_worker::accept::Acceptor;
 use plunk_worker::clock::{Clock, SystemClock};
 use plunk_worker::consumer;
 use plunk_worker::dispatch::Dispatcher;
@@ -50,6 +52,7 @@ use plunk_worker::feedback::FeedbackWorker;
 use plunk_worker::pacing::{Pacer, TablePace};
 use plunk_worker::scheduler::Scheduler;
 use plunk_worker::send::{Outcome, SendWorker, SenderConfig};
+use plunk_worker::workflows::{self, engine::Engine};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -327,6 +330,11 @@ enum Source {
     /// One MARKETING campaign to every contact: `POST /campaigns`, `POST /campaigns/:id/send`,
     /// then the scheduler's fan-out passes (their table work and time count as acceptance).
     Campaign,
+    /// A workflow `signed_up` → SEND_EMAIL started by one event per contact: the event
+    /// dispatcher's workflow work (batches of 100 stream records) and the workflow worker
+    /// (batches of 10) count as acceptance; the events themselves are the sender's `/v1/track`
+    /// calls, priced in the track figures, not here.
+    Workflow,
 }
 
 async fn metered_run(label: &str, emails: usize, existing: bool, source: Source) -> Run {
@@ -351,6 +359,7 @@ async fn metered_run(label: &str, emails: usize, existing: bool, source: Source)
     );
     let (project, bearer) = inproc::project_with_domain(&store, &app, "cost", "cost.example").await;
     let recipients: Vec<String> = (0..emails).map(|i| format!("r{i}@rcpt.example")).collect();
+    let mut contacts = Vec::new();
     if existing {
         let change = DataChange::parse(&serde_json::Map::new()).expect("empty change");
         for r in &recipients {
@@ -361,6 +370,7 @@ async fn metered_run(label: &str, emails: usize, existing: bool, source: Source)
                 .await
                 .expect("contact")
                 .contact;
+            contacts.push((contact.id, r.clone()));
             // An existing contact has been sent and delivered mail before: the event counters
             // already count it among each name's unique contacts.
             for name in ["email.sent", "email.delivery"] {
@@ -375,11 +385,31 @@ async fn metered_run(label: &str, emails: usize, existing: bool, source: Source)
     // Warm the key cache and the cursor secret like a warm function instance.
     call(&app, Method::GET, "/emails?limit=1", &bearer, None).await;
 
+    // The workflow (set up once, not per email) and the queue its worker reads.
+    let jobs = Arc::new(MeteredQueue::new(Arc::new(MemoryQueue::default())));
+    let engine = Engine {
+        store: store.clone(),
+        acceptor: Acceptor {
+            store: store.clone(),
+            blobs: blobs.clone(),
+            queues: queues.clone(),
+        },
+        queue: jobs.clone(),
+        allow_private_webhooks: false,
+        clock: Arc::new(SystemClock),
+    };
+    if let Source::Workflow = source {
+        welcome_workflow(&app, &bearer).await;
+    }
+
     // 1. Accept.
     let first_minute = SystemClock.now_ms().div_euclid(60_000);
     let (t0, q0, k0) = (table.usage(), queue_usage(), table.by_kind());
     let mut api_ms = 0.0;
     let mut requests = 0usize;
+    // Lambda invocations of the acceptance: the API requests, or the workflow side's batches.
+    let mut invocations = 0usize;
+    let mut job_batches = 0u64;
     let mut email_ids = Vec::with_capacity(emails);
     let scheduler = Scheduler {
         store: store.clone(),
@@ -411,6 +441,7 @@ async fn metered_run(label: &str, emails: usize, existing: bool, source: Source)
                 api_ms += billed_ms(reply.elapsed);
                 requests += 1;
             }
+            invocations = requests;
             (queues.transactional.clone(), SendClass::Transactional)
         }
         Source::Campaign => {
@@ -433,6 +464,7 @@ async fn metered_run(label: &str, emails: usize, existing: bool, source: Source)
             assert!(sent.status.is_success(), "send: {}", sent.body);
             api_ms += billed_ms(created.elapsed) + billed_ms(sent.elapsed);
             requests += 2;
+            invocations = requests;
             // The fan-out, pass after pass.
             loop {
                 let started = Instant::now();
@@ -445,21 +477,65 @@ async fn metered_run(label: &str, emails: usize, existing: bool, source: Source)
                     break;
                 }
             }
-            let mut query = Query::new(Index::Primary, keys::emails_partition(project.id));
-            loop {
-                let page = raw.query(query.clone()).await.expect("emails");
-                email_ids.extend(
-                    page.items
-                        .iter()
-                        .filter_map(|i| i.key.sk.parse::<uuid::Uuid>().ok()),
-                );
-                match page.last {
-                    Some(last) => query.start_after = Some(last),
-                    None => break,
-                }
-            }
+            email_ids.extend(stored_email_ids(&raw, project.id).await);
             assert_eq!(email_ids.len(), emails, "one email per contact");
             (queues.campaign.clone(), SendClass::Campaign)
+        }
+        Source::Workflow => {
+            let now = Timestamp::now();
+            let events: Vec<Event> = contacts
+                .iter()
+                .map(|(id, email)| Event {
+                    id: uuid::Uuid::now_v7(),
+                    name: "signed_up".into(),
+                    contact_id: Some(*id),
+                    contact_email: Some(email.clone()),
+                    email_id: None,
+                    data: serde_json::json!({"source": "cost"})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                    source: EventSource::Api,
+                    created_at: now,
+                })
+                .collect();
+            let unmetered = Store::new(raw.clone());
+            for e in &events {
+                unmetered
+                    .events()
+                    .record(project.id, e)
+                    .await
+                    .expect("event");
+            }
+            // The event dispatcher's workflow work, a stream batch of 100 at a time.
+            for batch in events.chunks(100) {
+                let started = Instant::now();
+                workflows::start::on_events(&store, jobs.as_ref(), project.id, batch)
+                    .await
+                    .expect("dispatch");
+                api_ms += billed_ms(started.elapsed());
+                invocations += 1;
+            }
+            // The workflow worker, a batch of 10 messages per invocation.
+            loop {
+                let messages = jobs
+                    .receive(10, workflows::engine::VISIBILITY, Duration::ZERO)
+                    .await
+                    .expect("receive");
+                if messages.is_empty() {
+                    break;
+                }
+                let started = Instant::now();
+                for m in &messages {
+                    assert!(engine.handle(&m.body, &m.receipt).await, "workflow job");
+                }
+                api_ms += billed_ms(started.elapsed());
+                invocations += 1;
+                job_batches += 1;
+            }
+            email_ids.extend(stored_email_ids(&raw, project.id).await);
+            assert_eq!(email_ids.len(), emails, "one email per execution");
+            (queues.workflow.clone(), SendClass::Workflow)
         }
     };
     let (t1, q1, k1) = (table.usage(), queue_usage(), table.by_kind());
@@ -476,6 +552,7 @@ async fn metered_run(label: &str, emails: usize, existing: bool, source: Source)
             match source {
                 Source::Api { .. } => Arc::new(NoWait),
                 Source::Campaign => Arc::new(SkipClock::default()),
+                Source::Workflow => Arc::new(SkipClock::default()),
             },
             SEND_RATE,
         ),
@@ -593,6 +670,10 @@ async fn metered_run(label: &str, emails: usize, existing: bool, source: Source)
         gsi_wru: ticks_all.gsi_wru - f64::from(ticks) * fixed_tick.gsi_wru,
         ..ticks_all
     };
+    // The workflow queue as its event source uses it: the sends counted, one receive and one
+    // DeleteMessageBatch per batch (the engine's own deletes here stand in for that).
+    let jobs_used = jobs.usage();
+    let sqs_jobs = jobs_used.send + jobs_used.send_batch + 2 * job_batches;
     let sqs_api = q1.since(&q0);
     // At 14/s, a minute carries 840 emails: the fixed tick cost of one minute, shared by them.
     let per_minute = SEND_RATE * 60.0;
@@ -607,7 +688,7 @@ async fn metered_run(label: &str, emails: usize, existing: bool, source: Source)
         Line::priced(
             "Lambda API: invocations",
             "req",
-            requests as f64 / n,
+            invocations as f64 / n,
             LAMBDA_REQUEST,
         ),
         Line::priced(
@@ -631,7 +712,7 @@ async fn metered_run(label: &str, emails: usize, existing: bool, source: Source)
         Line::priced(
             "SQS API: enqueue requests",
             "req",
-            sqs_api.requests() as f64 / n,
+            (sqs_api.requests() + sqs_jobs) as f64 / n,
             SQS_REQUEST,
         ),
         Line::priced(
@@ -709,12 +790,80 @@ async fn metered_run(label: &str, emails: usize, existing: bool, source: Source)
         sweep_ops,
         fixed_tick,
         provider_calls: mailer.count(),
-        api_queue_requests: sqs_api.requests(),
-        api_ms: api_ms / requests as f64,
+        api_queue_requests: sqs_api.requests() + sqs_jobs,
+        api_ms: api_ms / invocations.max(1) as f64,
         batch_ms: batch_ms / batches.max(1) as f64,
         tick_ms: tick_ms / f64::from(ticks),
         after,
     }
+}
+
+/// The ids of every email of `project`, read without metering.
+async fn stored_email_ids(raw: &Arc<dyn Table>, project: uuid::Uuid) -> Vec<uuid::Uuid> {
+    let mut ids = Vec::new();
+    let mut query = Query::new(Index::Primary, keys::emails_partition(project));
+    loop {
+        let page = raw.query(query.clone()).await.expect("emails");
+        ids.extend(
+            page.items
+                .iter()
+                .filter_map(|i| i.key.sk.parse::<uuid::Uuid>().ok()),
+        );
+        match page.last {
+            Some(last) => query.start_after = Some(last),
+            None => return ids,
+        }
+    }
+}
+
+/// A template and an enabled workflow `signed_up` → SEND_EMAIL (TRIGGER and SEND_EMAIL: two
+/// steps an execution).
+async fn welcome_workflow(app: &inproc::Api, bearer: &str) {
+    let created = |reply: inproc::Reply| {
+        assert!(reply.status.is_success(), "{}", reply.body);
+        reply.body["data"].clone()
+    };
+    let template = created(
+        call(app, Method::POST, "/templates", bearer, Some(&serde_json::json!({
+            "name": "Welcome", "subject": "Welcome {{ data.plan ?? \"\" }}", "type": "TRANSACTIONAL",
+            "body": "<p>Thanks for signing up ({{ event.source }}).</p>", "from": "hello@cost.example"
+        })))
+        .await,
+    );
+    let workflow = created(
+        call(
+            app,
+            Method::POST,
+            "/workflows",
+            bearer,
+            Some(&serde_json::json!({"name": "welcome", "eventName": "signed_up"})),
+        )
+        .await,
+    );
+    let id = workflow["id"].as_str().expect("workflow id");
+    created(
+        call(
+            app,
+            Method::POST,
+            &format!("/workflows/{id}/steps"),
+            bearer,
+            Some(&serde_json::json!({
+                "type": "SEND_EMAIL", "name": "Welcome", "position": {"x": 0, "y": 100},
+                "templateId": template["id"], "autoConnect": true
+            })),
+        )
+        .await,
+    );
+    created(
+        call(
+            app,
+            Method::PATCH,
+            &format!("/workflows/{id}"),
+            bearer,
+            Some(&serde_json::json!({"enabled": true})),
+        )
+        .await,
+    );
 }
 
 fn api(per_request: usize, body_bytes: Option<usize>) -> Source {
@@ -764,6 +913,7 @@ async fn main() {
         )
         .await,
         metered_run("campaign to contacts", emails, true, Source::Campaign).await,
+        metered_run("workflow email", emails, true, Source::Workflow).await,
     ];
 
     println!(
@@ -832,7 +982,7 @@ async fn main() {
             + 0.2 * SQS_REQUEST
     };
     print!("{:<40}", "floor: required requests and writes");
-    for per_request in [1.0, 1.0, 1.0 / 50.0, 1.0, 2.0 / emails as f64] {
+    for per_request in [1.0, 1.0, 1.0 / 50.0, 1.0, 2.0 / emails as f64, 0.0] {
         print!(" | {:>12} {:>13.3}", "", floor(per_request));
     }
     println!();
@@ -886,6 +1036,19 @@ async fn main() {
             r.fixed_tick.rru,
             r.fixed_tick.all_wru(),
             r.fixed_tick.calls
+        );
+    }
+    // The workflow side alone, per step an execution ran (TRIGGER and SEND_EMAIL, the email's
+    // acceptance inside the SEND_EMAIL step).
+    if let Some(r) = runs.iter().find(|r| r.label == "workflow email") {
+        let steps = 2.0 * r.emails as f64;
+        println!(
+            "workflow side per executed step (dispatch start, TRIGGER, SEND_EMAIL with its accept): \
+             {:.2} write units, {:.2} read units, {:.2} table requests, {:.2} SQS requests",
+            r.api_ops.all_wru() / steps,
+            r.api_ops.rru / steps,
+            r.api_ops.calls as f64 / steps,
+            r.api_queue_requests as f64 / steps
         );
     }
     let bad = runs.iter().any(|r| r.provider_calls != r.emails);

@@ -10,7 +10,7 @@ use crate::workflows::engine::Job;
 use crate::workflows::start::enqueue;
 use plunk_messaging::queue::Queue;
 use plunk_store::keys::WORKFLOW_TIMER_SHARDS;
-use plunk_store::repo::executions::TimerProgress;
+use plunk_store::repo::executions::{DueTimer, TimerProgress};
 use plunk_store::table::StoreError;
 use plunk_store::Store;
 
@@ -18,6 +18,8 @@ use plunk_store::Store;
 const PAGE: usize = 100;
 /// Minutes a tick goes back after an outage (timer items live two days).
 const MAX_CATCH_UP_MINUTES: i64 = 24 * 60;
+/// How long after its minute a timer still stored is fired again (within the items' two days).
+const REFIRE_AFTER_MINUTES: [i64; 3] = [60, 4 * 60, 24 * 60];
 
 /// Queues the executions whose timers are due up to `now_ms`, about `budget` of them; returns
 /// how many.
@@ -62,16 +64,7 @@ pub async fn work(
                 PAGE,
             )
             .await?;
-        let jobs: Vec<Job> = timers
-            .iter()
-            .map(|t| Job {
-                project: t.project,
-                workflow: t.workflow,
-                execution: t.execution,
-                event: None,
-            })
-            .collect();
-        enqueue(queue, &jobs).await?;
+        enqueue(queue, &jobs_of(&timers)).await?;
         fired += timers.len();
         match next {
             Some(position) => progress.position = Some(position),
@@ -83,6 +76,9 @@ pub async fn work(
                     // The current minute stays open: timers may still be written into it.
                     if progress.minute == minute {
                         break;
+                    }
+                    for after in REFIRE_AFTER_MINUTES {
+                        fired += refire(store, queue, progress.minute - after).await?;
                     }
                     progress.minute += 1;
                 }
@@ -101,4 +97,45 @@ pub async fn work(
         executions.save_timers_progress(&progress, version).await?;
     }
     Ok(fired)
+}
+
+fn jobs_of(timers: &[DueTimer]) -> Vec<Job> {
+    timers
+        .iter()
+        .map(|t| Job {
+            project: t.project,
+            workflow: t.workflow,
+            execution: t.execution,
+            event: None,
+        })
+        .collect()
+}
+
+/// Queues again every execution whose timer of `minute` is still stored (see the module
+/// documentation); how many.
+async fn refire(store: &Store, queue: &dyn Queue, minute: i64) -> Result<usize, StoreError> {
+    let mut refired = 0;
+    for shard in 0..WORKFLOW_TIMER_SHARDS {
+        let mut position = None;
+        loop {
+            let (timers, next) = store
+                .executions()
+                .due_timers(minute, shard, position, PAGE)
+                .await?;
+            if !timers.is_empty() {
+                tracing::warn!(
+                    minute,
+                    count = timers.len(),
+                    "workflow executions still on a past timer (message lost); queued again"
+                );
+            }
+            enqueue(queue, &jobs_of(&timers)).await?;
+            refired += timers.len();
+            match next {
+                Some(next) => position = Some(next),
+                None => break,
+            }
+        }
+    }
+    Ok(refired)
 }
