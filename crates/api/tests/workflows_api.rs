@@ -6,6 +6,8 @@ mod common;
 
 use common::{TestApp, TestResponse};
 use http::{Method, StatusCode};
+use plunk_store::keys;
+use plunk_store::table::{Index, Query};
 use serde_json::{json, Value};
 
 fn error_fields(res: &TestResponse) -> Vec<(String, String)> {
@@ -579,6 +581,88 @@ on_both_backends! {
         assert_eq!(res.code(), "WORKFLOW_DISABLED");
         let res = app.call(Method::GET, &format!("/workflows/{id}/executions/{}", uuid::Uuid::now_v7()), None).await;
         assert_eq!(res.code(), "EXECUTION_NOT_FOUND");
+    }
+
+    async fn an_event_that_starts_many_workflows_is_handed_to_the_workflow_worker(app: TestApp) {
+        let many = plunk_worker::workflows::start::INLINE_STARTS + 1;
+        let mut ids = Vec::new();
+        for i in 0..many {
+            let (id, _) = workflow(&app, &format!("Fan {i}"), "fan").await;
+            added_step(&app, &id, json!({"type": "EXIT", "name": "Done", "position": at(0.0, 1.0), "config": {"reason": "done"}, "autoConnect": true})).await;
+            app.call(Method::PATCH, &format!("/workflows/{id}"), Some(json!({"enabled": true}))).await;
+            ids.push(id);
+        }
+        track(&app, "fan", "fan@x.io", json!({"n": 1})).await;
+        // The dispatcher starts none itself: it queues one message for the event.
+        app.dispatch_events().await;
+        for id in &ids {
+            assert!(executions(&app, id).await.is_empty());
+        }
+        let bodies = app.workflow_messages.bodies();
+        assert_eq!(bodies.len(), 1, "{bodies:?}");
+        assert!(bodies[0].contains("startEvent"), "{}", bodies[0]);
+        app.run_workflows().await;
+        for id in &ids {
+            let list = executions(&app, id).await;
+            assert_eq!(list.len(), 1, "{id}");
+            assert_eq!((list[0]["status"].as_str(), &list[0]["context"]), (Some("EXITED"), &json!({"n": 1})));
+        }
+        // Worked twice (a redelivery), the message starts nothing more.
+        let again = plunk_worker::workflows::start::StartJob {
+            project: app.project.id,
+            start_event: serde_json::from_str::<plunk_worker::workflows::start::StartJob>(&bodies[0]).unwrap().start_event,
+        };
+        app.engine().work(&again.body()).await.unwrap();
+        app.run_workflows().await;
+        for id in &ids {
+            assert_eq!(executions(&app, id).await.len(), 1);
+        }
+    }
+
+    async fn deleting_a_workflow_purges_its_ended_executions_in_the_background(app: TestApp) {
+        let (id, _) = workflow(&app, "Tagger", "joined").await;
+        added_step(&app, &id, json!({"type": "UPDATE_CONTACT", "name": "Tag", "position": at(0.0, 1.0), "config": {"updates": {"joined": true}}, "autoConnect": true})).await;
+        app.call(Method::PATCH, &format!("/workflows/{id}"), Some(json!({"enabled": true}))).await;
+        for who in ["a", "b", "c"] {
+            track(&app, "joined", &format!("{who}@x.io"), json!({})).await;
+        }
+        app.run_workflows().await;
+        let ended = executions(&app, &id).await;
+        assert_eq!(ended.len(), 3);
+        assert!(ended.iter().all(|e| e["status"] == "COMPLETED"), "{ended:?}");
+        let workflow: uuid::Uuid = id.parse().unwrap();
+        let project = app.project.id;
+        let stored = |partition: String| {
+            let table = app.store.table().clone();
+            async move { table.query(Query::new(Index::Primary, partition)).await.unwrap().items.len() }
+        };
+        let executions_partition = keys::workflow_executions_partition(project, workflow);
+        let steps_of: Vec<String> = ended.iter().map(|e| keys::execution_steps_partition(project, e["id"].as_str().unwrap().parse().unwrap())).collect();
+        assert_eq!(stored(executions_partition.clone()).await, 3);
+        assert_eq!(stored(steps_of[0].clone()).await, 2, "TRIGGER and UPDATE_CONTACT");
+
+        // A purge that finds the workflow still there (its delete did not happen) does nothing.
+        let purge = plunk_worker::workflows::engine::PurgeJob { project, purge_workflow: workflow }.body();
+        app.engine().work(&purge).await.unwrap();
+        assert_eq!(stored(executions_partition.clone()).await, 3);
+
+        let res = app.call(Method::DELETE, &format!("/workflows/{id}"), None).await;
+        assert_eq!(res.data(), &json!({"id": id, "deleted": true}), "{}", res.body);
+        // The delete queued the purge, delayed until the delete is done.
+        assert!(app.workflow_messages.bodies().contains(&purge), "{:?}", app.workflow_messages.bodies());
+        // A call cut short leaves the rest for the next; the engine's message finishes the job.
+        assert!(app.as_function("workflow-worker").executions().purge(project, workflow, 3).await.unwrap());
+        assert_eq!(stored(executions_partition.clone()).await, 2, "the first one went, its steps first");
+        app.engine().work(&purge).await.unwrap();
+        assert_eq!(stored(executions_partition).await, 0);
+        for steps in steps_of {
+            assert_eq!(stored(steps).await, 0);
+        }
+        assert_eq!(stored(keys::workflow_entries_partition(project, workflow)).await, 0);
+        let counter = app.store.table().get(&keys::workflow_active_counter(project, workflow)).await.unwrap();
+        assert!(counter.is_none(), "{counter:?}");
+        let res = app.call(Method::GET, &format!("/workflows/{id}/executions"), None).await;
+        assert_eq!(res.code(), "WORKFLOW_NOT_FOUND");
     }
 
     async fn an_execution_whose_message_is_lost_is_picked_up_by_its_watchdog(app: TestApp) {

@@ -355,6 +355,10 @@ const PROFILES: &[(&str, &[&[&str]])] = &[
             "PROJECT#{id}#COUNTERS",
             "PROJECT#{id}#CONTACT#{id}#WAITS",
             "WORKFLOW_TIMERS#*",
+            // An event that starts many workflows, handed on by the dispatcher: the workflows
+            // its name triggers and the contacts' entries; a deleted workflow's purge.
+            "PROJECT#{id}#WORKFLOW_TRIGGERS",
+            "PROJECT#{id}#WORKFLOW#{id}#ENTRIES",
             // UPDATE_CONTACT: the contact and the subscription event.
             "PROJECT#{id}#CONTACTS",
             "PROJECT#{id}#EVENTS",

@@ -407,7 +407,7 @@ pub async fn update(
     Ok(Envelope::ok(WorkflowView::of(&after, Some(&graph))))
 }
 
-/// Delete a workflow with its steps and transitions.
+/// Delete a workflow with its steps, transitions and (in the background) ended executions.
 #[utoipa::path(delete, path = "/workflows/{id}", tag = "Workflows",
     params(("id" = String, Path, description = "Workflow id")),
     responses(
@@ -426,6 +426,24 @@ pub async fn remove(
     let (record, version) = load(&state, project, id).await?;
     unlocked(&record)?;
     let graph = state.store.workflows().graph(project, id).await?;
+    // The ended executions go in the background (a million of them is hours of deletes): the
+    // purge is queued first, with a delay, so no deleted workflow is left without one.
+    let purge = plunk_worker::workflows::engine::PurgeJob {
+        project,
+        purge_workflow: id,
+    };
+    state
+        .workflow_queue
+        .send(&purge.body(), plunk_worker::workflows::engine::PURGE_DELAY)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "could not queue a workflow purge");
+            ApiError::new(
+                ErrorCode::ServiceUnavailable,
+                "The workflow could not be deleted now; try again",
+            )
+            .with_retry_after(1)
+        })?;
     state
         .store
         .workflows()

@@ -36,6 +36,8 @@ pub struct TestApp {
     pub dispatched: std::sync::Mutex<std::collections::HashSet<String>>,
     /// The workflow queue the dispatcher and the engine share.
     pub workflow_queue: Arc<dyn plunk_messaging::queue::Queue>,
+    /// The same queue, to read messages delayed for later.
+    pub workflow_messages: Arc<plunk_messaging::memory::MemoryQueue>,
 }
 
 /// A response, body parsed as JSON when it is JSON.
@@ -106,8 +108,8 @@ impl TestApp {
             .create("Test", 1000, Tracking::Enabled, "en")
             .await
             .unwrap();
-        let workflow_queue: Arc<dyn plunk_messaging::queue::Queue> =
-            Arc::new(plunk_messaging::memory::MemoryQueue::default());
+        let workflow_messages = Arc::new(plunk_messaging::memory::MemoryQueue::default());
+        let workflow_queue: Arc<dyn plunk_messaging::queue::Queue> = workflow_messages.clone();
         Some(Self {
             state: AppState::new(store.clone(), settings)
                 .with_workflow_queue(workflow_queue.clone()),
@@ -117,6 +119,7 @@ impl TestApp {
             public: public.expose().to_owned(),
             dispatched: Default::default(),
             workflow_queue,
+            workflow_messages,
         })
     }
 

@@ -249,18 +249,8 @@ impl<'a> ContactErasure<'a> {
         Ok(examined)
     }
 
-    /// Deletes `keys`, up to 25 at a time (plain deletes: one write unit each, half a
-    /// transaction's price; each is idempotent).
     async fn delete_all(&self, keys: &[Key]) -> Result<(), StoreError> {
-        for chunk in keys.chunks(25) {
-            futures_util::future::try_join_all(
-                chunk
-                    .iter()
-                    .map(|key| self.table.delete(key, Condition::None)),
-            )
-            .await?;
-        }
-        Ok(())
+        super::delete_keys(self.table, keys).await
     }
 
     async fn save(&self, key: &Key, job: &ErasureJob) -> Result<(), StoreError> {

@@ -281,6 +281,59 @@ impl<'a> Executions<'a> {
         }
     }
 
+    /// Deletes what a deleted workflow's executions left, about `budget` items per call: each
+    /// execution's step records and wait items, then the execution itself (last, so a call cut
+    /// short finds it again); once none is left, the workflow's entries and its active counter.
+    /// Whether anything is left for another call.
+    pub async fn purge(
+        &self,
+        project: Uuid,
+        workflow: Uuid,
+        budget: usize,
+    ) -> Result<bool, StoreError> {
+        let mut deleted = 0;
+        // Items are deleted as they are read, so every page starts at the top.
+        for partition in [
+            keys::workflow_executions_partition(project, workflow),
+            keys::workflow_entries_partition(project, workflow),
+        ] {
+            loop {
+                let mut query = Query::new(Index::Primary, partition.clone());
+                query.limit = 25;
+                let page = self.table.query(query).await?;
+                if page.items.is_empty() {
+                    break;
+                }
+                for item in &page.items {
+                    if deleted >= budget {
+                        return Ok(true);
+                    }
+                    let mut doomed = Vec::new();
+                    if let Ok(execution) = crate::decode::<Execution>(item) {
+                        let mut steps = Query::new(
+                            Index::Primary,
+                            keys::execution_steps_partition(project, execution.id),
+                        );
+                        steps.limit = 200;
+                        let steps = self.table.query(steps).await?;
+                        doomed.extend(steps.items.into_iter().map(|i| i.key));
+                        doomed.extend(wait_items(project, &execution).into_iter().map(|i| i.key));
+                    }
+                    super::delete_keys(self.table, &doomed).await?;
+                    self.table.delete(&item.key, Condition::None).await?;
+                    deleted += doomed.len() + 1;
+                }
+            }
+        }
+        self.table
+            .delete(
+                &keys::workflow_active_counter(project, workflow),
+                Condition::None,
+            )
+            .await?;
+        Ok(false)
+    }
+
     /// Whether the workflow ever had an execution (its trigger's event name is fixed from then).
     pub async fn any(&self, project: Uuid, workflow: Uuid) -> Result<bool, StoreError> {
         let mut query = Query::new(

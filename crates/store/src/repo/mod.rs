@@ -25,3 +25,20 @@ pub mod templates;
 pub mod turns;
 pub mod webhooks;
 pub mod workflows;
+
+/// Deletes `keys`, up to 25 at a time (plain deletes: one write unit each, half a transaction's
+/// price; each is idempotent).
+pub(crate) async fn delete_keys(
+    table: &dyn crate::table::Table,
+    keys: &[crate::table::Key],
+) -> Result<(), crate::table::StoreError> {
+    for chunk in keys.chunks(25) {
+        futures_util::future::try_join_all(
+            chunk
+                .iter()
+                .map(|key| table.delete(key, crate::table::Condition::None)),
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -1,4 +1,4 @@
-//! Running executions (workflows.md §3, §4): a message on the workflow queue names one execution;
+//! Running executions: a message on the workflow queue names one execution;
 //! [`Engine::advance`] runs its steps until it waits, ends or has run a bounded number of steps.
 //!
 //! **Each step done once.** Every step is one transaction conditional on the execution's version
@@ -68,6 +68,30 @@ pub struct ArrivedEvent {
     pub data: Map<String, Value>,
 }
 
+/// A message on the workflow queue: delete what the executions of a deleted workflow left (their
+/// step records, entries and counter), [`PURGE_BUDGET`] items a message. Queued with a delay
+/// before the workflow is deleted, so it finds the workflow gone; one that finds it still there
+/// (the delete did not happen) does nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PurgeJob {
+    pub project: Uuid,
+    pub purge_workflow: Uuid,
+}
+
+impl PurgeJob {
+    /// The message body.
+    pub fn body(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Items one purge message deletes before handing the rest to a new message (a few seconds).
+pub const PURGE_BUDGET: usize = 2_000;
+
+/// How long a purge message waits before it is worked: time for the delete that queued it.
+pub const PURGE_DELAY: Duration = Duration::from_secs(60);
+
 impl Job {
     /// The message body.
     pub fn body(&self) -> String {
@@ -135,6 +159,54 @@ impl Outcome {
 }
 
 impl Engine {
+    /// Works one message of the workflow queue: a [`Job`], a
+    /// [`StartJob`](crate::workflows::start::StartJob) or a [`PurgeJob`]. An error means
+    /// "deliver the message again"; a message that is neither is dropped (logged): retrying
+    /// cannot mend it.
+    pub async fn work(&self, body: &str) -> Result<(), StoreError> {
+        if let Ok(job) = serde_json::from_str::<Job>(body) {
+            return self.advance(&job).await;
+        }
+        if let Ok(job) = serde_json::from_str::<crate::workflows::start::StartJob>(body) {
+            let started =
+                crate::workflows::start::on_start_job(&self.store, self.queue.as_ref(), &job)
+                    .await?;
+            tracing::info!(started, event = %job.start_event.id, "workflows started by one event");
+            return Ok(());
+        }
+        match serde_json::from_str::<PurgeJob>(body) {
+            Ok(purge) => self.purge(&purge).await,
+            Err(e) => {
+                tracing::error!(error = %e, "dropping a workflow message that is not a job");
+                Ok(())
+            }
+        }
+    }
+
+    /// Deletes a page of what a deleted workflow's executions left, and queues the rest.
+    async fn purge(&self, job: &PurgeJob) -> Result<(), StoreError> {
+        let workflows = self.store.workflows();
+        if workflows
+            .get(job.project, job.purge_workflow)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let more = self
+            .store
+            .executions()
+            .purge(job.project, job.purge_workflow, PURGE_BUDGET)
+            .await?;
+        if more {
+            self.queue
+                .send(&job.body(), Duration::ZERO)
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("workflow queue: {e}")))?;
+        }
+        Ok(())
+    }
+
     /// Goes on with the execution a message names. An error means "deliver the message again".
     pub async fn advance(&self, job: &Job) -> Result<(), StoreError> {
         let executions = self.store.executions();
@@ -747,20 +819,13 @@ pub async fn run_queue(engine: Engine) {
 }
 
 impl Engine {
-    /// Works one received message and deletes it unless it must come back. A message that is
-    /// not a job is dropped (logged): retrying cannot mend it.
+    /// Works one received message ([`Self::work`]) and deletes it unless it must come back.
     pub async fn handle(&self, body: &str, receipt: &str) -> bool {
-        let done = match serde_json::from_str::<Job>(body) {
-            Ok(job) => match self.advance(&job).await {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::warn!(execution = %job.execution, error = %e, "workflow step failed; retried");
-                    false
-                }
-            },
+        let done = match self.work(body).await {
+            Ok(()) => true,
             Err(e) => {
-                tracing::error!(error = %e, "dropping a workflow message that is not a job");
-                true
+                tracing::warn!(error = %e, "workflow message failed; retried");
+                false
             }
         };
         if done {

@@ -1,8 +1,13 @@
-//! Events reach workflows (workflows.md §4) through the event dispatcher, which reads every
-//! stored event from the change feed: each event of a contact starts the enabled EVENT workflows
-//! whose trigger names it (found by one keyed query per name and batch), and wakes the
-//! executions of that contact waiting for it (one keyed query per contact and name). Neither
-//! reads executions or workflows it does not need; `/v1/track` itself does no workflow work.
+//! Events reach workflows through the event dispatcher, which reads every stored event from the
+//! change feed: each event of a contact starts the enabled EVENT workflows whose trigger names it
+//! (found by one keyed query per name and batch), and wakes the executions of that contact
+//! waiting for it (one keyed query per contact and name). Neither reads executions or workflows
+//! it does not need; `/v1/track` itself does no workflow work.
+//!
+//! **One project cannot hold up the feed.** The dispatcher reads one ordered feed for every
+//! project on its shard, so it starts at most [`INLINE_STARTS`] workflows per event itself: an
+//! event that starts more (a project may enable up to 1,000 workflows on one name) is handed
+//! to the workflow worker as one [`StartJob`], which starts them there.
 
 use crate::workflows::engine::{ArrivedEvent, Job};
 use plunk_domain::event::Event;
@@ -13,9 +18,30 @@ use plunk_messaging::queue::Queue;
 use plunk_store::repo::executions::NotStarted;
 use plunk_store::table::StoreError;
 use plunk_store::Store;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use uuid::Uuid;
+
+/// Most workflows the dispatcher starts for one event itself; an event that starts more goes to
+/// the workflow worker as a [`StartJob`].
+pub const INLINE_STARTS: usize = 10;
+
+/// A message on the workflow queue: start every workflow an event triggers (an event that
+/// triggers more than [`INLINE_STARTS`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartJob {
+    pub project: Uuid,
+    pub start_event: Event,
+}
+
+impl StartJob {
+    /// The message body.
+    pub fn body(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
 
 /// What one batch started and woke.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +63,7 @@ pub async fn on_events(
 ) -> Result<Started, StoreError> {
     let mut report = Started::default();
     let mut jobs: Vec<Job> = Vec::new();
+    let mut handed_on: Vec<String> = Vec::new();
     let mut triggers: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
     // Each workflow is read once per batch, however many of its events the batch holds.
     let mut entries: BTreeMap<Uuid, Option<Entry>> = BTreeMap::new();
@@ -48,14 +75,17 @@ pub async fn on_events(
             let workflows = store.workflows().triggered_by(project, &event.name).await?;
             triggers.insert(&event.name, workflows);
         }
-        for workflow in &triggers[event.name.as_str()] {
-            if !entries.contains_key(workflow) {
-                entries.insert(*workflow, entry_of(store, project, *workflow).await?);
-            }
-            let Some(entry) = entries[workflow] else {
-                continue;
-            };
-            if let Some(job) = start(store, project, *workflow, entry, contact, event).await? {
+        let workflows = &triggers[event.name.as_str()];
+        if workflows.len() > INLINE_STARTS {
+            handed_on.push(
+                StartJob {
+                    project,
+                    start_event: event.clone(),
+                }
+                .body(),
+            );
+        } else {
+            for job in start_all(store, project, workflows, &mut entries, contact, event).await? {
                 report.started += 1;
                 jobs.push(job);
             }
@@ -79,7 +109,54 @@ pub async fn on_events(
         }
     }
     enqueue(queue, &jobs).await?;
+    send_bodies(queue, &handed_on).await?;
     Ok(report)
+}
+
+/// Starts every workflow `event` triggers (a [`StartJob`] on the workflow worker) and queues
+/// a message for each execution started; how many.
+pub async fn on_start_job(
+    store: &Store,
+    queue: &dyn Queue,
+    job: &StartJob,
+) -> Result<usize, StoreError> {
+    let event = &job.start_event;
+    let Some(contact) = event.contact_id else {
+        return Ok(0);
+    };
+    let workflows = store
+        .workflows()
+        .triggered_by(job.project, &event.name)
+        .await?;
+    let mut entries = BTreeMap::new();
+    let jobs = start_all(store, job.project, &workflows, &mut entries, contact, event).await?;
+    enqueue(queue, &jobs).await?;
+    Ok(jobs.len())
+}
+
+/// Starts each of `workflows` for `contact` by `event` (entries read once per batch, kept in
+/// `entries`); the jobs of the executions started.
+async fn start_all(
+    store: &Store,
+    project: Uuid,
+    workflows: &[Uuid],
+    entries: &mut BTreeMap<Uuid, Option<Entry>>,
+    contact: Uuid,
+    event: &Event,
+) -> Result<Vec<Job>, StoreError> {
+    let mut jobs = Vec::new();
+    for workflow in workflows {
+        if !entries.contains_key(workflow) {
+            entries.insert(*workflow, entry_of(store, project, *workflow).await?);
+        }
+        let Some(entry) = entries[workflow] else {
+            continue;
+        };
+        if let Some(job) = start(store, project, *workflow, entry, contact, event).await? {
+            jobs.push(job);
+        }
+    }
+    Ok(jobs)
 }
 
 /// What starting an execution of a workflow needs.
@@ -152,6 +229,11 @@ async fn start(
 /// Queues jobs, ten to a batch.
 pub async fn enqueue(queue: &dyn Queue, jobs: &[Job]) -> Result<(), StoreError> {
     let bodies: Vec<String> = jobs.iter().map(Job::body).collect();
+    send_bodies(queue, &bodies).await
+}
+
+/// Queues message bodies, ten to a batch.
+async fn send_bodies(queue: &dyn Queue, bodies: &[String]) -> Result<(), StoreError> {
     for chunk in bodies.chunks(10) {
         let sent = if chunk.len() == 1 {
             queue.send(&chunk[0], Duration::ZERO).await
