@@ -215,6 +215,21 @@ pub enum OpFault {
     CrashAfter,
 }
 
+impl OpFault {
+    /// The fault of one operation from a uniform draw `u`: a crash below `crash`, an error below
+    /// `crash + error`, else none; `before` chooses whether it strikes before or after the
+    /// operation applies.
+    pub fn drawn(u: f64, before: bool, crash: f64, error: f64) -> Self {
+        match (u < crash, u < crash + error, before) {
+            (true, _, true) => OpFault::CrashBefore,
+            (true, _, false) => OpFault::CrashAfter,
+            (false, true, true) => OpFault::ErrorBefore,
+            (false, true, false) => OpFault::ErrorAfter,
+            (false, false, _) => OpFault::None,
+        }
+    }
+}
+
 /// Runs the store operation `f` under the fault `decide` returns: in the calling delivery's turn
 /// when it has a concurrent copy (the draw is made in turn, so its order repeats).
 pub async fn gated<T, F, Fut>(decide: impl FnOnce() -> OpFault, f: F) -> Result<T, StoreError>

@@ -237,7 +237,7 @@ impl FaultTable {
         if let Some(ctx) = ctx {
             let op = ctx.ops.fetch_add(1, Ordering::SeqCst);
             let u = w.draw(&[P_OP, ctx.unit as u64, ctx.delivery, u64::from(ctx.copy), op]);
-            let half = w.draw(&[
+            let before = w.draw(&[
                 P_OP,
                 ctx.unit as u64,
                 ctx.delivery,
@@ -245,25 +245,15 @@ impl FaultTable {
                 op,
                 1,
             ]) < 0.5;
-            if u < p.store_crash {
-                if half {
-                    w.fault("store: crash before an operation");
-                    OpFault::CrashBefore
-                } else {
-                    w.fault("store: crash after an operation");
-                    OpFault::CrashAfter
-                }
-            } else if u < p.store_crash + p.store_error {
-                if half {
-                    w.fault("store: error, not applied");
-                    OpFault::ErrorBefore
-                } else {
-                    w.fault("store: error after applying");
-                    OpFault::ErrorAfter
-                }
-            } else {
-                OpFault::None
+            let fault = OpFault::drawn(u, before, p.store_crash, p.store_error);
+            match fault {
+                OpFault::None => {}
+                OpFault::CrashBefore => w.fault("store: crash before an operation"),
+                OpFault::CrashAfter => w.fault("store: crash after an operation"),
+                OpFault::ErrorBefore => w.fault("store: error, not applied"),
+                OpFault::ErrorAfter => w.fault("store: error after applying"),
             }
+            fault
         } else if let (Some(tick), true) = (*w.tick.lock().expect("tick"), tick_eligible) {
             let op = w.tick_ops.fetch_add(1, Ordering::SeqCst);
             if w.draw(&[P_TICK_OP, tick, op]) < p.tick_error {

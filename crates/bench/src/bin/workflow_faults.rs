@@ -268,26 +268,16 @@ impl World {
         let op = ctx.ops.fetch_add(1, Ordering::SeqCst);
         let keys = [P_OP, ctx.unit as u64, ctx.delivery, u64::from(ctx.copy), op];
         let u = self.draw(&keys);
-        let half = self.draw(&[keys[0], keys[1], keys[2], keys[3], keys[4], 1]) < 0.5;
-        if u < p.store_crash {
-            if half {
-                self.fault("worker: crash before an operation");
-                OpFault::CrashBefore
-            } else {
-                self.fault("worker: crash after an operation");
-                OpFault::CrashAfter
-            }
-        } else if u < p.store_crash + p.store_error {
-            if half {
-                self.fault("store/queue: error, not applied");
-                OpFault::ErrorBefore
-            } else {
-                self.fault("store/queue: error after applying");
-                OpFault::ErrorAfter
-            }
-        } else {
-            OpFault::None
+        let before = self.draw(&[keys[0], keys[1], keys[2], keys[3], keys[4], 1]) < 0.5;
+        let fault = OpFault::drawn(u, before, p.store_crash, p.store_error);
+        match fault {
+            OpFault::None => {}
+            OpFault::CrashBefore => self.fault("worker: crash before an operation"),
+            OpFault::CrashAfter => self.fault("worker: crash after an operation"),
+            OpFault::ErrorBefore => self.fault("store/queue: error, not applied"),
+            OpFault::ErrorAfter => self.fault("store/queue: error after applying"),
         }
+        fault
     }
 }
 
